@@ -1,0 +1,34 @@
+"""Entry point of a SIG container: `python -m services.agent` (settings from SPAAS_* variables)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from spaas.bus import RedisBus
+from spaas.etcd import EtcdStore
+from spaas.observability import setup_logging
+from spaas.settings import AgentSettings
+
+from services.agent.agent import Agent
+
+
+def main() -> int:
+    settings = AgentSettings.from_env()
+    setup_logging(f"agent[{settings.tenant}/{settings.sig}/{settings.container}]", settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
+    try:
+        return Agent(settings, store, bus, stop=stop).run()
+    except Exception:
+        logging.getLogger("agent").exception("agent failed")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""The agent's main loop for one SIG container.
+
+master: start the Spark master, register `spark://ip:port` and its UI, then run the
+        application controller until stopped.
+worker: wait for the SIG's master in the registry, start a Spark worker against it, register
+        once the master lists it ALIVE; restart the worker if the master moves.
+Either way: if the Spark daemon dies the agent exits non-zero and the runtime/scaler replace
+the container (a container is only as alive as its daemon).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from spaas import messages
+from spaas.bus import Bus
+from spaas.errors import TemporaryError
+from spaas.keys import Keys
+from spaas.settings import AgentSettings
+from spaas.stack import free_port
+from spaas.storage import SigStorage
+from spaas.store import Store
+
+from services.agent import spark
+from services.agent.apps import AppController
+from services.agent.daemon import SparkDaemon, child_env, master_json, wait_until, worker_alive
+from services.agent.drivers import Driver
+from services.agent.host import HostRegistration
+
+log = logging.getLogger(__name__)
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, store: Store, bus: Bus, *, stop: threading.Event) -> None:
+        self.s = settings
+        self.store = store
+        self.bus = bus
+        self.stop = stop
+        self.keys = Keys(settings.etcd_prefix)
+        self.env = spark.SparkEnv.load(settings.artifact_dir)
+        self.cdir = Path(settings.container_dir)
+        self.ident = f"{settings.tenant}/{settings.sig}/{settings.container}"
+        self.registration = HostRegistration(store, self.keys, settings.tenant, settings.sig, settings.container,
+                                             ttl_s=settings.host_ttl_s)
+        self.daemon: SparkDaemon | None = None
+
+    # -- shared ------------------------------------------------------------------------
+    def _sig_inputs(self) -> tuple[str, dict[str, str]]:
+        secret_entry = self.store.get(self.keys.secret(self.s.tenant, self.s.sig))
+        spec_entry = self.store.get(self.keys.sig_spec(self.s.tenant, self.s.sig))
+        if secret_entry is None or spec_entry is None:
+            raise SystemExit(f"{self.ident}: SIG is gone; nothing to run")
+        return str(secret_entry.value["secret"]), dict(spec_entry.value["spec"].get("spark_conf", {}))
+
+    def _write_private(self, path: Path, text: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return path
+
+    def _daemon_env(self) -> dict[str, str]:
+        return child_env({
+            "SPARK_HOME": str(self.env.spark_home),
+            "SPARK_DAEMON_MEMORY": self.s.daemon_memory,
+            "SPARK_LOCAL_IP": self.s.advertise_ip,
+            "SPARK_LOG_DIR": str(self.cdir / "logs"),
+            "SPARK_WORKER_DIR": str(self.cdir / "work"),
+            "SPARK_LOCAL_DIRS": str(self.cdir / "local"),
+            "SPARK_CONF_DIR": str(self.cdir / "conf"),
+            "PYSPARK_PYTHON": str(self.env.python),
+        })
+
+    def _record(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "host": self.s.container, "role": self.s.role, "index": self.s.index, "ip": self.s.advertise_ip,
+            "config_hash": self.s.config_hash, "generation": self.s.generation, "pid": os.getpid(),
+            "spark_version": self.env.spark_version, **extra,
+        }
+
+    def run(self) -> int:
+        try:
+            return self.run_master() if self.s.role == "master" else self.run_worker()
+        finally:
+            self.registration.withdraw()
+            if self.daemon:
+                self.daemon.stop()
+
+    # -- master --------------------------------------------------------------------------
+    def run_master(self) -> int:
+        secret, sig_conf = self._sig_inputs()
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        prop_file = self._write_private(self.cdir / "conf" / "daemon.properties", spark.render_properties(props))
+        port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
+        self.daemon = SparkDaemon(
+            spark.master_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port, properties=prop_file),
+            env=self._daemon_env(), log_path=self.cdir / "spark-master.log", name="master")
+        self.daemon.start()
+        ui_url = f"http://{self.s.advertise_ip}:{ui_port}"
+        spark_url = f"spark://{self.s.advertise_ip}:{port}"
+        if not wait_until(lambda: (master_json(ui_url) or {}).get("status") == "ALIVE" or self.daemon.exited() is not None,
+                          120, stop=self.stop) or self.daemon.exited() is not None:
+            log.error("%s: Spark master did not come up; see spark-master.log", self.ident)
+            return 1
+        self.registration.publish(self._record(ports={"spark": port, "ui": ui_port}, spark_url=spark_url,
+                                               ui_url=ui_url, ready=True))
+        log.info("%s: Spark master ready at %s (UI %s)", self.ident, spark_url, ui_url)
+
+        storage = SigStorage(self.s.storage_dir)
+
+        def make_driver(app_id: str, spec: dict[str, Any]) -> Driver:
+            app_conf = dict(spec.get("conf", {}))
+            file = storage.resolve(self.s.tenant, self.s.sig, spec["file"], field="file")
+            py_files = [storage.resolve(self.s.tenant, self.s.sig, p, field="pyFiles") for p in spec.get("pyFiles", [])]
+            workdir = self.cdir / "drivers" / app_id
+            dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
+                                             driver_host=self.s.advertise_ip, ui_port=free_port(self.s.advertise_ip),
+                                             python=self.env.python)
+            dprop_file = self._write_private(workdir / "driver.properties", spark.render_properties(dprops))
+            argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
+                                     py_files=py_files)
+            env = child_env({"SPARK_HOME": str(self.env.spark_home), "PYSPARK_PYTHON": str(self.env.python),
+                             "PYSPARK_DRIVER_PYTHON": str(self.env.python), "SPARK_CONF_DIR": str(workdir),
+                             "SPARK_LOCAL_IP": self.s.advertise_ip, "SPAAS_APP_ID": app_id})
+            return Driver(app_id=app_id, argv=argv, env=env, cwd=workdir,
+                          log_path=storage.driver_log(self.s.tenant, self.s.sig, app_id))
+
+        controller = AppController(self.store, self.keys, tenant=self.s.tenant, sig=self.s.sig,
+                                   container=self.s.container, make_driver=make_driver, max_drivers=self.s.max_drivers)
+        wake = threading.Event()
+        threading.Thread(
+            target=self.bus.consume,
+            args=(messages.agent_queue(self.s.tenant, self.s.sig), [f"app.{self.s.tenant}.{self.s.sig}"],
+                  lambda _event: wake.set()),
+            kwargs={"stop": self.stop}, name="app-events", daemon=True,
+        ).start()
+        backoff = self.s.app_scan_s
+        try:
+            while not self.stop.is_set():
+                if self.daemon.exited() is not None:
+                    log.error("%s: Spark master exited with %s", self.ident, self.daemon.exited())
+                    return 1
+                try:
+                    controller.scan()
+                    backoff = self.s.app_scan_s
+                except TemporaryError as exc:
+                    log.warning("%s: application scan failed: %s", self.ident, exc)
+                    backoff = min(backoff * 2, 15.0)
+                # Poll running drivers briskly; otherwise wait for an event or the scan period.
+                wait = 0.5 if controller.drivers else backoff
+                wake.wait(wait)
+                wake.clear()
+        finally:
+            controller.shutdown("the SIG master container stopped")
+        return 0
+
+    # -- worker --------------------------------------------------------------------------
+    def _master_record(self) -> dict[str, Any] | None:
+        entries = self.store.list(self.keys.hosts(self.s.tenant, self.s.sig))
+        masters = [e.value for e in entries if e.value.get("role") == "master" and e.value.get("ready")]
+        return masters[0] if masters else None
+
+    def run_worker(self) -> int:
+        secret, sig_conf = self._sig_inputs()
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        prop_file = self._write_private(self.cdir / "conf" / "daemon.properties", spark.render_properties(props))
+        master: dict[str, Any] | None = None
+        while not self.stop.is_set():
+            if self.daemon is None or self.daemon.exited() is not None:
+                if self.daemon is not None:
+                    log.error("%s: Spark worker exited with %s", self.ident, self.daemon.exited())
+                    return 1
+            try:
+                current = self._master_record()
+            except TemporaryError as exc:
+                log.warning("%s: cannot read the registry: %s", self.ident, exc)
+                self.stop.wait(2)
+                continue
+            if current is None:
+                self.stop.wait(1)
+                continue
+            if master is not None and current.get("spark_url") != master.get("spark_url") and self.daemon:
+                log.info("%s: master moved to %s; restarting the worker", self.ident, current.get("spark_url"))
+                self.registration.withdraw()
+                self.registration = HostRegistration(self.store, self.keys, self.s.tenant, self.s.sig,
+                                                     self.s.container, ttl_s=self.s.host_ttl_s)
+                self.daemon.stop()
+                self.daemon = None
+            if self.daemon is None:
+                master = current
+                self._start_worker(master, prop_file)
+            self.stop.wait(2)
+        return 0
+
+    def _start_worker(self, master: dict[str, Any], prop_file: Path) -> None:
+        port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
+        self.daemon = SparkDaemon(
+            spark.worker_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port,
+                              cores=self.s.worker_cores, memory_mb=self.s.worker_memory_mb,
+                              work_dir=self.cdir / "work", properties=prop_file, master_url=master["spark_url"]),
+            env=self._daemon_env(), log_path=self.cdir / "spark-worker.log", name="worker")
+        self.daemon.start()
+        record = self._record(ports={"spark": port, "ui": ui_port}, ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
+                              master=master["spark_url"])
+        if wait_until(lambda: worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
+                      or self.daemon is None or self.daemon.exited() is not None, 120, stop=self.stop) \
+                and self.daemon.exited() is None:
+            self.registration.publish(dict(record, ready=True))
+            log.info("%s: Spark worker registered with %s", self.ident, master["spark_url"])
+        else:
+            self.registration.publish(dict(record, ready=False))
+            log.warning("%s: Spark worker not registered with %s yet", self.ident, master["spark_url"])

@@ -1,0 +1,204 @@
+"""The SIG master's application controller: claims submitted applications, runs their drivers,
+reports their state, kills them on request.
+
+Level-triggered: every scan reads the SIG's applications from etcd and `decide()` compares them
+with the drivers this agent runs. Bus events only make the next scan come sooner. Claiming is a
+put-if-absent of the application's state key, so two masters can never run the same driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from spaas.errors import Conflict, TemporaryError
+from spaas.keys import Keys
+from spaas.model import AppState, can_transition
+from spaas.store import Entry, Store
+
+from services.agent.drivers import Driver
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AppView:
+    app_id: str
+    spec: dict[str, Any] | None
+    state: dict[str, Any] | None
+    kill: bool
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # claim | kill | lost | cancel
+    app_id: str
+
+
+def group_apps(entries: Iterable[Entry], keys: Keys, tenant: str, sig: str) -> list[AppView]:
+    parts: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        app_id, part = keys.split_app_key(entry.key, tenant, sig)
+        parts.setdefault(app_id, {})[part] = entry.value
+    return [AppView(app_id, p.get("spec"), p.get("state"), "kill" in p) for app_id, p in sorted(parts.items())]
+
+
+def decide(apps: list[AppView], running: set[str], *, max_drivers: int) -> list[Action]:
+    """What to do now. Pure: the same inputs always give the same actions."""
+    actions: list[Action] = []
+    free = max(0, max_drivers - len(running))
+    for app in apps:
+        if app.spec is None:
+            continue
+        state = AppState(app.state["state"]) if app.state else None
+        if state is None:
+            if app.kill:
+                actions.append(Action("cancel", app.app_id))
+            elif free > 0:
+                actions.append(Action("claim", app.app_id))
+                free -= 1
+        elif not state.terminal:
+            if app.app_id not in running:
+                actions.append(Action("lost", app.app_id))
+            elif app.kill:
+                actions.append(Action("kill", app.app_id))
+    return actions
+
+
+class AppController:
+    def __init__(
+        self,
+        store: Store,
+        keys: Keys,
+        *,
+        tenant: str,
+        sig: str,
+        container: str,
+        make_driver: Callable[[str, dict[str, Any]], Driver],
+        max_drivers: int = 4,
+    ) -> None:
+        self._store = store
+        self._keys = keys
+        self._tenant = tenant
+        self._sig = sig
+        self._me = container
+        self._make_driver = make_driver
+        self._max = max_drivers
+        self.drivers: dict[str, Driver] = {}
+
+    # -- state writes (the agent owns the state key) ---------------------------------------
+    def _set_state(self, app_id: str, state: AppState, **fields: Any) -> bool:
+        key = self._keys.app_state(self._tenant, self._sig, app_id)
+        for _ in range(5):
+            entry = self._store.get(key)
+            now = time.time()
+            if entry is None:
+                value = {"state": state.value, "agent": self._me, "updated_at": now, **fields}
+                try:
+                    self._store.create(key, value)
+                    return True
+                except Conflict:
+                    continue
+            current = AppState(entry.value["state"])
+            if current == state and not fields:
+                return True
+            if current != state and not can_transition(current, state):
+                log.info("app %s/%s/%s: not moving %s -> %s", self._tenant, self._sig, app_id, current.value, state.value)
+                return False
+            value = dict(entry.value, state=state.value, updated_at=now, **fields)
+            try:
+                self._store.update(key, value, mod_revision=entry.mod_revision)
+                return True
+            except Conflict:
+                continue
+        return False
+
+    # -- one scan --------------------------------------------------------------------------
+    def scan(self) -> None:
+        self._collect_finished()
+        entries = self._store.list(self._keys.apps(self._tenant, self._sig))
+        apps = group_apps(entries, self._keys, self._tenant, self._sig)
+        by_id = {a.app_id: a for a in apps}
+        for action in decide(apps, set(self.drivers), max_drivers=self._max):
+            app = by_id[action.app_id]
+            try:
+                self._act(action, app)
+            except TemporaryError as exc:
+                log.warning("app %s/%s/%s: %s failed: %s", self._tenant, self._sig, action.app_id, action.kind, exc)
+        self._report_running()
+
+    def _act(self, action: Action, app: AppView) -> None:
+        ident = f"{self._tenant}/{self._sig}/{app.app_id}"
+        if action.kind == "cancel":
+            self._set_state(app.app_id, AppState.KILLED, reason="KilledBeforeStart", finished_at=time.time())
+        elif action.kind == "lost":
+            log.warning("app %s: driver lost (master restarted)", ident)
+            self._set_state(app.app_id, AppState.FAILED, reason="DriverLost",
+                            message="the SIG master restarted while the driver ran", finished_at=time.time())
+        elif action.kind == "kill":
+            log.info("app %s: killing on request", ident)
+            threading.Thread(target=self.drivers[app.app_id].kill, name=f"kill-{app.app_id}", daemon=True).start()
+        elif action.kind == "claim":
+            key = self._keys.app_state(self._tenant, self._sig, app.app_id)
+            try:
+                self._store.create(key, {"state": AppState.STARTING.value, "agent": self._me,
+                                         "started_at": time.time(), "updated_at": time.time()})
+            except Conflict:
+                return  # someone else moved it (e.g. killed before start); next scan sees it
+            assert app.spec is not None
+            try:
+                driver = self._make_driver(app.app_id, app.spec.get("request", {}))
+                driver.start()
+            except Exception as exc:  # a bad path or a missing file: the app fails, the agent goes on
+                log.warning("app %s: cannot start driver: %s", ident, exc)
+                self._set_state(app.app_id, AppState.FAILED, reason="DriverStartFailed", message=str(exc)[:2000],
+                                finished_at=time.time())
+                return
+            self.drivers[app.app_id] = driver
+
+    def _report_running(self) -> None:
+        for app_id, driver in self.drivers.items():
+            if driver.poll() is None and not driver.kill_requested:
+                spark_id = driver.find_spark_app_id()
+                if spark_id:
+                    key = self._keys.app_state(self._tenant, self._sig, app_id)
+                    entry = self._store.get(key)
+                    if entry and entry.value.get("state") == AppState.STARTING.value:
+                        self._set_state(app_id, AppState.RUNNING, spark_app_id=spark_id)
+
+    def _collect_finished(self) -> None:
+        for app_id, driver in list(self.drivers.items()):
+            code = driver.poll()
+            if code is None:
+                continue
+            spark_id = driver.find_spark_app_id()
+            extra: dict[str, Any] = {"exit_code": code, "finished_at": time.time()}
+            if spark_id:
+                extra["spark_app_id"] = spark_id
+            if driver.kill_requested:
+                ok = self._set_state(app_id, AppState.KILLED, reason="KilledByUser", **extra)
+            elif code == 0:
+                ok = self._set_state(app_id, AppState.FINISHED, **extra)
+            else:
+                ok = self._set_state(app_id, AppState.FAILED, reason="NonZeroExit",
+                                     message=f"driver exited with code {code}", **extra)
+            log.info("app %s/%s/%s: driver exited with %d", self._tenant, self._sig, app_id, code)
+            if ok or self._store.get(self._keys.app_spec(self._tenant, self._sig, app_id)) is None:
+                shutil.rmtree(driver.cwd, ignore_errors=True)
+                del self.drivers[app_id]
+
+    def shutdown(self, reason: str) -> None:
+        """Kill every driver (the container is stopping) and record why."""
+        for app_id, driver in list(self.drivers.items()):
+            driver.kill(grace_s=5.0)
+            try:
+                self._set_state(app_id, AppState.FAILED, reason="ContainerStopped", message=reason,
+                                exit_code=driver.poll(), finished_at=time.time())
+            except TemporaryError:
+                pass
+        self.drivers.clear()

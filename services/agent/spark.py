@@ -1,0 +1,124 @@
+"""Pure functions that turn a SIG and an application into Spark properties and command lines."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+
+
+@dataclass(frozen=True)
+class SparkEnv:
+    """What the builder put in a SIG artifact (its `manifest.json`)."""
+
+    spark_home: Path
+    python: Path
+    spark_version: str
+
+    @classmethod
+    def load(cls, artifact_dir: Path) -> SparkEnv:
+        data = json.loads((Path(artifact_dir) / "manifest.json").read_text())
+        return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"])
+
+    @property
+    def spark_class(self) -> str:
+        return str(self.spark_home / "bin" / "spark-class")
+
+    @property
+    def spark_submit(self) -> str:
+        return str(self.spark_home / "bin" / "spark-submit")
+
+
+def platform_properties(secret: str, *, local_dir: Path) -> dict[str, str]:
+    """Properties the platform owns in every daemon and driver of a SIG."""
+    return {
+        "spark.authenticate": "true",
+        "spark.authenticate.secret": secret,
+        "spark.master.rest.enabled": "false",
+        "spark.local.dir": str(local_dir),
+        "spark.ui.killEnabled": "false",
+    }
+
+
+def daemon_properties(secret: str, sig_conf: Mapping[str, str], *, local_dir: Path) -> dict[str, str]:
+    props = dict(sig_conf)
+    props.update(platform_properties(secret, local_dir=local_dir))
+    # A dead worker leaves the master's list quickly, so a replaced container is not double-counted.
+    props["spark.worker.timeout"] = "15"
+    return props
+
+
+def driver_properties(
+    secret: str,
+    sig_conf: Mapping[str, str],
+    app_conf: Mapping[str, str],
+    *,
+    local_dir: Path,
+    driver_host: str,
+    ui_port: int,
+    python: Path,
+) -> dict[str, str]:
+    """SIG conf, then the application's conf, then what the platform enforces (last wins)."""
+    props = dict(sig_conf)
+    props.update(app_conf)
+    props.update(platform_properties(secret, local_dir=local_dir))
+    props.update({
+        "spark.driver.host": driver_host,
+        "spark.driver.bindAddress": driver_host,
+        "spark.ui.port": str(ui_port),
+        "spark.pyspark.python": str(python),
+        "spark.pyspark.driver.python": str(python),
+        "spark.submit.deployMode": "client",
+    })
+    return props
+
+
+def render_properties(props: Mapping[str, str]) -> str:
+    """A Java properties file; values are escaped so no value can inject another key."""
+
+    def esc(text: str) -> str:
+        out = text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return out.replace("=", "\\=").replace(":", "\\:")
+
+    return "".join(f"{esc(k)}={esc(v)}\n" for k, v in sorted(props.items()))
+
+
+def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path) -> list[str]:
+    return [env.spark_class, MASTER_CLASS, "--host", host, "--port", str(port),
+            "--webui-port", str(ui_port), "--properties-file", str(properties)]
+
+
+def worker_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, cores: int, memory_mb: int,
+                work_dir: Path, properties: Path, master_url: str) -> list[str]:
+    return [env.spark_class, WORKER_CLASS, "--host", host, "--port", str(port), "--webui-port", str(ui_port),
+            "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
+            "--properties-file", str(properties), master_url]
+
+
+def submit_argv(env: SparkEnv, app: Mapping[str, Any], *, master_url: str, properties: Path,
+                file: Path, py_files: list[Path]) -> list[str]:
+    """`spark-submit` in client mode for a Livy-shaped application."""
+    argv = [env.spark_submit, "--master", master_url, "--deploy-mode", "client", "--properties-file", str(properties)]
+    if app.get("name"):
+        argv += ["--name", str(app["name"])]
+    if app.get("className"):
+        argv += ["--class", str(app["className"])]
+    if app.get("driverMemory"):
+        argv += ["--driver-memory", str(app["driverMemory"])]
+    if app.get("executorMemory"):
+        argv += ["--executor-memory", str(app["executorMemory"])]
+    if app.get("executorCores"):
+        argv += ["--executor-cores", str(app["executorCores"])]
+    if app.get("numExecutors"):
+        # Standalone has no executor count; cap total cores at executors x cores per executor.
+        argv += ["--total-executor-cores", str(int(app["numExecutors"]) * int(app.get("executorCores") or 1))]
+    if py_files:
+        argv += ["--py-files", ",".join(str(p) for p in py_files)]
+    argv.append(str(file))
+    argv += [str(a) for a in app.get("args", [])]
+    return argv

@@ -1,0 +1,40 @@
+"""The collaborators of the API, built once by `create_app` and reached by views via `deps()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+from flask import current_app, request
+
+from spaas.bus import Bus
+from spaas.keys import Keys
+from spaas.logstream import LogStreams
+from spaas.settings import ApiSettings
+from spaas.storage import SigStorage
+from spaas.store import Store
+
+from services.api.errors import BadRequest
+
+
+@dataclass
+class Deps:
+    settings: ApiSettings
+    store: Store
+    bus: Bus
+    logs: LogStreams
+    keys: Keys
+    storage: SigStorage
+    token_hash: str = ""
+
+
+def deps() -> Deps:
+    return cast(Deps, current_app.extensions["spaas"])
+
+
+def json_body() -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says why not."""
+    data = request.get_json(force=True, silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object", field="body")
+    return data

@@ -1,0 +1,72 @@
+"""One place that maps the error vocabulary to HTTP: `{"error": {"code", "message", "field"}}`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from spaas.errors import (Conflict, Invalid, NotFound, PermanentError, SpaasError, TemporaryError, Unauthorized,
+                          Unprocessable)
+
+log = logging.getLogger(__name__)
+
+STATUS: list[tuple[type[SpaasError], int]] = [
+    (Unprocessable, 422),
+    (Invalid, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (TemporaryError, 503),
+    (PermanentError, 500),
+]
+
+
+class BadRequest(Invalid):
+    """The body is not what any endpoint could accept (not JSON, not an object)."""
+
+    code = "BadRequest"
+
+
+def error_response(code: str, message: str, status: int, field: str | None = None) -> tuple[Response, int]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    resp = jsonify({"error": body})
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="spaas"'
+    return resp, status
+
+
+def field_of(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) if loc else "body"
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(SpaasError)
+    def _spaas(exc: SpaasError) -> tuple[Response, int]:
+        status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+        if status >= 500:
+            log.error("request failed: %s", exc.message)
+        return error_response(exc.code, exc.message, status, exc.field)
+
+    @app.errorhandler(ValidationError)
+    def _validation(exc: ValidationError) -> tuple[Response, int]:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        loc = tuple(first.get("loc", ()))
+        message = "; ".join(f"{field_of(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:10])
+        return error_response("Invalid", message, 422, field_of(loc))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> tuple[Response, int]:
+        status = exc.code or 500
+        return error_response(exc.name.replace(" ", ""), exc.description or exc.name, status)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unexpected error")
+        return error_response("InternalError", "unexpected server error; see the API log", 500)

@@ -1,0 +1,123 @@
+"""`/api/v1/tenants/{t}/sigs/{s}/applications`: Livy-shaped batch applications."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, g
+
+from spaas import messages, sparkconf
+from spaas.errors import Conflict, NotFound, TemporaryError
+from spaas.model import AppState, Application, dump
+
+from services.api.deps import deps, json_body
+from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps
+from services.api.routes.sigs import _int_arg
+
+log = logging.getLogger(__name__)
+bp = Blueprint("applications", __name__)
+
+
+def new_app_id() -> str:
+    """Time-ordered (the master starts them in this order) and unguessable."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
+
+
+def _app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    d = deps()
+    parts = app_parts(d.store, d.keys, tenant, sig, app_id)
+    if "spec" not in parts:
+        raise NotFound(f"application {app_id!r} not found in SIG {tenant}/{sig}", field="id")
+    return parts
+
+
+def _wake(tenant: str, sig: str, app_id: str, action: str) -> None:
+    try:
+        deps().bus.publish(messages.AppEvent(tenant=tenant, sig=sig, app_id=app_id, action=action))
+    except TemporaryError as exc:
+        log.warning("app %s/%s/%s: %s not announced (%s); the master's scan picks it up", tenant, sig, app_id, action, exc)
+
+
+@bp.post("/tenants/<tenant>/sigs/<sig>/applications")
+def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    if parts["spec"].value.get("deleting"):
+        raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+    app = Application.model_validate(json_body())
+    sparkconf.check(app.conf, field="conf")
+    d.storage.resolve(tenant, sig, app.file, field="file")
+    for i, py_file in enumerate(app.pyFiles):
+        d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
+    app_id = new_app_id()
+    d.store.create(d.keys.app_spec(tenant, sig, app_id), {
+        "request": dump(app), "submitter": g.get("principal", "admin"), "submitted_at": time.time(),
+    })
+    log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
+    _wake(tenant, sig, app_id, "submitted")
+    return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>/applications")
+def list_apps(tenant: str, sig: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
+    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items()) if "spec" in parts]}
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    return app_view(app_id, _app(tenant, sig, app_id))
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
+def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    _app(tenant, sig, app_id)
+    start = _int_arg("from", 0)
+    size = _int_arg("size", 1000, lo=1, hi=100_000)
+    path = d.storage.driver_log(tenant, sig, app_id)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        lines = []
+    return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
+
+
+@bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    parts = _app(tenant, sig, app_id)
+    state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
+    if state.terminal:
+        return app_view(app_id, parts), 200
+    try:
+        d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
+                                                             "by": g.get("principal", "admin")})
+    except Conflict:
+        pass  # already requested
+    if "state" not in parts:
+        # Never started: record KILLED ourselves. Put-if-absent, so if the master claimed it a
+        # moment ago we lose the race and the master kills the driver instead.
+        try:
+            d.store.create(d.keys.app_state(tenant, sig, app_id), {
+                "state": AppState.KILLED.value, "reason": "KilledBeforeStart", "finished_at": time.time(),
+                "agent": "api", "updated_at": time.time()})
+        except Conflict:
+            pass
+    log.info("app %s/%s/%s: kill requested", tenant, sig, app_id)
+    _wake(tenant, sig, app_id, "kill")
+    return app_view(app_id, _app(tenant, sig, app_id)), 202

@@ -1,0 +1,198 @@
+"""`/api/v1/tenants/{t}/sigs`: SIG lifecycle, build log, file uploads."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+from flask import Blueprint, request
+
+from spaas import messages, sparkconf
+from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
+from spaas.logstream import key_build_stream, sig_build_stream
+from spaas.model import SigSpec, dump
+
+from services.api.deps import Deps, deps, json_body
+from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view
+
+log = logging.getLogger(__name__)
+bp = Blueprint("sigs", __name__)
+
+
+def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
+    spec = SigSpec.model_validate(body)
+    if spec.spark_version not in d.settings.spark_versions:
+        raise Unprocessable(
+            f"Spark version {spec.spark_version!r} is not available; choose one of: {', '.join(d.settings.spark_versions)}",
+            field="spark_version",
+        )
+    sparkconf.check(spec.spark_conf, field="spark_conf")
+    return spec
+
+
+def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: dict[str, Any]) -> None:
+    """The SIG's minimum (master + min_workers containers) must fit beside the tenant's other SIGs."""
+    used = {"containers": 0, "cores": 0, "memory_mb": 0}
+    for entry in d.store.list(d.keys.sigs(tenant)):
+        if entry.key.endswith("/spec") and entry.value["spec"]["name"] != spec.name and not entry.value.get("deleting"):
+            other = entry.value["spec"]
+            n = 1 + int(other["scaling"]["min_workers"])
+            used["containers"] += n
+            used["cores"] += n * int(other["resources"]["cpu"])
+            used["memory_mb"] += n * int(other["resources"]["memory_mb"])
+    n = 1 + spec.scaling.min_workers
+    wanted = {"containers": n, "cores": n * spec.resources.cpu, "memory_mb": n * spec.resources.memory_mb}
+    limits = {"containers": quota["max_containers"], "cores": quota["cores"], "memory_mb": quota["memory_mb"]}
+    for what, need in wanted.items():
+        if used[what] + need > limits[what]:
+            raise Unprocessable(
+                f"tenant quota exceeded: this SIG needs {need} {what} at its minimum, the tenant's other SIGs use "
+                f"{used[what]} of {limits[what]}",
+                field="scaling.min_workers" if what == "containers" else f"resources.{'cpu' if what == 'cores' else what}",
+            )
+
+
+def _announce(d: Deps, tenant: str, sig: str, generation: int, *, build: bool) -> None:
+    """Events are hints: if the bus is down the controllers' resync still picks the change up."""
+    try:
+        d.bus.publish(messages.SigChanged(tenant=tenant, sig=sig, generation=generation))
+        if build:
+            d.bus.request_build(tenant, sig)
+    except TemporaryError as exc:
+        log.warning("sig %s/%s: change not announced (%s); controllers will resync", tenant, sig, exc)
+
+
+@bp.post("/tenants/<tenant>/sigs")
+def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    tenant_entry = get_tenant(d.store, d.keys, tenant)
+    spec = _validated_spec(d, json_body())
+    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    now = time.time()
+    # The secret first: a SIG never exists without its own Spark secret.
+    try:
+        d.store.create(d.keys.secret(tenant, spec.name), {"secret": secrets.token_urlsafe(32)})
+    except Conflict:
+        pass  # left by an earlier attempt; reuse it
+    try:
+        d.store.create(d.keys.sig_spec(tenant, spec.name),
+                       {"spec": dump(spec), "generation": 1, "deleting": False, "created_at": now, "updated_at": now})
+    except Conflict:
+        raise Conflict(f"SIG {spec.name!r} already exists in tenant {tenant!r}", field="name") from None
+    log.info("sig %s/%s: created (spark %s)", tenant, spec.name, spec.spark_version)
+    _announce(d, tenant, spec.name, 1, build=True)
+    return sig_view(tenant, spec.name, get_sig(d.store, d.keys, tenant, spec.name)), 202
+
+
+@bp.get("/tenants/<tenant>/sigs")
+def list_sigs(tenant: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    by_sig: dict[str, dict[str, Any]] = {}
+    for entry in d.store.list(d.keys.sigs(tenant)):
+        _, sig, part = d.keys.split_sig_key(entry.key)
+        by_sig.setdefault(sig, {})[part] = entry
+    return {"sigs": [sig_view(tenant, sig, parts) for sig, parts in sorted(by_sig.items()) if "spec" in parts]}
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>")
+def read_sig(tenant: str, sig: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
+
+
+@bp.put("/tenants/<tenant>/sigs/<sig>")
+def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    tenant_entry = get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    body = json_body()
+    body.setdefault("name", sig)
+    spec = _validated_spec(d, body)
+    if spec.name != sig:
+        raise Invalid("the SIG name cannot be changed", field="name")
+    if parts["spec"].value.get("deleting"):
+        raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    new = dump(spec)
+    changed = {"value": False}
+
+    def apply(value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("deleting"):
+            raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+        changed["value"] = value["spec"] != new
+        if changed["value"]:
+            value.update(spec=new, generation=int(value["generation"]) + 1, updated_at=time.time())
+        return value
+
+    entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
+    if changed["value"]:
+        log.info("sig %s/%s: spec changed, generation %s", tenant, sig, entry.value["generation"])
+        _announce(d, tenant, sig, int(entry.value["generation"]), build=True)
+    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig)), 202 if changed["value"] else 200
+
+
+@bp.delete("/tenants/<tenant>/sigs/<sig>")
+def delete_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+
+    def apply(value: dict[str, Any]) -> dict[str, Any]:
+        value.update(deleting=True, updated_at=time.time())
+        return value
+
+    entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
+    log.info("sig %s/%s: deletion requested", tenant, sig)
+    _announce(d, tenant, sig, int(entry.value["generation"]), build=False)
+    return sig_view(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
+
+
+def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be an integer", field=name) from None
+    if not lo <= value <= hi:
+        raise Invalid(f"{name} must be between {lo} and {hi}", field=name)
+    return value
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>/build/log")
+def build_log(tenant: str, sig: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    generation = _int_arg("generation", int(parts["spec"].value["generation"]), lo=1)
+    start = _int_arg("from", 0)
+    size = _int_arg("size", 1000, lo=1, hi=10_000)
+    lines, total = d.logs.read(sig_build_stream(tenant, sig, generation), start, size)
+    build = parts["build"].value if "build" in parts else {}
+    result: dict[str, Any] = {"generation": generation, "key": build.get("key"), "state": build.get("state"),
+                              "from": start, "total": total, "log": lines}
+    if build.get("joined") and build.get("key"):
+        # A joined build's output was written to the build key's own stream.
+        result["key_log"] = d.logs.read(key_build_stream(build["key"]), 0, 10_000)[0]
+    return result
+
+
+@bp.post("/tenants/<tenant>/sigs/<sig>/files")
+def upload_file(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    if parts["spec"].value.get("deleting"):
+        raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+    upload = request.files.get("file")
+    if upload is None:
+        raise Invalid("send the file as multipart/form-data field 'file'", field="file")
+    data = upload.read()
+    path = d.storage.save_file(tenant, sig, upload.filename or "", data)
+    log.info("sig %s/%s: stored %s (%d bytes)", tenant, sig, path, len(data))
+    return {"path": path, "size": len(data)}, 201

@@ -1,0 +1,54 @@
+"""`/api/v1/tenants`: create, list, read, delete tenants."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint
+
+from spaas.errors import Conflict
+from spaas.model import TenantSpec, dump
+
+from services.api.deps import deps, json_body
+from services.api.records import get_tenant
+
+bp = Blueprint("tenants", __name__)
+
+
+def tenant_view(value: dict[str, Any]) -> dict[str, Any]:
+    return {"name": value["name"], "quota": value["quota"], "created_at": value.get("created_at")}
+
+
+@bp.post("/tenants")
+def create_tenant() -> tuple[dict[str, Any], int]:
+    d = deps()
+    spec = TenantSpec.model_validate(json_body())
+    value = dict(dump(spec), created_at=time.time())
+    try:
+        d.store.create(d.keys.tenant(spec.name), value)
+    except Conflict:
+        raise Conflict(f"tenant {spec.name!r} already exists", field="name") from None
+    return tenant_view(value), 201
+
+
+@bp.get("/tenants")
+def list_tenants() -> dict[str, Any]:
+    d = deps()
+    return {"tenants": [tenant_view(e.value) for e in d.store.list(d.keys.tenants())]}
+
+
+@bp.get("/tenants/<tenant>")
+def read_tenant(tenant: str) -> dict[str, Any]:
+    d = deps()
+    return tenant_view(get_tenant(d.store, d.keys, tenant).value)
+
+
+@bp.delete("/tenants/<tenant>")
+def delete_tenant(tenant: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    entry = get_tenant(d.store, d.keys, tenant)
+    if d.store.list(d.keys.sigs(tenant)):
+        raise Conflict(f"tenant {tenant!r} still has SIGs; delete them first", field="tenant")
+    d.store.delete(entry.key, mod_revision=entry.mod_revision)
+    return {"name": tenant, "deleted": True}, 200

@@ -1,0 +1,1 @@
+"""The builder: turns SIG specs into content-addressed build artifacts."""

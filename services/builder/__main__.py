@@ -1,0 +1,76 @@
+"""`python -m services.builder`: a Celery worker for build tasks plus a resync loop.
+
+The resync loop re-queues builds of SIGs that are behind their spec, so a lost task or a
+builder that died mid-build costs latency, never a stuck SIG.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from spaas import messages
+from spaas.bus import RedisBus, make_celery
+from spaas.errors import TemporaryError
+from spaas.etcd import EtcdStore
+from spaas.keys import Keys
+from spaas.logstream import RedisLogStreams
+from spaas.observability import serve_health, setup_logging
+from spaas.settings import BuilderSettings
+
+from services.builder.localenv import LocalEnvBuilder
+from services.builder.service import BuildService
+
+log = logging.getLogger("builder")
+
+
+def resync_loop(service: BuildService, bus: RedisBus, stop: threading.Event, period_s: float) -> None:
+    requested: dict[tuple[str, str], float] = {}
+    backoff = period_s
+    while not stop.wait(backoff):
+        try:
+            now = time.monotonic()
+            for tenant, sig in service.pending():
+                if now - requested.get((tenant, sig), -1e9) > 60:
+                    log.info("resync: %s/%s needs a build", tenant, sig)
+                    bus.request_build(tenant, sig)
+                    requested[(tenant, sig)] = now
+            backoff = period_s
+        except TemporaryError as exc:
+            log.warning("resync failed: %s", exc)
+            backoff = min(backoff * 2, 30.0)
+
+
+def main() -> None:
+    settings = BuilderSettings.from_env()
+    setup_logging("builder", settings.log_level)
+    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    celery = make_celery(settings.redis_url)
+    bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s, celery=celery)
+    logs = RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s)
+    artifacts = LocalEnvBuilder(settings.artifacts_dir, settings.layers_path, pip_args=settings.pip_args,
+                                timeout_s=settings.build_timeout_s)
+    service = BuildService(store, bus, logs, artifacts, keys=Keys(settings.etcd_prefix), lock_ttl_s=settings.lock_ttl_s,
+                           join_timeout_s=settings.build_timeout_s)
+
+    @celery.task(name=messages.BUILD_TASK, bind=True, autoretry_for=(TemporaryError,), retry_backoff=True,
+                 retry_backoff_max=30, max_retries=20)
+    def build_sig(self: object, tenant: str, sig: str) -> None:
+        service.build_sig(tenant, sig)
+
+    stop = threading.Event()
+    serve_health("127.0.0.1", settings.health_port, store.health)
+    threading.Thread(target=resync_loop, args=(service, bus, stop, settings.resync_s), name="resync", daemon=True).start()
+    worker = celery.Worker(
+        pool="threads", concurrency=settings.concurrency, queues=[messages.BUILD_QUEUE], loglevel=settings.log_level,
+        without_heartbeat=True, without_mingle=True, without_gossip=True, hostname=f"builder@{time.time_ns()}",
+    )
+    try:
+        worker.start()
+    finally:
+        stop.set()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The sweep of stale host entries: a pure decision (`stale`) and a thin loop around it.
+
+Leased entries vanish by themselves when their agent stops renewing. What the sweep removes is
+what a lease cannot: entries written without a lease, and entries of SIGs that were deleted
+(no spec any more) while their agents' leases still ran. Deletes are compare-and-swap on the
+entry's `mod_revision`, so an agent that re-registers between our read and our delete wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import Counter
+
+from spaas.errors import TemporaryError
+from spaas.keys import Keys
+from spaas.store import Entry, Store
+
+log = logging.getLogger(__name__)
+
+# Longest wait between sweeps while etcd keeps failing.
+MAX_BACKOFF_S = 60.0
+
+SWEPT = Counter("spaas_registry_swept_entries", "Stale host entries deleted by the sweep")
+SWEEP_ERRORS = Counter("spaas_registry_sweep_errors", "Sweeps that failed", ["kind"])
+
+
+def split_host_key(key: str, keys: Keys) -> tuple[str, str, str] | None:
+    """`{p}/hosts/t/s/h` -> ("t", "s", "h"); None for a key that does not follow the layout."""
+    root = keys.all_hosts()
+    if not key.startswith(root):
+        return None
+    parts = key[len(root):].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return parts[0], parts[1], parts[2]
+
+
+def live_sigs_of(specs: list[Entry], keys: Keys) -> set[tuple[str, str]]:
+    """The (tenant, sig) pairs that have a spec, from a listing of `keys.all_sigs()`."""
+    live: set[tuple[str, str]] = set()
+    for entry in specs:
+        try:
+            tenant, sig, part = keys.split_sig_key(entry.key)
+        except ValueError:
+            continue
+        if part == "spec":
+            live.add((tenant, sig))
+    return live
+
+
+def stale(hosts: list[Entry], live_sigs: set[tuple[str, str]], keys: Keys) -> list[str]:
+    """Keys of host entries to delete: those without a lease, and those whose SIG has no spec.
+
+    Keys outside the layout are left alone: we do not delete what we do not understand.
+    """
+    doomed: list[str] = []
+    for entry in hosts:
+        parsed = split_host_key(entry.key, keys)
+        if parsed is None:
+            continue
+        tenant, sig, _host = parsed
+        if entry.lease == 0 or (tenant, sig) not in live_sigs:
+            doomed.append(entry.key)
+    return doomed
+
+
+def sweep_once(store: Store, keys: Keys) -> int:
+    """Delete stale host entries; returns how many were deleted.
+
+    Hosts are read before specs: a SIG created after the host listing cannot make one of its
+    (unlisted) hosts look orphaned.
+    """
+    hosts = store.list(keys.all_hosts())
+    live = live_sigs_of(store.list(keys.all_sigs()), keys)
+    by_key = {entry.key: entry for entry in hosts}
+    deleted = 0
+    for key in stale(hosts, live, keys):
+        entry = by_key[key]
+        if store.delete(key, mod_revision=entry.mod_revision):
+            reason = "no lease" if entry.lease == 0 else "SIG has no spec"
+            log.info("swept stale host entry %s (%s)", key, reason)
+            deleted += 1
+    SWEPT.inc(deleted)
+    return deleted
+
+
+def next_wait(current_s: float, period_s: float) -> float:
+    """The wait after a failed sweep: double the last one, at most `MAX_BACKOFF_S` (or the period if longer)."""
+    return min(max(current_s, period_s) * 2, max(MAX_BACKOFF_S, period_s))
+
+
+def sweep_loop(store: Store, keys: Keys, stop: threading.Event, period_s: float) -> None:
+    """Sweep at once, then every `period_s`, backing off while etcd fails, until `stop` is set."""
+    wait = 0.0
+    while not stop.wait(wait):
+        try:
+            sweep_once(store, keys)  # logs each entry it deletes, with the reason
+            wait = period_s
+        except TemporaryError as exc:
+            SWEEP_ERRORS.labels(kind="temporary").inc()
+            wait = next_wait(wait, period_s)
+            log.warning("sweep of %s failed, retrying in %.0fs: %s", keys.all_hosts(), wait, exc)
+        except Exception:  # noqa: BLE001 - a bug must not silently end the sweep thread
+            SWEEP_ERRORS.labels(kind="unexpected").inc()
+            wait = next_wait(wait, period_s)
+            log.exception("sweep of %s failed unexpectedly, retrying in %.0fs", keys.all_hosts(), wait)

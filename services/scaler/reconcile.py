@@ -1,0 +1,121 @@
+"""Pure reconciliation of one SIG: desired state (spec, build) vs what runs (containers, hosts).
+
+    plan(sig, containers, hosts) -> Plan(start, stop, status, forget)
+
+Phases (written by the scaler only):
+
+    no build for this generation yet      BUILDING   (UPDATING if containers still run)
+    build FAILED for this generation      FAILED     reason BuildFailed
+    built, containers not all ready       DEPLOYING  (UPDATING if it was READY before)
+    master and min workers ready          READY
+    deletion requested                    DELETING   -> `forget` once nothing runs
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from spaas.model import BuildState, Phase
+from spaas.runtimes.base import MASTER, WORKER, Container, ContainerSpec, container_name
+
+
+@dataclass(frozen=True)
+class SigView:
+    tenant: str
+    sig: str
+    spec: dict[str, Any]          # the spec record: {"spec": {...}, "generation", "deleting", ...}
+    build: dict[str, Any] | None  # status.build, owned by the builder
+    status: dict[str, Any] | None  # our own previous status
+
+
+@dataclass(frozen=True)
+class Plan:
+    start: list[ContainerSpec] = field(default_factory=list)
+    stop: list[str] = field(default_factory=list)
+    status: dict[str, Any] = field(default_factory=dict)
+    forget: bool = False
+
+
+def config_hash(build_key: str, spec: dict[str, Any]) -> str:
+    """Everything a running container was started with; a change means restart."""
+    material = {"build": build_key, "conf": spec.get("spark_conf", {}), "resources": spec.get("resources", {})}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def desired_workers(spec: dict[str, Any], status: dict[str, Any] | None) -> int:
+    scaling = spec.get("scaling", {})
+    return int(scaling.get("min_workers", 1))
+
+
+def _container_spec(view: SigView, role: str, index: int, chash: str, artifact: str, generation: int) -> ContainerSpec:
+    res = view.spec["spec"].get("resources", {})
+    return ContainerSpec(
+        name=container_name(view.tenant, view.sig, role, index), tenant=view.tenant, sig=view.sig, role=role,
+        index=index, config_hash=chash, generation=generation, artifact=artifact,
+        cpu=int(res.get("cpu", 2)), memory_mb=int(res.get("memory_mb", 2048)), gpu=int(res.get("gpu", 0)),
+        max_cpu=int(res.get("max_cpu", 4)), max_memory_mb=int(res.get("max_memory_mb", 6144)),
+    )
+
+
+def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]) -> Plan:
+    generation = int(view.spec["generation"])
+    previous = view.status or {}
+    running = [c for c in containers if c.running]
+    base = {
+        "observed_generation": int(previous.get("observed_generation", 0)),
+        "workers": {"desired": 0, "ready": 0, "running": sum(1 for c in running if c.role == WORKER)},
+        "master_url": None, "ui_url": None, "reason": None, "message": None,
+    }
+
+    if view.spec.get("deleting"):
+        status = dict(base, phase=Phase.DELETING.value, reason="Deleting",
+                      message=f"stopping {len(running)} containers")
+        return Plan(stop=[c.name for c in running], status=status, forget=not running and not hosts)
+
+    build = view.build or {}
+    built_now = int(build.get("generation", 0)) == generation
+    if built_now and build.get("state") == BuildState.FAILED.value:
+        status = dict(base, phase=Phase.FAILED.value, reason="BuildFailed", message=build.get("message", "build failed"))
+        return Plan(status=status)
+
+    if not built_now or build.get("state") != BuildState.SUCCEEDED.value:
+        phase = Phase.UPDATING if running else Phase.BUILDING
+        status = dict(base, phase=phase.value, reason="Building", message=f"building generation {generation}")
+        return Plan(status=status)
+
+    chash = config_hash(build["key"], view.spec["spec"])
+    want = desired_workers(view.spec["spec"], previous)
+    desired = {container_name(view.tenant, view.sig, MASTER, 0): _container_spec(view, MASTER, 0, chash, build["artifact"], generation)}
+    for i in range(want):
+        cs = _container_spec(view, WORKER, i, chash, build["artifact"], generation)
+        desired[cs.name] = cs
+
+    stop = [c.name for c in running if c.name not in desired or c.config_hash != chash]
+    stopping = set(stop)
+    have = {c.name for c in running if c.name not in stopping}
+    start = [cs for name, cs in desired.items() if name not in have]
+
+    # A host record outlives its container by up to its lease TTL: count only running ones.
+    alive = {c.name for c in running if c.name not in stopping}
+    current_hosts = [h for h in hosts if h.get("config_hash") == chash and h.get("ready") and h.get("host") in alive]
+    master = next((h for h in current_hosts if h.get("role") == MASTER), None)
+    ready_workers = sum(1 for h in current_hosts if h.get("role") == WORKER and h.get("host") in desired)
+    workers = {"desired": want, "ready": ready_workers, "running": sum(1 for c in running if c.role == WORKER)}
+
+    endpoints = {"master_url": master.get("spark_url") if master else None,
+                 "ui_url": master.get("ui_url") if master else None}
+    if master and ready_workers >= want and not stop and not start:
+        status = dict(base, phase=Phase.READY.value, observed_generation=generation, workers=workers, **endpoints)
+    elif master and base["observed_generation"] == generation and not stop:
+        # This generation was READY; a worker is being replaced. Still usable, so still READY.
+        status = dict(base, phase=Phase.READY.value, workers=workers, reason="Degraded",
+                      message=f"{want - ready_workers} of {want} workers starting", **endpoints)
+    else:
+        phase = Phase.UPDATING if base["observed_generation"] > 0 else Phase.DEPLOYING
+        waiting = "the master" if not master else f"{want - ready_workers} of {want} workers"
+        status = dict(base, phase=phase.value, workers=workers, reason="Deploying", message=f"waiting for {waiting}",
+                      **endpoints)
+    return Plan(start=start, stop=stop, status=status)

@@ -1,0 +1,7 @@
+"""`python -m spaas ...` is the `spaas` command."""
+
+import sys
+
+from spaas.cli import main
+
+sys.exit(main())

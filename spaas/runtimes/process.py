@@ -1,0 +1,180 @@
+"""Process runtime: each container is a process group running the agent, on this machine.
+
+There are no records to go stale: like `docker ps`, `list()` reads the truth from `/proc`.
+Every process a container starts (agent, Spark daemon, drivers, executors) inherits the
+environment markers `SPAAS_STACK` and `SPAAS_CONTAINER`, so `stop()` finds and ends all of them
+even when they left the container's process group. The group leader (pid == pgid) is the agent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from spaas.runtimes.base import Container, ContainerSpec
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def stack_id(state_dir: Path) -> str:
+    """Identifies one platform's containers among others on the same machine."""
+    return hashlib.sha256(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
+
+
+def _environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    env = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep and key.startswith(b"SPAAS_"):
+            env[key.decode()] = value.decode(errors="replace")
+    return env
+
+
+def _alive(pid: int) -> bool:
+    """True unless the process is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+class ProcessRuntime:
+    def __init__(self, state_dir: Path, *, python: str = "", env: dict[str, str] | None = None) -> None:
+        self._state_dir = Path(state_dir)
+        self._stack = stack_id(self._state_dir)
+        self._python = python or sys.executable
+        self._env = env or {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def container_dir(self, tenant: str, sig: str, name: str) -> Path:
+        return self._state_dir / "runtime" / tenant / sig / name
+
+    def _members(self) -> dict[str, list[tuple[int, dict[str, str]]]]:
+        """Processes of this stack's containers, by container name."""
+        found: dict[str, list[tuple[int, dict[str, str]]]] = {}
+        for pid in _pids():
+            env = _environ(pid)
+            if env and env.get("SPAAS_STACK") == self._stack and "SPAAS_CONTAINER" in env:
+                found.setdefault(env["SPAAS_CONTAINER"], []).append((pid, env))
+        return found
+
+    def pids(self, tenant: str, sig: str) -> list[int]:
+        """Every live process of a SIG's containers (agents, Spark daemons, drivers, executors)."""
+        return sorted(pid for members in self._members().values() for pid, env in members
+                      if env.get("SPAAS_TENANT") == tenant and env.get("SPAAS_SIG") == sig and _alive(pid))
+
+    def _reap(self) -> None:
+        for name, proc in list(self._children.items()):
+            if proc.poll() is not None:
+                del self._children[name]
+
+    def list(self) -> list[Container]:
+        self._reap()
+        containers = []
+        for name, members in self._members().items():
+            leaders = [(pid, env) for pid, env in members if _alive(pid) and env.get("SPAAS_LEADER") == "1"]
+            if not leaders:
+                continue
+            pid, env = leaders[0]
+            try:
+                started = os.stat(f"/proc/{pid}").st_mtime
+            except OSError:
+                started = 0.0
+            containers.append(Container(
+                name=name, tenant=env.get("SPAAS_TENANT", ""), sig=env.get("SPAAS_SIG", ""),
+                role=env.get("SPAAS_ROLE", ""), index=int(env.get("SPAAS_INDEX", "0") or 0),
+                config_hash=env.get("SPAAS_CONFIG_HASH", ""), generation=int(env.get("SPAAS_GENERATION", "0") or 0),
+                running=True, started_at=started,
+            ))
+        return sorted(containers, key=lambda c: c.name)
+
+    def start(self, spec: ContainerSpec) -> None:
+        if any(c.name == spec.name for c in self.list()):
+            return
+        # Leftovers of a dead container (orphaned drivers or executors) go first.
+        self._kill_members(spec.name, grace_s=2.0)
+        cdir = self.container_dir(spec.tenant, spec.sig, spec.name)
+        cdir.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
+        env.update(self._env)
+        env.update(spec.env)
+        env.update(
+            SPAAS_STACK=self._stack,
+            SPAAS_LEADER="1",
+            SPAAS_CONTAINER=spec.name,
+            SPAAS_TENANT=spec.tenant,
+            SPAAS_SIG=spec.sig,
+            SPAAS_ROLE=spec.role,
+            SPAAS_INDEX=str(spec.index),
+            SPAAS_CONFIG_HASH=spec.config_hash,
+            SPAAS_GENERATION=str(spec.generation),
+            SPAAS_ARTIFACT_DIR=spec.artifact,
+            SPAAS_CONTAINER_DIR=str(cdir),
+            SPAAS_STATE_DIR=str(self._state_dir),
+            SPAAS_WORKER_CORES=str(spec.cpu),
+            SPAAS_WORKER_MEMORY_MB=str(spec.memory_mb),
+            PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+            PYTHONUNBUFFERED="1",
+        )
+        with open(cdir / "container.log", "ab") as out:
+            proc = subprocess.Popen(
+                [self._python, "-m", "services.agent"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=cdir, start_new_session=True,
+            )
+        self._children[spec.name] = proc
+        log.info("started container %s (pid %d, config %s)", spec.name, proc.pid, spec.config_hash)
+
+    def _kill_members(self, name: str, *, grace_s: float) -> None:
+        members = self._members().get(name, [])
+        if not members:
+            return
+        for pid, _ in members:
+            for kill in (lambda p: os.killpg(p, signal.SIGTERM), lambda p: os.kill(p, signal.SIGTERM)):
+                try:
+                    kill(pid)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            self._reap()
+            if not any(_alive(pid) for pid, _ in self._members().get(name, [])):
+                return
+            time.sleep(0.1)
+        for pid, _ in self._members().get(name, []):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+        self._reap()
+
+    def stop(self, name: str, *, grace_s: float = 10.0) -> None:
+        self._kill_members(name, grace_s=grace_s)
+        log.info("stopped container %s", name)
+
+    def cleanup_sig(self, tenant: str, sig: str) -> None:
+        shutil.rmtree(self._state_dir / "runtime" / tenant / sig, ignore_errors=True)
+
+    def stop_all(self, *, grace_s: float = 10.0) -> None:
+        for name in list(self._members()):
+            self._kill_members(name, grace_s=grace_s)

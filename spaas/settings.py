@@ -1,0 +1,201 @@
+"""Typed, frozen settings for every service, read from `SPAAS_*` environment variables once.
+
+Nothing else in spaas reads the environment: `__main__` modules call `XSettings.from_env()`
+and pass the object down; tests construct settings directly. Each field has a default and a
+one-line description (the comment above it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound="BaseSettings")
+
+DEFAULT_SPARK_VERSIONS = ("3.5.9", "4.1.4")
+
+
+def _convert(raw: str, annotation: Any) -> Any:
+    text = str(annotation)
+    if "tuple" in text:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if "bool" in text:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if "float" in text:
+        return float(raw)
+    if "int" in text:
+        return int(raw)
+    if "Path" in text:
+        return Path(raw)
+    return raw
+
+
+def _or(path: Path, default: Path) -> Path:
+    """`path` unless it is unset (empty), else `default`."""
+    return default if str(path) in ("", ".") else path
+
+
+@dataclass(frozen=True)
+class BaseSettings:
+    """Fields every service shares."""
+
+    # etcd client URL (the v3 JSON gateway), the system of record.
+    etcd_url: str = "http://127.0.0.1:2379"
+    # Redis URL: message bus, Celery broker, log streams.
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Root of all local state: artifacts, SIG storage, runtime records, logs.
+    state_dir: Path = Path(".state")
+    # Prefix of every etcd key, so several platforms can share one etcd.
+    etcd_prefix: str = "/spaas"
+    # Seconds allowed for each remote call (etcd, Redis).
+    call_timeout_s: float = 5.0
+    # Log level of the service's root logger.
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls: type[T], env: Mapping[str, str] | None = None) -> T:
+        """Build settings from `SPAAS_<FIELD>` variables; unset ones keep their default."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = "SPAAS_" + f.name.upper()
+            if key in env:
+                values[f.name] = _convert(env[key], f.type)
+        return cls(**values)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def storage_dir(self) -> Path:
+        """Per-SIG storage: uploaded files and driver logs."""
+        return self.state_dir / "storage"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Built SIG environments, one directory per build key."""
+        return self.state_dir / "artifacts"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Records of the process runtime's containers."""
+        return self.state_dir / "runtime"
+
+
+@dataclass(frozen=True)
+class ApiSettings(BaseSettings):
+    # Address the API binds to.
+    host: str = "127.0.0.1"
+    # Port of the API (0 picks a free one, printed at start).
+    port: int = 8080
+    # File the bootstrap admin token is written to on first start, mode 0600 (default: STATE_DIR/admin-token).
+    admin_token_file: Path = Path("")
+    # Use this admin token instead of generating one (e.g. from a secret store).
+    admin_token: str = field(default="", repr=False)
+    # Spark versions tenants may choose.
+    spark_versions: tuple[str, ...] = DEFAULT_SPARK_VERSIONS
+    # Largest file a tenant may upload, in bytes.
+    max_upload_bytes: int = 64 * 1024 * 1024
+    # WSGI worker threads.
+    threads: int = 8
+
+    @property
+    def token_path(self) -> Path:
+        return _or(self.admin_token_file, self.state_dir / "admin-token")
+
+
+@dataclass(frozen=True)
+class BuilderSettings(BaseSettings):
+    # Shared, content-addressed Spark layers, one per Spark version and Python (default: STATE_DIR/layers).
+    layers_dir: Path = Path("")
+    # Builds run at once by this builder process.
+    concurrency: int = 2
+    # Seconds between full resyncs of unbuilt SIGs from etcd.
+    resync_s: float = 5.0
+    # Seconds a build may run before it is failed.
+    build_timeout_s: float = 1800.0
+    # TTL of the lease that marks a build in flight; a dead builder's lock expires after it.
+    lock_ttl_s: int = 10
+    # Extra pip arguments (e.g. "--index-url=..."), comma separated.
+    pip_args: tuple[str, ...] = ()
+    # Port of /healthz and /metrics (0 disables).
+    health_port: int = 0
+
+    @property
+    def layers_path(self) -> Path:
+        return _or(self.layers_dir, self.state_dir / "layers")
+
+
+@dataclass(frozen=True)
+class ScalerSettings(BaseSettings):
+    # Which runtime runs SIG containers: "process".
+    runtime: str = "process"
+    # Seconds between full reconciliations of every SIG.
+    resync_s: float = 2.0
+    # Python interpreter that runs the agent in process containers (default: the scaler's own).
+    agent_python: str = ""
+    # Port of /healthz and /metrics (0 disables).
+    health_port: int = 0
+
+
+@dataclass(frozen=True)
+class RegistrySettings(BaseSettings):
+    host: str = "127.0.0.1"
+    # Port of the lookup API.
+    port: int = 8081
+    # Seconds between sweeps of stale host entries.
+    sweep_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class AgentSettings(BaseSettings):
+    """Settings of one SIG container; the runtime sets the SIG-specific variables."""
+
+    tenant: str = ""
+    sig: str = ""
+    # "master" or "worker".
+    role: str = ""
+    # Index of a worker within its SIG (0 for the master).
+    index: int = 0
+    # Deterministic container name.
+    container: str = ""
+    # Directory of the SIG's built environment (venv with pyspark).
+    artifact_dir: Path = Path()
+    # This container's own directory (work dirs, conf, logs).
+    container_dir: Path = Path()
+    # Hash of the build, conf and resources the container was started with.
+    config_hash: str = ""
+    # SIG generation this container was started for.
+    generation: int = 0
+    # Address this container advertises to Spark and the registry.
+    advertise_ip: str = "127.0.0.1"
+    # TTL of the host registration lease.
+    host_ttl_s: int = 10
+    # Seconds between scans of the SIG's applications (events wake it sooner).
+    app_scan_s: float = 2.0
+    # Heap of the Spark master and worker daemons.
+    daemon_memory: str = "512m"
+    # Cores a worker offers to Spark.
+    worker_cores: int = 2
+    # Memory a worker offers to Spark, in MiB.
+    worker_memory_mb: int = 2048
+    # Most drivers run at once in the master container.
+    max_drivers: int = 4
+
+
+@dataclass(frozen=True)
+class StackSettings(BaseSettings):
+    """Settings of `spaas up`: where the embedded stack puts things."""
+
+    api_port: int = 8080
+    registry_port: int = 8081
+    # 0 = pick a free port.
+    redis_port: int = 0
+    etcd_port: int = 0
+    spark_versions: tuple[str, ...] = DEFAULT_SPARK_VERSIONS
+    # Shared Spark layers directory passed to the builder (default: STATE_DIR/layers).
+    layers_dir: Path = Path("")

@@ -1,0 +1,68 @@
+"""Fixtures: real Redis and etcd on free loopback ports (one each per test session), and a
+fresh etcd key prefix per test so tests never see each other's keys."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spaas.etcd import EtcdStore
+from spaas.keys import Keys
+from spaas.stack import free_port, start_etcd, start_redis, stop_pid
+
+
+def _require(program: str, package: str) -> None:
+    if shutil.which(program) is None:
+        pytest.fail(f"{program} is not installed (apt-get install {package}); .ci/run installs it")
+
+
+@pytest.fixture(scope="session")
+def servers_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="session")
+def redis_url(servers_dir: Path) -> Iterator[str]:
+    _require("redis-server", "redis-server")
+    port = free_port()
+    proc = start_redis(servers_dir / "redis", port, servers_dir / "redis.log")
+    yield f"redis://127.0.0.1:{port}/0"
+    stop_pid(proc.pid)
+
+
+@pytest.fixture(scope="session")
+def etcd_url(servers_dir: Path) -> Iterator[str]:
+    _require("etcd", "etcd-server")
+    port = free_port()
+    proc = start_etcd(servers_dir / "etcd", port, free_port(), servers_dir / "etcd.log")
+    yield f"http://127.0.0.1:{port}"
+    stop_pid(proc.pid)
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"/test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def keys(prefix: str) -> Keys:
+    return Keys(prefix)
+
+
+@pytest.fixture
+def store(etcd_url: str) -> EtcdStore:
+    return EtcdStore(etcd_url, timeout_s=5.0)
+
+
+@pytest.fixture
+def shared_layers() -> Path:
+    """Spark layers are content-addressed (Spark version, Python, recipe), so tests share one
+    cache across runs instead of reinstalling pyspark for every test."""
+    path = Path(os.environ.get("SPAAS_TEST_LAYERS", Path.home() / ".cache" / "spaas" / "layers"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
