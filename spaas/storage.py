@@ -36,8 +36,8 @@ class SigStorage:
 
     def save_file(self, tenant: str, sig: str, filename: str, data: bytes) -> str:
         """Store an upload; returns its SIG-relative path (`files/<name>`)."""
-        name = os.path.basename(filename or "")
-        if not SAFE_NAME.match(name) or ".." in name:
+        name = filename or ""
+        if not SAFE_NAME.match(name) or ".." in name or os.path.basename(name) != name:
             raise Invalid(
                 "file name must be 1-128 characters of letters, digits, '.', '_' or '-', not starting with a dot",
                 field="file",

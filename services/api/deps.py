@@ -34,7 +34,10 @@ def deps() -> Deps:
 
 def json_body() -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says why not."""
-    data = request.get_json(force=True, silent=True)
+    try:
+        data = request.get_json(force=True, silent=True)
+    except RecursionError:  # absurdly nested JSON; silent=True only swallows ValueError
+        data = None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", field="body")
     return data

@@ -31,11 +31,14 @@ class BadRequest(Invalid):
     code = "BadRequest"
 
 
-def error_response(code: str, message: str, status: int, field: str | None = None) -> tuple[Response, int]:
+def error_response(code: str, message: str, status: int, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> tuple[Response, int]:
     body: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         body["field"] = field
     resp = jsonify({"error": body})
+    for name, value in (headers or {}).items():
+        resp.headers[name] = value
     if status == 401:
         resp.headers["WWW-Authenticate"] = 'Bearer realm="spaas"'
     return resp, status
@@ -64,7 +67,8 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> tuple[Response, int]:
         status = exc.code or 500
-        return error_response(exc.name.replace(" ", ""), exc.description or exc.name, status)
+        allow = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+        return error_response(exc.name.replace(" ", ""), exc.description or exc.name, status, headers=allow)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:

@@ -1,0 +1,81 @@
+"""Fixtures for the REST API tests: settings pointing at the session's real etcd and Redis, the
+Flask app built by `create_app`, authenticated and anonymous test clients, and a tenant / SIG to
+work in. No builder, scaler or Spark runs: these tests check the API contract only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from spaas.logstream import RedisLogStreams
+from spaas.settings import ApiSettings
+
+from services.api.app import create_app
+
+ADMIN_TOKEN = "test-admin-token"
+SPARK_VERSIONS = ("3.5.9", "4.1.4")
+MAX_UPLOAD_BYTES = 1_000_000
+TENANT = "acme"
+SIG = "s1"
+
+
+@pytest.fixture
+def settings(etcd_url: str, redis_url: str, tmp_path: Path, prefix: str) -> ApiSettings:
+    return ApiSettings(etcd_url=etcd_url, redis_url=redis_url, state_dir=tmp_path, etcd_prefix=prefix,
+                       admin_token=ADMIN_TOKEN, spark_versions=SPARK_VERSIONS, max_upload_bytes=MAX_UPLOAD_BYTES)
+
+
+@pytest.fixture
+def logs(redis_url: str, prefix: str) -> RedisLogStreams:
+    """Log streams under a per-test Redis key prefix, so build logs of one test never leak into another."""
+    return RedisLogStreams(redis_url, prefix=f"spaas:log{prefix}:")
+
+
+@pytest.fixture
+def app(settings: ApiSettings, logs: RedisLogStreams) -> Flask:
+    return create_app(settings, logs=logs)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client that sends the admin bearer token with every request."""
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    return c
+
+
+@pytest.fixture
+def anon(app: Flask) -> FlaskClient:
+    """A test client that sends no credentials."""
+    return app.test_client()
+
+
+def error_of(body: Any) -> dict[str, Any]:
+    """The `error` object of an error response, asserting the documented shape."""
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    error = body["error"]
+    assert isinstance(error.get("code"), str) and error["code"], error
+    assert isinstance(error.get("message"), str) and error["message"], error
+    return dict(error)
+
+
+def sig_body(name: str = SIG, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "spark_version": SPARK_VERSIONS[0], **fields}
+
+
+@pytest.fixture
+def tenant(client: FlaskClient) -> str:
+    resp = client.post("/api/v1/tenants", json={"name": TENANT})
+    assert resp.status_code == 201, resp.get_json()
+    return TENANT
+
+
+@pytest.fixture
+def sig(client: FlaskClient, tenant: str) -> str:
+    resp = client.post(f"/api/v1/tenants/{tenant}/sigs", json=sig_body())
+    assert resp.status_code == 202, resp.get_json()
+    return SIG
