@@ -14,11 +14,17 @@ Each key has one writer (the design's "one owner per field"):
     {p}/builds/{key}                     build record by build key     builder
     {p}/build-locks/{key}                build in flight (leased)      builder
     {p}/auth/bootstrap                   hash of the admin token       api
+    {p}/auth/tokens/{sha256}             login / API token (leased)    api
+    {p}/auth/user-tokens/{user}/{id}     a user's API tokens (leased)  api
+    {p}/members/{t}/{user|group}/{name}  roles granted in a tenant     api
+    {p}/audit/{day}/{ms}-{rand}          audit record                  api (pruned by day)
+    {p}/audit-days/{day}                 index of days with records    api
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,35 @@ class Keys:
 
     def bootstrap_token(self) -> str:
         return f"{self.prefix}/auth/bootstrap"
+
+    def token(self, token_hash: str) -> str:
+        return f"{self.prefix}/auth/tokens/{token_hash}"
+
+    def user_tokens(self, user: str) -> str:
+        return f"{self.prefix}/auth/user-tokens/{quote(user, safe='')}/"
+
+    def user_token(self, user: str, token_id: str) -> str:
+        return f"{self.prefix}/auth/user-tokens/{quote(user, safe='')}/{token_id}"
+
+    def members(self, tenant: str) -> str:
+        return f"{self.prefix}/members/{tenant}/"
+
+    def member(self, tenant: str, kind: str, name: str) -> str:
+        """`kind` is "user" or "group"; names are quoted so any LDAP name stays one key segment."""
+        return f"{self.prefix}/members/{tenant}/{kind}/{quote(name, safe='')}"
+
+    def audit(self) -> str:
+        return f"{self.prefix}/audit/"
+
+    def audit_day(self, day: str) -> str:
+        return f"{self.prefix}/audit/{day}/"
+
+    def audit_days(self) -> str:
+        return f"{self.prefix}/audit-days/"
+
+    def audit_day_marker(self, day: str) -> str:
+        """One small key per day with audit records, so pruning and reading never list whole days blindly."""
+        return f"{self.prefix}/audit-days/{day}"
 
     def split_sig_key(self, key: str) -> tuple[str, str, str]:
         """`{p}/sigs/t/s/spec` -> ("t", "s", "spec")."""

@@ -2,7 +2,7 @@
 
 Events are hints. A consumer that receives one re-reads etcd and reconciles; a lost or
 duplicated event changes nothing but latency, because every controller also resyncs.
-Routing keys: `sig.changed`, `sig.built`, `app.<tenant>.<sig>`.
+Routing keys: `sig.changed`, `sig.built`, `sig.demand`, `app.<tenant>.<sig>`.
 """
 
 from __future__ import annotations
@@ -70,7 +70,15 @@ class AppEvent(Event):
         return f"app.{self.tenant}.{self.sig}"
 
 
-EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in (SigChanged, SigBuilt, AppEvent)}
+@dataclass(frozen=True)
+class DemandChanged(Event):
+    """A SIG's demand moved (the master's agent saw it, or the API took a sized application)."""
+
+    type: ClassVar[str] = "sig.demand"
+    app_id: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in (SigChanged, SigBuilt, AppEvent, DemandChanged)}
 
 
 class UndecodableMessage(ValueError):

@@ -154,6 +154,52 @@ APP_TRANSITIONS: dict[AppState, frozenset[AppState]] = {
 }
 
 
+class Role(str, enum.Enum):
+    """`cluster_admin` is platform-wide (settings + the bootstrap token); the others are granted per tenant."""
+
+    CLUSTER_ADMIN = "cluster_admin"
+    CONSUMER_ADMIN = "consumer_admin"
+    SIG_CONFIGURE = "sig_configure"
+    USER = "user"
+
+
+class TenantRole(str, enum.Enum):
+    """The roles a tenant's members can be granted (`PUT .../members/{user|group}/{name}`)."""
+
+    CONSUMER_ADMIN = "consumer_admin"
+    SIG_CONFIGURE = "sig_configure"
+    USER = "user"
+
+
+class MemberKind(str, enum.Enum):
+    USER = "user"
+    GROUP = "group"
+
+
+# User and group names as LDAP has them (uid / cn), restricted to what is safe in keys and URLs.
+PRINCIPAL_RE = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+PrincipalName = Annotated[str, StringConstraints(pattern=PRINCIPAL_RE, max_length=128)]
+
+
+class MemberRoles(Strict):
+    roles: list[TenantRole] = Field(min_length=1, max_length=3)
+
+    @field_validator("roles")
+    @classmethod
+    def _unique(cls, value: list[TenantRole]) -> list[TenantRole]:
+        return sorted(set(value), key=lambda r: r.value)
+
+
+class LoginRequest(Strict):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class TokenRequest(Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    expires_in_s: int | None = Field(default=None, ge=60, le=10 * 365 * 86400)
+
+
 def can_transition(current: AppState, new: AppState) -> bool:
     return new in APP_TRANSITIONS[current]
 

@@ -102,6 +102,43 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     # WSGI worker threads.
     threads: int = 8
+    # LDAP server URL (ldap://host:389 or ldaps://host:636); empty disables LDAP login.
+    ldap_url: str = ""
+    # Base DN under which users and groups are searched (the seed's cluster.ldapBaseDn).
+    ldap_base_dn: str = ""
+    # Filter that finds a user; {username} is replaced by the escaped login name.
+    ldap_user_filter: str = "(uid={username})"
+    # Filter that finds a user's groups; {user_dn} and {username} are replaced (escaped).
+    ldap_group_filter: str = ("(|(&(objectClass=groupOfNames)(member={user_dn}))"
+                              "(&(objectClass=posixGroup)(memberUid={username})))")
+    # Attribute holding a group's name (what members/group/{name} grants refer to).
+    ldap_group_name_attr: str = "cn"
+    # DN to bind as for searches (empty: search anonymously).
+    ldap_bind_dn: str = ""
+    # Password of ldap_bind_dn.
+    ldap_bind_password: str = field(default="", repr=False)
+    # Upgrade ldap:// connections with StartTLS.
+    ldap_start_tls: bool = False
+    # CA bundle that verifies the LDAP server's certificate (empty: the system's).
+    ldap_ca_file: str = ""
+    # Seconds allowed to connect to and for each answer from the LDAP server.
+    ldap_timeout_s: float = 5.0
+    # Users who are cluster admins (besides the bootstrap admin token), comma separated.
+    cluster_admin_users: tuple[str, ...] = ()
+    # LDAP groups whose members are cluster admins, comma separated.
+    cluster_admin_groups: tuple[str, ...] = ()
+    # Lifetime of a login token, in seconds.
+    session_ttl_s: int = 8 * 3600
+    # Longest lifetime of a personal API token, in seconds (also its default).
+    api_token_max_ttl_s: int = 365 * 86400
+    # Failed logins per user name within login_window_s before 429.
+    login_max_failures: int = 5
+    # Failed logins per client address within login_window_s before 429.
+    login_max_failures_per_addr: int = 20
+    # Window of the failed-login counters, in seconds.
+    login_window_s: int = 300
+    # Days the audit log keeps entries.
+    audit_retention_days: int = 30
 
     @property
     def token_path(self) -> Path:
@@ -185,6 +222,8 @@ class AgentSettings(BaseSettings):
     worker_memory_mb: int = 2048
     # Most drivers run at once in the master container.
     max_drivers: int = 4
+    # Seconds a stopping worker waits for its executors to finish after decommissioning.
+    decommission_s: float = 20.0
 
 
 @dataclass(frozen=True)

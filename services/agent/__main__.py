@@ -8,6 +8,7 @@ import sys
 import threading
 
 from spaas.bus import RedisBus
+from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.observability import setup_logging
 from spaas.settings import AgentSettings
@@ -24,7 +25,8 @@ def main() -> int:
     store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
     try:
-        return Agent(settings, store, bus, stop=stop).run()
+        demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
+        return Agent(settings, store, bus, stop=stop, demand=demand).run()
     except Exception:
         logging.getLogger("agent").exception("agent failed")
         return 2

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from spaas import messages
 from spaas.bus import Bus
+from spaas.demand import Demand, DemandStore
 from spaas.errors import TemporaryError
 from spaas.keys import Keys
 from spaas.settings import AgentSettings
@@ -29,6 +33,7 @@ from spaas.store import Store
 from services.agent import spark
 from services.agent.apps import AppController
 from services.agent.daemon import SparkDaemon, child_env, master_json, wait_until, worker_alive
+from services.agent.demand import DriverDemand, compute, dynamic_target_executors
 from services.agent.drivers import Driver
 from services.agent.host import HostRegistration
 
@@ -36,10 +41,12 @@ log = logging.getLogger(__name__)
 
 
 class Agent:
-    def __init__(self, settings: AgentSettings, store: Store, bus: Bus, *, stop: threading.Event) -> None:
+    def __init__(self, settings: AgentSettings, store: Store, bus: Bus, *, stop: threading.Event,
+                 demand: DemandStore | None = None) -> None:
         self.s = settings
         self.store = store
         self.bus = bus
+        self.demand = demand
         self.stop = stop
         self.keys = Keys(settings.etcd_prefix)
         self.env = spark.SparkEnv.load(settings.artifact_dir)
@@ -118,8 +125,9 @@ class Agent:
             file = storage.resolve(self.s.tenant, self.s.sig, spec["file"], field="file")
             py_files = [storage.resolve(self.s.tenant, self.s.sig, p, field="pyFiles") for p in spec.get("pyFiles", [])]
             workdir = self.cdir / "drivers" / app_id
+            ui_port = free_port(self.s.advertise_ip)
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
-                                             driver_host=self.s.advertise_ip, ui_port=free_port(self.s.advertise_ip),
+                                             driver_host=self.s.advertise_ip, ui_port=ui_port,
                                              python=self.env.python)
             dprop_file = self._write_private(workdir / "driver.properties", spark.render_properties(dprops))
             argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
@@ -127,8 +135,13 @@ class Agent:
             env = child_env({"SPARK_HOME": str(self.env.spark_home), "PYSPARK_PYTHON": str(self.env.python),
                              "PYSPARK_DRIVER_PYTHON": str(self.env.python), "SPARK_CONF_DIR": str(workdir),
                              "SPARK_LOCAL_IP": self.s.advertise_ip, "SPAAS_APP_ID": app_id})
+            merged = {**sig_conf, **app_conf}
             return Driver(app_id=app_id, argv=argv, env=env, cwd=workdir,
-                          log_path=storage.driver_log(self.s.tenant, self.s.sig, app_id))
+                          log_path=storage.driver_log(self.s.tenant, self.s.sig, app_id),
+                          ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
+                          requested_cores=spark.requested_cores(spec, merged),
+                          dynamic_allocation=merged.get("spark.dynamicAllocation.enabled", "").lower() == "true",
+                          executor_cores=int(spec.get("executorCores") or merged.get("spark.executor.cores") or 0))
 
         controller = AppController(self.store, self.keys, tenant=self.s.tenant, sig=self.s.sig,
                                    container=self.s.container, make_driver=make_driver, max_drivers=self.s.max_drivers)
@@ -140,6 +153,7 @@ class Agent:
             kwargs={"stop": self.stop}, name="app-events", daemon=True,
         ).start()
         backoff = self.s.app_scan_s
+        reporter = DemandReporter(self, controller, ui_url)
         try:
             while not self.stop.is_set():
                 if self.daemon.exited() is not None:
@@ -147,12 +161,13 @@ class Agent:
                     return 1
                 try:
                     controller.scan()
+                    reporter.report()
                     backoff = self.s.app_scan_s
                 except TemporaryError as exc:
                     log.warning("%s: application scan failed: %s", self.ident, exc)
                     backoff = min(backoff * 2, 15.0)
-                # Poll running drivers briskly; otherwise wait for an event or the scan period.
-                wait = 0.5 if controller.drivers else backoff
+                # Poll running drivers (and idle workers) briskly; otherwise wait for an event.
+                wait = 0.5 if controller.drivers else min(backoff, 1.0)
                 wake.wait(wait)
                 wake.clear()
         finally:
@@ -195,11 +210,33 @@ class Agent:
                 master = current
                 self._start_worker(master, prop_file)
             self.stop.wait(2)
+        self._decommission()
         return 0
+
+    def _decommission(self) -> None:
+        """Leave Spark cleanly: the worker takes no new executors, running ones finish first
+        (bounded by `decommission_s`), then the daemon stops."""
+        daemon = self.daemon
+        if daemon is None or daemon.proc is None or daemon.exited() is not None:
+            return
+        log.info("%s: decommissioning the Spark worker", self.ident)
+        try:
+            daemon.proc.send_signal(signal.SIGPWR)
+        except ProcessLookupError:
+            return
+        ui = f"http://{self.s.advertise_ip}:{daemon.ui_port}/json/"
+
+        def drained() -> bool:
+            try:
+                return not requests.get(ui, timeout=1).json().get("executors")
+            except (requests.RequestException, ValueError):
+                return daemon.exited() is not None
+        if not wait_until(drained, self.s.decommission_s):
+            log.warning("%s: executors still running after %ss; stopping anyway", self.ident, self.s.decommission_s)
 
     def _start_worker(self, master: dict[str, Any], prop_file: Path) -> None:
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
-        self.daemon = SparkDaemon(
+        self.daemon = SparkDaemon(ui_port=ui_port, argv=
             spark.worker_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port,
                               cores=self.s.worker_cores, memory_mb=self.s.worker_memory_mb,
                               work_dir=self.cdir / "work", properties=prop_file, master_url=master["spark_url"]),
@@ -215,3 +252,50 @@ class Agent:
         else:
             self.registration.publish(dict(record, ready=False))
             log.warning("%s: Spark worker not registered with %s yet", self.ident, master["spark_url"])
+
+
+class DemandReporter:
+    """Reports the SIG's demand to the demand store; announces it on the bus when it changes."""
+
+    def __init__(self, agent: Agent, controller: AppController, master_ui: str) -> None:
+        self._agent = agent
+        self._controller = controller
+        self._master_ui = master_ui
+        self._idle: dict[str, float] = {}
+        self._last_sig: tuple[Any, ...] | None = None
+        self._last_at = 0.0
+
+    def report(self) -> Demand | None:
+        agent = self._agent
+        if agent.demand is None:
+            return None
+        hosts = {}
+        for entry in agent.store.list(agent.keys.hosts(agent.s.tenant, agent.s.sig)):
+            rec = entry.value
+            if rec.get("role") == "worker" and rec.get("ports", {}).get("spark"):
+                hosts[(str(rec.get("ip")), int(rec["ports"]["spark"]))] = str(rec.get("host"))
+        drivers = []
+        for d in self._controller.drivers.values():
+            if d.poll() is not None:
+                continue
+            target = None
+            if d.dynamic_allocation and d.spark_app_id:
+                executors = dynamic_target_executors(d.ui_url)
+                if executors is not None:
+                    target = executors * (d.executor_cores or agent.s.worker_cores)
+            drivers.append(DriverDemand(spark_app_id=d.find_spark_app_id(), requested=d.requested_cores,
+                                        dynamic_target=target))
+        now = time.time()
+        demand, self._idle = compute(master_json(self._master_ui), drivers, hosts, self._idle,
+                                     backlog=self._controller.backlog, cores_per_worker=agent.s.worker_cores, now=now)
+        changed = demand.signature() != self._last_sig
+        if changed or now - self._last_at > 10:
+            agent.demand.report(agent.s.tenant, agent.s.sig, demand)
+            self._last_at = now
+        if changed:
+            self._last_sig = demand.signature()
+            try:
+                agent.bus.publish(messages.DemandChanged(tenant=agent.s.tenant, sig=agent.s.sig))
+            except TemporaryError as exc:
+                log.warning("%s: demand change not announced: %s", agent.ident, exc)
+        return demand

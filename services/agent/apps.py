@@ -90,6 +90,8 @@ class AppController:
         self._make_driver = make_driver
         self._max = max_drivers
         self.drivers: dict[str, Driver] = {}
+        # Applications waiting for a free driver slot.
+        self.backlog = 0
 
     # -- state writes (the agent owns the state key) ---------------------------------------
     def _set_state(self, app_id: str, state: AppState, **fields: Any) -> bool:
@@ -124,7 +126,10 @@ class AppController:
         entries = self._store.list(self._keys.apps(self._tenant, self._sig))
         apps = group_apps(entries, self._keys, self._tenant, self._sig)
         by_id = {a.app_id: a for a in apps}
-        for action in decide(apps, set(self.drivers), max_drivers=self._max):
+        actions = decide(apps, set(self.drivers), max_drivers=self._max)
+        unclaimed = sum(1 for a in apps if a.spec is not None and a.state is None and not a.kill)
+        self.backlog = max(0, unclaimed - sum(1 for a in actions if a.kind == "claim"))
+        for action in actions:
             app = by_id[action.app_id]
             try:
                 self._act(action, app)

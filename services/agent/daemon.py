@@ -24,8 +24,9 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class SparkDaemon:
-    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path, name: str) -> None:
+    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path, name: str, ui_port: int = 0) -> None:
         self.argv = argv
+        self.ui_port = ui_port
         self._env = env
         self._log_path = log_path
         self.name = name

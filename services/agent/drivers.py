@@ -28,6 +28,11 @@ class Driver:
     spark_app_id: str = ""
     kill_requested: bool = False
     started_at: float = 0.0
+    # The driver UI (for its metrics) and what it asked for, for the demand report.
+    ui_url: str = ""
+    requested_cores: int = 0
+    dynamic_allocation: bool = False
+    executor_cores: int = 0
     _scanned: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

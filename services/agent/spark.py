@@ -50,7 +50,22 @@ def daemon_properties(secret: str, sig_conf: Mapping[str, str], *, local_dir: Pa
     props.update(platform_properties(secret, local_dir=local_dir))
     # A dead worker leaves the master's list quickly, so a replaced container is not double-counted.
     props["spark.worker.timeout"] = "15"
+    # Scale-in decommissions a worker (SIGPWR) so no new executor lands on it while it goes.
+    props["spark.decommission.enabled"] = "true"
     return props
+
+
+def requested_cores(app: Mapping[str, Any], conf: Mapping[str, str]) -> int:
+    """Cores an application asks for up front; 0 when it leaves it to Spark."""
+    if app.get("numExecutors"):
+        return int(app["numExecutors"]) * int(app.get("executorCores") or conf.get("spark.executor.cores") or 1)
+    if conf.get("spark.dynamicAllocation.enabled", "").lower() == "true":
+        initial = conf.get("spark.dynamicAllocation.initialExecutors") or conf.get("spark.dynamicAllocation.minExecutors")
+        if initial and initial.isdigit():
+            return int(initial) * int(app.get("executorCores") or conf.get("spark.executor.cores") or 1)
+        return 0
+    cores_max = conf.get("spark.cores.max", "")
+    return int(cores_max) if cores_max.isdigit() else 0
 
 
 def driver_properties(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
 from spaas import auth
+from spaas.audit import AuditLog
+from spaas.auth import Authenticator, NoDirectory, Tokens
 from spaas.bus import Bus, RedisBus
-from spaas.errors import Unauthorized
+from spaas.demand import DemandStore, RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, RedisLogStreams
@@ -18,18 +20,33 @@ from spaas.settings import ApiSettings
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.api import errors
+from services.api import errors, guard, openapi
 from services.api.deps import Deps, deps
-from services.api.routes import applications, sigs, tenants
+from services.api.guard import action
+from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
+from services.api.routes import applications, audit, login, members, scaling, sigs, tenants
 
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("spaas_api_requests_total", "API requests", ["method", "status"])
-PUBLIC = {"/api/v1/healthz", "/metrics"}
+
+
+def make_authenticator(settings: ApiSettings) -> Authenticator:
+    """LDAP when `SPAAS_LDAP_URL` is set; otherwise only the bootstrap admin token works."""
+    if not settings.ldap_url:
+        return NoDirectory()
+    from spaas.ldap import LdapAuthenticator, LdapConfig
+
+    return LdapAuthenticator(LdapConfig(
+        url=settings.ldap_url, base_dn=settings.ldap_base_dn, user_filter=settings.ldap_user_filter,
+        group_filter=settings.ldap_group_filter, group_name_attr=settings.ldap_group_name_attr,
+        bind_dn=settings.ldap_bind_dn, bind_password=settings.ldap_bind_password,
+        start_tls=settings.ldap_start_tls, ca_file=settings.ldap_ca_file, timeout_s=settings.ldap_timeout_s))
 
 
 def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | None = None,
-               logs: LogStreams | None = None) -> Flask:
+               logs: LogStreams | None = None, demand: DemandStore | None = None,
+               authenticator: Authenticator | None = None, limiter: LoginLimiter | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -37,21 +54,19 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     keys = Keys(settings.etcd_prefix)
     d = Deps(settings=settings, store=store, bus=bus or RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s),
              logs=logs or RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s), keys=keys,
-             storage=SigStorage(settings.storage_dir))
+             storage=SigStorage(settings.storage_dir),
+             demand=demand or RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s),
+             tokens=Tokens(store, keys), authenticator=authenticator or make_authenticator(settings),
+             limiter=limiter or RedisLoginLimiter(
+                 settings.redis_url, prefix=f"spaas:login-failures{settings.etcd_prefix}:",
+                 max_per_user=settings.login_max_failures, max_per_addr=settings.login_max_failures_per_addr,
+                 window_s=settings.login_window_s, timeout_s=settings.call_timeout_s),
+             audit=AuditLog(store, keys, retention_days=settings.audit_retention_days))
     d.token_hash = auth.ensure_bootstrap_token(store, keys, settings.token_path, preset=settings.admin_token)
     app.extensions["spaas"] = d
 
     errors.register(app)
-
-    @app.before_request
-    def authenticate() -> None:
-        if request.path in PUBLIC:
-            return
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token or not auth.matches(token.strip(), deps().token_hash):
-            raise Unauthorized("a valid bearer token is required")
-        g.principal = "admin"
+    guard.install(app)
 
     @app.after_request
     def count(resp: Response) -> Response:
@@ -59,14 +74,16 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
         return resp
 
     @app.get("/api/v1/healthz")
+    @action("health.read")
     def healthz() -> tuple[dict[str, Any], int]:
         ok = deps().store.health()
         return {"status": "ok" if ok else "unhealthy", "etcd": ok}, 200 if ok else 503
 
     @app.get("/metrics")
+    @action("metrics.read")
     def metrics() -> Response:
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
-    for bp in (tenants.bp, sigs.bp, applications.bp):
+    for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
     return app

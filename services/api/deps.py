@@ -7,7 +7,10 @@ from typing import Any, cast
 
 from flask import current_app, request
 
+from spaas.audit import AuditLog
+from spaas.auth import Authenticator, Tokens
 from spaas.bus import Bus
+from spaas.demand import DemandStore
 from spaas.keys import Keys
 from spaas.logstream import LogStreams
 from spaas.settings import ApiSettings
@@ -15,6 +18,7 @@ from spaas.storage import SigStorage
 from spaas.store import Store
 
 from services.api.errors import BadRequest
+from services.api.ratelimit import LoginLimiter
 
 
 @dataclass
@@ -25,6 +29,11 @@ class Deps:
     logs: LogStreams
     keys: Keys
     storage: SigStorage
+    demand: DemandStore
+    tokens: Tokens
+    authenticator: Authenticator
+    limiter: LoginLimiter
+    audit: AuditLog
     token_hash: str = ""
 
 

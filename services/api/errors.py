@@ -14,7 +14,25 @@ from spaas.errors import (Conflict, Invalid, NotFound, PermanentError, SpaasErro
 
 log = logging.getLogger(__name__)
 
+class Forbidden(SpaasError):
+    """A member of the tenant without the role the action needs (HTTP 403)."""
+
+    code = "Forbidden"
+
+
+class TooManyRequests(SpaasError):
+    """Too many failed logins for a user name or from an address (HTTP 429 with Retry-After)."""
+
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 STATUS: list[tuple[type[SpaasError], int]] = [
+    (Forbidden, 403),
+    (TooManyRequests, 429),
     (Unprocessable, 422),
     (Invalid, 422),
     (NotFound, 404),
@@ -54,7 +72,12 @@ def register(app: Flask) -> None:
         status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
         if status >= 500:
             log.error("request failed: %s", exc.message)
-        return error_response(exc.code, exc.message, status, exc.field)
+        headers = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after)
+        elif isinstance(exc, TemporaryError):
+            headers["Retry-After"] = str(max(1, int(exc.delay)))
+        return error_response(exc.code, exc.message, status, exc.field, headers=headers)
 
     @app.errorhandler(ValidationError)
     def _validation(exc: ValidationError) -> tuple[Response, int]:

@@ -6,6 +6,7 @@ import signal
 import threading
 
 from spaas.bus import RedisBus
+from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.observability import serve_health, setup_logging
@@ -31,7 +32,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     serve_health("127.0.0.1", settings.health_port, store.health)
-    scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix))
+    demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
+    scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
+                    demand=demand)
     run(scaler, bus, stop=stop, resync_s=settings.resync_s)
 
 

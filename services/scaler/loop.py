@@ -15,28 +15,55 @@ from prometheus_client import Gauge
 
 from spaas import messages
 from spaas.bus import Bus
+from spaas.demand import DemandStore
 from spaas.errors import Conflict, TemporaryError
 from spaas.keys import Keys
-from spaas.runtimes.base import Container, Runtime
+from spaas.model import BuildState
+from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
 
-from services.scaler.reconcile import SigView, plan
+from services.scaler.policy import Decision, Policy, Room, Worker, decide
+from services.scaler.reconcile import SigView, current_members, plan
 
 log = logging.getLogger(__name__)
 
 DESIRED = Gauge("spaas_sig_workers_desired", "Desired workers per SIG", ["tenant", "sig"])
 READY = Gauge("spaas_sig_workers_ready", "Ready workers per SIG", ["tenant", "sig"])
+DEMAND = Gauge("spaas_sig_demand_cores", "Cores wanted by a SIG's applications", ["tenant", "sig"])
+CAP_REASONS = {"quota": "QuotaExceeded", "max_workers": "MaxWorkersReached"}
+
+
+def requested_cores(request: dict[str, Any]) -> int:
+    """Cores an application asks for up front (0 when it does not say)."""
+    conf = request.get("conf") or {}
+    if request.get("numExecutors"):
+        return int(request["numExecutors"]) * int(request.get("executorCores") or conf.get("spark.executor.cores") or 1)
+    try:
+        return int(conf.get("spark.cores.max", 0))
+    except ValueError:
+        return 0
+
+
+def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int, int]:
+    """(containers, cores, memory_mb) a SIG holds: its master and its workers."""
+    n = 1 + len(members)
+    res = spec.get("resources", {})
+    return n, n * int(res.get("cpu", 2)), n * int(res.get("memory_mb", 2048))
 VOLATILE = ("updated_at",)
 
 
 class Scaler:
-    def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys) -> None:
+    def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
+                 demand: DemandStore, clock: Any = time.time) -> None:
         self._store = store
         self._bus = bus
         self._runtime = runtime
         self._storage = storage
         self._keys = keys
+        self._demand = demand
+        self._clock = clock
+        self._last_logged: dict[tuple[str, str], str] = {}
 
     def _views(self) -> list[tuple[SigView, Entry | None]]:
         parts: dict[tuple[str, str], dict[str, Entry]] = {}
@@ -60,12 +87,26 @@ class Scaler:
             rest = entry.key[len(self._keys.all_hosts()):].split("/")
             if len(rest) == 3:
                 hosts.setdefault((rest[0], rest[1]), []).append(entry.value)
+        views = self._views()
+        pending = self._pending_cores()
+        quotas = {e.key.rsplit("/", 1)[1]: e.value.get("quota", {}) for e in self._store.list(self._keys.tenants())}
+        used: dict[str, list[int]] = {}
+        for view, _ in views:
+            if not view.spec.get("deleting"):
+                usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status))
+                used.setdefault(view.tenant, [0, 0, 0])
+                used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
         known = set()
-        for view, status_entry in self._views():
+        for view, status_entry in views:
             known.add((view.tenant, view.sig))
             mine = [c for c in containers if c.tenant == view.tenant and c.sig == view.sig]
+            quota = quotas.get(view.tenant, {})
+            u = used.get(view.tenant, [0, 0, 0])
+            room = Room(containers=int(quota.get("max_containers", 10**9)) - u[0],
+                        cores=int(quota.get("cores", 10**9)) - u[1], memory_mb=int(quota.get("memory_mb", 10**12)) - u[2])
             try:
-                self.reconcile(view, status_entry, mine, hosts.get((view.tenant, view.sig), []))
+                self.reconcile(view, status_entry, mine, hosts.get((view.tenant, view.sig), []),
+                               pending_cores=pending.get((view.tenant, view.sig), 0), room=room)
             except TemporaryError as exc:
                 log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
         # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
@@ -74,10 +115,83 @@ class Scaler:
                 log.info("stopping orphan container %s", c.name)
                 self._runtime.stop(c.name)
 
+    def _pending_cores(self) -> dict[tuple[str, str], int]:
+        """Cores of sized applications no master has claimed yet (the API's demand signal)."""
+        parts: dict[tuple[str, str, str], set[str]] = {}
+        requests: dict[tuple[str, str, str], dict[str, Any]] = {}
+        prefix = self._keys.prefix + "/apps/"
+        for entry in self._store.list(prefix):
+            bits = entry.key[len(prefix):].split("/")
+            if len(bits) != 4:
+                continue
+            ident = (bits[0], bits[1], bits[2])
+            parts.setdefault(ident, set()).add(bits[3])
+            if bits[3] == "spec":
+                requests[ident] = entry.value.get("request", {})
+        pending: dict[tuple[str, str], int] = {}
+        for ident, kinds in parts.items():
+            if kinds == {"spec"}:
+                pending[(ident[0], ident[1])] = pending.get((ident[0], ident[1]), 0) + requested_cores(requests[ident])
+        return pending
+
+    def _scale(self, view: SigView, hosts: list[dict[str, Any]], pending_cores: int, room: Room) -> Decision | None:
+        """The policy's decision for a deployed SIG; None while it is building, failing or deleting."""
+        build = view.build or {}
+        if view.spec.get("deleting") or int(build.get("generation", 0)) != int(view.spec["generation"]) \
+                or build.get("state") != BuildState.SUCCEEDED.value:
+            return None
+        spec = view.spec["spec"]
+        scaling, res = spec.get("scaling", {}), spec.get("resources", {})
+        policy = Policy(min_workers=int(scaling.get("min_workers", 1)), max_workers=int(scaling.get("max_workers", 10)),
+                        allocation_unit=int(scaling.get("allocation_unit", 1)), interval_s=int(scaling.get("interval_s", 15)),
+                        idle_timeout_s=int(scaling.get("idle_timeout_s", 120)), cores_per_worker=int(res.get("cpu", 2)),
+                        memory_per_worker_mb=int(res.get("memory_mb", 2048)))
+        demand = self._demand.latest(view.tenant, view.sig)
+        ready_hosts = {h.get("host") for h in hosts if h.get("ready")}
+        workers = []
+        for index in current_members(spec, view.status):
+            name = container_name(view.tenant, view.sig, WORKER, index)
+            load = demand.workers.get(name) if demand else None
+            workers.append(Worker(index=index, ready=name in ready_hosts and load is not None,
+                                  busy=bool(load and load.cores_used > 0),
+                                  idle_since=load.idle_since if load else None))
+        last = float(((view.status or {}).get("workers") or {}).get("last_change_at") or 0.0)
+        if demand:
+            DEMAND.labels(view.tenant, view.sig).set(demand.cores_wanted + pending_cores)
+        return decide(demand, pending_cores, workers, policy, room, last, self._clock())
+
+    def _record(self, view: SigView, decision: Decision, before: int) -> None:
+        ident = (view.tenant, view.sig)
+        if not decision.changed and (decision.action != "hold" or self._last_logged.get(ident) == decision.reason):
+            return
+        if decision.action == "hold" and not decision.capped_by:
+            return
+        self._last_logged[ident] = decision.reason
+        entry = {"time": self._clock(), "action": decision.action, "from": before, "to": len(decision.members),
+                 "members": list(decision.members), "wanted_cores": decision.wanted_cores, "needed": decision.needed,
+                 "capped_by": decision.capped_by, "reason": decision.reason}
+        log.info("sig %s/%s: %s %d -> %d: %s", view.tenant, view.sig, decision.action, before,
+                 len(decision.members), decision.reason)
+        try:
+            self._demand.record_decision(view.tenant, view.sig, entry)
+        except TemporaryError as exc:
+            log.warning("sig %s/%s: decision not recorded: %s", view.tenant, view.sig, exc)
+
     def reconcile(self, view: SigView, status_entry: Entry | None, containers: list[Container],
-                  hosts: list[dict[str, Any]]) -> None:
+                  hosts: list[dict[str, Any]], *, pending_cores: int = 0, room: Room | None = None) -> None:
         ident = f"{view.tenant}/{view.sig}"
-        decision = plan(view, containers, hosts)
+        scaled = self._scale(view, hosts, pending_cores, room or Room())
+        members = scaled.members if scaled else None
+        decision = plan(view, containers, hosts, members)
+        previous_workers = (view.status or {}).get("workers") or {}
+        last_change = previous_workers.get("last_change_at")
+        if scaled:
+            self._record(view, scaled, len(current_members(view.spec["spec"], view.status)))
+            if scaled.changed:
+                last_change = self._clock()
+            if scaled.capped_by and decision.status["phase"] == "READY":
+                decision.status.update(reason=CAP_REASONS[scaled.capped_by], message=f"work is waiting: {scaled.reason}")
+        decision.status["workers"]["last_change_at"] = last_change
         for name in decision.stop:
             log.info("sig %s: stopping %s", ident, name)
             self._runtime.stop(name)
@@ -117,6 +231,7 @@ class Scaler:
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))
+        self._demand.forget(view.tenant, view.sig)
         # The spec goes last: until then the SIG is visible as DELETING.
         self._store.delete(self._keys.sig_build(view.tenant, view.sig))
         self._store.delete(self._keys.sig_status(view.tenant, view.sig))
@@ -127,7 +242,8 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
     wake = threading.Event()
     threading.Thread(
         target=bus.consume,
-        args=(messages.SCALER_QUEUE, [messages.SigChanged.type, messages.SigBuilt.type], lambda _e: wake.set()),
+        args=(messages.SCALER_QUEUE, [messages.SigChanged.type, messages.SigBuilt.type, messages.DemandChanged.type],
+              lambda _e: wake.set()),
         kwargs={"stop": stop}, name="scaler-events", daemon=True,
     ).start()
     backoff = resync_s

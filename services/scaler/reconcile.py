@@ -45,9 +45,12 @@ def config_hash(build_key: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def desired_workers(spec: dict[str, Any], status: dict[str, Any] | None) -> int:
-    scaling = spec.get("scaling", {})
-    return int(scaling.get("min_workers", 1))
+def current_members(spec: dict[str, Any], status: dict[str, Any] | None) -> tuple[int, ...]:
+    """The worker indices the SIG has now (the scaler's own record), or its minimum at first."""
+    members = ((status or {}).get("workers") or {}).get("members")
+    if members is None:
+        return tuple(range(int(spec.get("scaling", {}).get("min_workers", 1))))
+    return tuple(sorted(int(i) for i in members))
 
 
 def _container_spec(view: SigView, role: str, index: int, chash: str, artifact: str, generation: int) -> ContainerSpec:
@@ -60,13 +63,18 @@ def _container_spec(view: SigView, role: str, index: int, chash: str, artifact: 
     )
 
 
-def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]) -> Plan:
+def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
+         members: tuple[int, ...] | None = None) -> Plan:
+    """`members`: the worker indices wanted (from the scaling policy); default: as recorded."""
     generation = int(view.spec["generation"])
     previous = view.status or {}
     running = [c for c in containers if c.running]
+    if members is None:
+        members = current_members(view.spec["spec"], view.status)
     base = {
         "observed_generation": int(previous.get("observed_generation", 0)),
-        "workers": {"desired": 0, "ready": 0, "running": sum(1 for c in running if c.role == WORKER)},
+        "workers": {"desired": len(members), "ready": 0, "running": sum(1 for c in running if c.role == WORKER),
+                    "members": list(members)},
         "master_url": None, "ui_url": None, "reason": None, "message": None,
     }
 
@@ -87,9 +95,9 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
         return Plan(status=status)
 
     chash = config_hash(build["key"], view.spec["spec"])
-    want = desired_workers(view.spec["spec"], previous)
+    want = len(members)
     desired = {container_name(view.tenant, view.sig, MASTER, 0): _container_spec(view, MASTER, 0, chash, build["artifact"], generation)}
-    for i in range(want):
+    for i in members:
         cs = _container_spec(view, WORKER, i, chash, build["artifact"], generation)
         desired[cs.name] = cs
 
@@ -103,7 +111,8 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
     current_hosts = [h for h in hosts if h.get("config_hash") == chash and h.get("ready") and h.get("host") in alive]
     master = next((h for h in current_hosts if h.get("role") == MASTER), None)
     ready_workers = sum(1 for h in current_hosts if h.get("role") == WORKER and h.get("host") in desired)
-    workers = {"desired": want, "ready": ready_workers, "running": sum(1 for c in running if c.role == WORKER)}
+    workers = {"desired": want, "ready": ready_workers, "running": sum(1 for c in running if c.role == WORKER),
+               "members": list(members)}
 
     endpoints = {"master_url": master.get("spark_url") if master else None,
                  "ui_url": master.get("ui_url") if master else None}

@@ -148,12 +148,14 @@ class ProcessRuntime:
         members = self._members().get(name, [])
         if not members:
             return
-        for pid, _ in members:
-            for kill in (lambda p: os.killpg(p, signal.SIGTERM), lambda p: os.kill(p, signal.SIGTERM)):
-                try:
-                    kill(pid)
-                except (ProcessLookupError, PermissionError):
-                    pass
+        # Like `docker stop`: SIGTERM to the agent, which stops its Spark daemon in order (a
+        # worker decommissions first); if there is no agent left, to every process.
+        leaders = [pid for pid, env in members if env.get("SPAAS_LEADER") == "1" and _alive(pid)]
+        for pid in leaders or [pid for pid, _ in members]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             self._reap()
@@ -168,7 +170,7 @@ class ProcessRuntime:
         time.sleep(0.1)
         self._reap()
 
-    def stop(self, name: str, *, grace_s: float = 10.0) -> None:
+    def stop(self, name: str, *, grace_s: float = 30.0) -> None:
         self._kill_members(name, grace_s=grace_s)
         log.info("stopped container %s", name)
 

@@ -51,6 +51,11 @@ def run(spec: dict[str, Any], build: dict[str, Any] | None, containers: list[Con
     return plan(SigView(TENANT, SIG, spec, build, status), containers, hosts)
 
 
+def run_members(spec: dict[str, Any], build: dict[str, Any] | None, containers: list[Container],
+                hosts: list[dict[str, Any]], members: tuple[int, ...]) -> Plan:
+    return plan(SigView(TENANT, SIG, spec, build, None), containers, hosts, members)
+
+
 def started(p: Plan) -> list[str]:
     return [c.name for c in p.start]
 
@@ -150,7 +155,7 @@ def test_all_ready_is_ready_with_endpoints() -> None:
     assert p.status["phase"] == "READY"
     assert (p.status["master_url"], p.status["ui_url"]) == (SPARK_URL, UI_URL)
     assert p.status["observed_generation"] == 3
-    assert p.status["workers"] == {"desired": 1, "ready": 1, "running": 1}
+    assert p.status["workers"] == {"desired": 1, "ready": 1, "running": 1, "members": [0]}
     assert p.status["reason"] is None
 
 
@@ -220,3 +225,21 @@ def test_deleting_stops_everything_then_forgets(running: bool, with_hosts: bool,
 def test_deleting_wins_over_build_state(build: dict[str, Any] | None) -> None:
     p = run(spec_record(deleting=True), build, [], [])
     assert p.status["phase"] == "DELETING" and p.forget is True
+
+
+def test_members_choose_which_workers_run() -> None:
+    """The scaling policy hands plan() a worker set; gaps are allowed (an idle middle worker left)."""
+    record = spec_record(scaling={"min_workers": 1})
+    containers, hosts = cluster(chash(record), workers=3)
+    p = run_members(record, build_record(), containers, hosts, (0, 2))
+    assert p.stop == [WORKER.format(1)]
+    assert p.start == []
+    assert p.status["workers"]["members"] == [0, 2] and p.status["workers"]["desired"] == 2
+
+
+def test_members_are_read_back_from_the_previous_status() -> None:
+    record = spec_record(scaling={"min_workers": 1})
+    containers, hosts = cluster(chash(record), workers=1)
+    view = SigView(TENANT, SIG, record, build_record(), {"workers": {"members": [0, 1]}, "observed_generation": 1})
+    p = plan(view, containers, hosts)
+    assert [s.name for s in p.start] == [WORKER.format(1)]

@@ -7,12 +7,14 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, g
+from flask import Blueprint
 
-from spaas import messages, sparkconf
+from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, TemporaryError
 from spaas.model import AppState, Application, dump
 
+from services.api.errors import Forbidden
+from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
 from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps
 from services.api.routes.sigs import _int_arg
@@ -27,10 +29,13 @@ def new_app_id() -> str:
 
 
 def _app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
     parts = app_parts(d.store, d.keys, tenant, sig, app_id)
     if "spec" not in parts:
         raise NotFound(f"application {app_id!r} not found in SIG {tenant}/{sig}", field="id")
+    if not authz.may_touch_app(current_principal(), current_roles(), parts["spec"].value.get("submitter")):
+        raise Forbidden(f"application {app_id!r} belongs to another user; only tenant admins act on it")
     return parts
 
 
@@ -42,6 +47,7 @@ def _wake(tenant: str, sig: str, app_id: str, action: str) -> None:
 
 
 @bp.post("/tenants/<tenant>/sigs/<sig>/applications")
+@action("app.submit")
 def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -55,23 +61,32 @@ def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
         d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
     app_id = new_app_id()
     d.store.create(d.keys.app_spec(tenant, sig, app_id), {
-        "request": dump(app), "submitter": g.get("principal", "admin"), "submitted_at": time.time(),
+        "request": dump(app), "submitter": current_principal().name, "submitted_at": time.time(),
     })
     log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
     _wake(tenant, sig, app_id, "submitted")
+    try:
+        # The scaler counts a sized application's cores before its driver even starts.
+        d.bus.publish(messages.DemandChanged(tenant=tenant, sig=sig, app_id=app_id))
+    except TemporaryError as exc:
+        log.warning("app %s/%s/%s: demand not announced (%s)", tenant, sig, app_id, exc)
     return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications")
+@action("app.list")
 def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
     grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
-    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items()) if "spec" in parts]}
+    principal, roles = current_principal(), current_roles()
+    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items())
+                             if "spec" in parts and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+@action("app.read")
 def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -80,6 +95,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
+@action("app.log")
 def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -96,6 +112,7 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
 
 
 @bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+@action("app.kill")
 def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -106,7 +123,7 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
         return app_view(app_id, parts), 200
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
-                                                             "by": g.get("principal", "admin")})
+                                                             "by": current_principal().name})
     except Conflict:
         pass  # already requested
     if "state" not in parts:

@@ -14,6 +14,7 @@ from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import SigSpec, dump
 
+from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
 from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view
 
@@ -65,6 +66,7 @@ def _announce(d: Deps, tenant: str, sig: str, generation: int, *, build: bool) -
 
 
 @bp.post("/tenants/<tenant>/sigs")
+@action("sig.create")
 def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
     d = deps()
     tenant_entry = get_tenant(d.store, d.keys, tenant)
@@ -87,6 +89,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/tenants/<tenant>/sigs")
+@action("sig.list")
 def list_sigs(tenant: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -98,6 +101,7 @@ def list_sigs(tenant: str) -> dict[str, Any]:
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>")
+@action("sig.read")
 def read_sig(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -105,6 +109,7 @@ def read_sig(tenant: str, sig: str) -> dict[str, Any]:
 
 
 @bp.put("/tenants/<tenant>/sigs/<sig>")
+@action("sig.update")
 def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     tenant_entry = get_tenant(d.store, d.keys, tenant)
@@ -136,6 +141,7 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
 
 
 @bp.delete("/tenants/<tenant>/sigs/<sig>")
+@action("sig.delete")
 def delete_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -165,6 +171,7 @@ def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> in
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/build/log")
+@action("sig.build_log")
 def build_log(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
@@ -183,6 +190,7 @@ def build_log(tenant: str, sig: str) -> dict[str, Any]:
 
 
 @bp.post("/tenants/<tenant>/sigs/<sig>/files")
+@action("file.upload")
 def upload_file(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)

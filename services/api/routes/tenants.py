@@ -10,6 +10,7 @@ from flask import Blueprint
 from spaas.errors import Conflict
 from spaas.model import TenantSpec, dump
 
+from services.api.guard import action, current_principal, member_tenants
 from services.api.deps import deps, json_body
 from services.api.records import get_tenant
 
@@ -21,6 +22,7 @@ def tenant_view(value: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/tenants")
+@action("tenant.create")
 def create_tenant() -> tuple[dict[str, Any], int]:
     d = deps()
     spec = TenantSpec.model_validate(json_body())
@@ -33,22 +35,31 @@ def create_tenant() -> tuple[dict[str, Any], int]:
 
 
 @bp.get("/tenants")
+@action("tenant.list")
 def list_tenants() -> dict[str, Any]:
     d = deps()
-    return {"tenants": [tenant_view(e.value) for e in d.store.list(d.keys.tenants())]}
+    principal = current_principal()
+    visible = None if principal.cluster_admin else member_tenants(d, principal)
+    return {"tenants": [tenant_view(e.value) for e in d.store.list(d.keys.tenants())
+                        if visible is None or e.value["name"] in visible]}
 
 
 @bp.get("/tenants/<tenant>")
+@action("tenant.read")
 def read_tenant(tenant: str) -> dict[str, Any]:
     d = deps()
     return tenant_view(get_tenant(d.store, d.keys, tenant).value)
 
 
 @bp.delete("/tenants/<tenant>")
+@action("tenant.delete")
 def delete_tenant(tenant: str) -> tuple[dict[str, Any], int]:
     d = deps()
     entry = get_tenant(d.store, d.keys, tenant)
     if d.store.list(d.keys.sigs(tenant)):
         raise Conflict(f"tenant {tenant!r} still has SIGs; delete them first", field="tenant")
-    d.store.delete(entry.key, mod_revision=entry.mod_revision)
+    if not d.store.delete(entry.key, mod_revision=entry.mod_revision):
+        raise Conflict(f"tenant {tenant!r} changed meanwhile; try again", field="tenant")
+    # A tenant created again under this name starts with no members.
+    d.store.delete_prefix(d.keys.members(tenant))
     return {"name": tenant, "deleted": True}, 200
