@@ -51,7 +51,9 @@ class LdapAuthenticator:
         self._server = ldap3.Server(config.url, connect_timeout=config.timeout_s, tls=tls, get_info=ldap3.NONE)
 
     def _connection(self, user: str | None, password: str | None) -> ldap3.Connection:
-        conn = ldap3.Connection(self._server, user=user, password=password, receive_timeout=self._config.timeout_s,
+        # ldap3 packs receive_timeout into a socket option: whole seconds only.
+        conn = ldap3.Connection(self._server, user=user, password=password,
+                                receive_timeout=max(1, round(self._config.timeout_s)),
                                 auto_bind=ldap3.AUTO_BIND_NONE, raise_exceptions=False, read_only=True)
         conn.open()
         if self._config.start_tls and not self._config.url.lower().startswith("ldaps://"):

@@ -66,3 +66,7 @@ def shared_layers() -> Path:
     path = Path(os.environ.get("SPAAS_TEST_LAYERS", Path.home() / ".cache" / "spaas" / "layers"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# A real slapd (session-scoped), for LDAP login tests; see tests/ldap_fixture.py.
+from tests.ldap_fixture import ldap_server  # noqa: E402,F401

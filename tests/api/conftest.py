@@ -1,6 +1,7 @@
-"""Fixtures for the REST API tests: settings pointing at the session's real etcd and Redis, the
-Flask app built by `create_app`, authenticated and anonymous test clients, and a tenant / SIG to
-work in. No builder, scaler or Spark runs: these tests check the API contract only."""
+"""Fixtures for the REST API tests: settings pointing at the session's real etcd, Redis and slapd,
+the Flask app built by `create_app`, authenticated (bootstrap admin), LDAP-logged-in and anonymous
+test clients, and a tenant / SIG to work in. No builder, scaler or Spark runs: these tests check
+the API contract only."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from spaas.logstream import RedisLogStreams
 from spaas.settings import ApiSettings
 
 from services.api.app import create_app
+from tests.ldap_fixture import Ldap
 
 ADMIN_TOKEN = "test-admin-token"
 SPARK_VERSIONS = ("3.5.9", "4.1.4")
@@ -23,10 +25,28 @@ TENANT = "acme"
 SIG = "s1"
 
 
+CLUSTER_ADMIN_GROUP = "platform-ops"
+
+
 @pytest.fixture
-def settings(etcd_url: str, redis_url: str, tmp_path: Path, prefix: str) -> ApiSettings:
+def settings(etcd_url: str, redis_url: str, tmp_path: Path, prefix: str, ldap_server: Ldap) -> ApiSettings:
     return ApiSettings(etcd_url=etcd_url, redis_url=redis_url, state_dir=tmp_path, etcd_prefix=prefix,
-                       admin_token=ADMIN_TOKEN, spark_versions=SPARK_VERSIONS, max_upload_bytes=MAX_UPLOAD_BYTES)
+                       admin_token=ADMIN_TOKEN, spark_versions=SPARK_VERSIONS, max_upload_bytes=MAX_UPLOAD_BYTES,
+                       ldap_url=ldap_server.url, ldap_base_dn=ldap_server.base_dn, ldap_timeout_s=3.0,
+                       cluster_admin_groups=(CLUSTER_ADMIN_GROUP,))
+
+
+def login(app: Flask, user: str, password: str) -> str:
+    """Log an LDAP user in through the API; returns the bearer token."""
+    resp = app.test_client().post("/api/v1/login", json={"username": user, "password": password})
+    assert resp.status_code == 200, resp.get_json()
+    return str(resp.get_json()["token"])
+
+
+def client_for(app: Flask, token: str) -> FlaskClient:
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return c
 
 
 @pytest.fixture
