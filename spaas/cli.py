@@ -53,6 +53,8 @@ def cmd_up(settings: StackSettings) -> int:
         return 1
     print(f"spaas is up.\n  API:         {stack.api_url}/api/v1\n"
           f"  registry:    http://127.0.0.1:{stack.registry_port}/hosts/<tenant>/<sig>\n"
+          f"  metrics:     " + "  ".join(f"{n} http://127.0.0.1:{p}/metrics" for n, p in sorted(stack.health_ports.items()))
+          + "\n"
           f"  admin token: {stack.admin_token()}\n  token file:  {stack.token_file}\n"
           f"  logs:        {stack.state_dir / 'logs'}\n  stop with:   spaas down")
     return 0

@@ -153,6 +153,8 @@ class Stack:
     layers_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    # /healthz and /metrics of the services without an HTTP API (builder, scaler).
+    health_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def record(self) -> Path:
@@ -195,7 +197,7 @@ class Stack:
     def _save(self) -> None:
         self.record.write_text(json.dumps({
             "pids": self.pids, "api_port": self.api_port, "registry_port": self.registry_port,
-            "redis_port": self.redis_port, "etcd_port": self.etcd_port,
+            "redis_port": self.redis_port, "etcd_port": self.etcd_port, "health_ports": self.health_ports,
         }, indent=2))
 
     @classmethod
@@ -205,7 +207,8 @@ class Stack:
             return None
         data = json.loads(path.read_text())
         return cls(state_dir=state_dir, api_port=data["api_port"], registry_port=data["registry_port"],
-                   redis_port=data["redis_port"], etcd_port=data["etcd_port"], pids=data["pids"])
+                   redis_port=data["redis_port"], etcd_port=data["etcd_port"], pids=data["pids"],
+                   health_ports=data.get("health_ports", {}))
 
     def start_data_stores(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -220,11 +223,17 @@ class Stack:
         env = self.env()
         if name == "etcd_registry":
             env["SPAAS_PORT"] = str(self.registry_port)
+        if name in ("builder", "scaler"):
+            self.health_ports.setdefault(name, free_port())
+            env["SPAAS_HEALTH_PORT"] = str(self.health_ports[name])
         proc = _spawn([sys.executable, "-m", f"services.{name}"], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
         self.pids[name] = proc.pid
         self._save()
         if name == "api":
             _wait(lambda: requests.get(self.api_url + "/api/v1/healthz", timeout=1).ok, "the API", 60, proc)
+        elif name in self.health_ports:
+            port = self.health_ports[name]
+            _wait(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, f"the {name}", 60, proc)
         elif name == "etcd_registry":
             _wait(lambda: requests.get(f"http://127.0.0.1:{self.registry_port}/healthz", timeout=1).ok, "the registry", 60, proc)
 

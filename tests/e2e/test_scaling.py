@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from spaas.runtimes.process import ProcessRuntime
 from spaas.stack import Stack
@@ -82,8 +83,9 @@ def test_grows_for_a_demanding_application_and_shrinks_back_when_idle(api: Api, 
     assert max(d["to"] for d in log) == 3
     assert log[-1]["action"] == "scale_in" and log[-1]["to"] == 1
     assert all(d["reason"] for d in log)
-    metrics = __import__("requests").get(platform.api_url.replace("/api/v1", "") + "/metrics", timeout=5)
-    assert metrics.ok
+    metrics = requests.get(f"http://127.0.0.1:{platform.health_ports['scaler']}/metrics", timeout=5).text
+    assert f'spaas_sig_workers_desired{{sig="grow",tenant="{tenant}"}} 1.0' in metrics
+    assert f'spaas_sig_demand_cores{{sig="grow",tenant="{tenant}"}}' in metrics
     api.ok("DELETE", f"/tenants/{tenant}/sigs/grow", 202)
     api.wait_gone(tenant, "grow")
 

@@ -57,6 +57,22 @@ def test_sig_becomes_ready_and_finishes_a_batch_application(api: Api, platform: 
     log = api.log(tenant, "etl", app_id)
     assert any(f"RESULT total=1001000 spark.version={SPARK3} args=['a', 'b']" in line for line in log), log[-20:]
 
+    # A conf-only change: a new generation, the same build (no pip), containers restarted with it.
+    new_spec = dict(sig["spec"], spark_conf={"spark.sql.shuffle.partitions": "7"})
+    changed = api.ok("PUT", f"/tenants/{tenant}/sigs/etl", 202, json=new_spec)
+    assert changed["generation"] == 2
+    updated = api.wait("generation 2 READY", lambda: (s := api.sig(tenant, "etl"))["status"]["phase"] == "READY"
+                       and s["status"]["observed_generation"] == 2 and s, 120, 0.5)
+    assert updated["status"]["build_key"] == status["build_key"]
+    assert updated["status"]["build"]["cache_hit"] is True
+    assert updated["status"]["master_url"] != status["master_url"], "the master was not restarted"
+    conf_job = api.upload(tenant, "etl", "conf.py", JOB.replace(
+        'print(f"RESULT', 'print("PARTITIONS", spark.conf.get("spark.sql.shuffle.partitions"))\nprint(f"RESULT'))
+    app = api.wait_app(tenant, "etl", api.submit(tenant, "etl", file=conf_job))
+    assert app["state"] == "FINISHED"
+    assert "PARTITIONS 7" in api.log(tenant, "etl", app["id"])
+    assert api.ok("PUT", f"/tenants/{tenant}/sigs/etl", 200, json=new_spec)["generation"] == 2
+
 
 def test_two_spark_versions_run_side_by_side(api: Api, tenant: str) -> None:
     api.ok("POST", f"/tenants/{tenant}/sigs", 202, json={"name": "old", "spark_version": SPARK3})
