@@ -161,6 +161,20 @@ class BuilderSettings(BaseSettings):
     pip_args: tuple[str, ...] = ()
     # Port of /healthz and /metrics (0 disables).
     health_port: int = 0
+    # What artifacts are built for: "process" (local environments) or "docker" (images).
+    runtime: str = "process"
+    # Docker engine URL for the docker runtime (empty: the local socket, /var/run/docker.sock).
+    docker_url: str = ""
+    # Docker: the Spark image SIG images are built FROM; {version} is the SIG's Spark version.
+    spark_image: str = "spaas-spark:{version}"
+    # Docker: repository of SIG images (tagged by build key).
+    image_repository: str = "spaas-sig"
+    # Docker: registry SIG images are pushed to (host[:port]); empty: keep them local.
+    registry: str = ""
+    # Docker: user for the registry (empty: push without login).
+    registry_user: str = ""
+    # Docker: password of registry_user.
+    registry_password: str = field(default="", repr=False)
 
     @property
     def layers_path(self) -> Path:
@@ -169,8 +183,18 @@ class BuilderSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class ScalerSettings(BaseSettings):
-    # Which runtime runs SIG containers: "process".
+    # Which runtime runs SIG containers: "process" or "docker".
     runtime: str = "process"
+    # Docker engine URL for the docker runtime (empty: the local socket, /var/run/docker.sock).
+    docker_url: str = ""
+    # Docker: network of etcd and Redis that SIG containers join besides their own (empty: none).
+    docker_network: str = ""
+    # Docker: named volume holding STATE_DIR (SIG storage is bind-mounted from it); empty: STATE_DIR is a host path.
+    docker_state_volume: str = ""
+    # Docker: prefix of container and network names, and the value of their spaas.stack label.
+    docker_stack: str = "spaas"
+    # Seconds a stopping container gets after SIGTERM (a worker decommissions) before it is killed.
+    stop_grace_s: float = 30.0
     # Seconds between full reconciliations of every SIG.
     resync_s: float = 2.0
     # Python interpreter that runs the agent in process containers (default: the scaler's own).
@@ -208,8 +232,10 @@ class AgentSettings(BaseSettings):
     config_hash: str = ""
     # SIG generation this container was started for.
     generation: int = 0
-    # Address this container advertises to Spark and the registry.
+    # Address this container advertises to Spark and the registry ("auto": its IP in advertise_subnet).
     advertise_ip: str = "127.0.0.1"
+    # With advertise_ip "auto": the subnet of the SIG's own network (CIDR), set by the docker runtime.
+    advertise_subnet: str = ""
     # TTL of the host registration lease.
     host_ttl_s: int = 10
     # Seconds between scans of the SIG's applications (events wake it sooner).

@@ -13,11 +13,13 @@ from spaas.etcd import EtcdStore
 from spaas.observability import setup_logging
 from spaas.settings import AgentSettings
 
+from services.agent.address import resolve
 from services.agent.agent import Agent
 
 
 def main() -> int:
     settings = AgentSettings.from_env()
+    settings = settings.replace(advertise_ip=resolve(settings.advertise_ip, settings.advertise_subnet))
     setup_logging(f"agent[{settings.tenant}/{settings.sig}/{settings.container}]", settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

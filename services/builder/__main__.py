@@ -20,7 +20,7 @@ from spaas.observability import serve_health, setup_logging
 from spaas.settings import BuilderSettings
 
 from services.builder.localenv import LocalEnvBuilder
-from services.builder.service import BuildService
+from services.builder.service import ArtifactBuilder, BuildService
 
 log = logging.getLogger("builder")
 
@@ -49,10 +49,25 @@ def main() -> None:
     celery = make_celery(settings.redis_url)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s, celery=celery)
     logs = RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s)
-    artifacts = LocalEnvBuilder(settings.artifacts_dir, settings.layers_path, pip_args=settings.pip_args,
-                                timeout_s=settings.build_timeout_s)
+    artifacts: ArtifactBuilder
+    base_for = None
+    if settings.runtime == "docker":
+        from services.builder.dockerimage import DockerImageBuilder
+        from spaas.runtimes.docker import connect
+
+        images = DockerImageBuilder(
+            connect(settings.docker_url, timeout_s=max(60.0, settings.call_timeout_s)),
+            spark_image=settings.spark_image, repository=settings.image_repository, registry=settings.registry,
+            registry_user=settings.registry_user, registry_password=settings.registry_password,
+            pip_args=settings.pip_args, timeout_s=settings.build_timeout_s)
+        artifacts, base_for = images, images.base_for
+    elif settings.runtime == "process":
+        artifacts = LocalEnvBuilder(settings.artifacts_dir, settings.layers_path, pip_args=settings.pip_args,
+                                    timeout_s=settings.build_timeout_s)
+    else:
+        raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process' or 'docker'")
     service = BuildService(store, bus, logs, artifacts, keys=Keys(settings.etcd_prefix), lock_ttl_s=settings.lock_ttl_s,
-                           join_timeout_s=settings.build_timeout_s)
+                           join_timeout_s=settings.build_timeout_s, runtime=settings.runtime, base_for=base_for)
 
     @celery.task(name=messages.BUILD_TASK, bind=True, autoretry_for=(TemporaryError,), retry_backoff=True,
                  retry_backoff_max=30, max_retries=20)

@@ -44,6 +44,9 @@ class BuildPlan:
     python_packages: tuple[str, ...]
     base: str
     runtime: str
+    # Who asked first; labels only (not part of the key: the same key serves every SIG).
+    tenant: str = ""
+    sig: str = ""
 
     @property
     def layer_name(self) -> str:

@@ -11,6 +11,7 @@ over. Every step is idempotent, so duplicate tasks are harmless.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -44,7 +45,10 @@ class ArtifactBuilder(Protocol):
 
 class BuildService:
     def __init__(self, store: Store, bus: Bus, logs: LogStreams, builder: ArtifactBuilder, *, keys: Keys,
-                 lock_ttl_s: int = 10, join_timeout_s: float = 1800.0, runtime: str = "process") -> None:
+                 lock_ttl_s: int = 10, join_timeout_s: float = 1800.0, runtime: str = "process",
+                 base_for: Callable[[str], str] | None = None) -> None:
+        """`base_for(spark_version)`: what the artifact is built on, part of the build key
+        (Docker: the Spark image's id); default: this machine's Python and platform."""
         self._store = store
         self._bus = bus
         self._logs = logs
@@ -53,6 +57,7 @@ class BuildService:
         self._ttl = lock_ttl_s
         self._join_timeout = join_timeout_s
         self._runtime = runtime
+        self._base_for = base_for
 
     # -- status of one SIG (this service owns the `build` key) ------------------------------
     def _write_status(self, tenant: str, sig: str, value: dict[str, Any]) -> bool:
@@ -98,7 +103,9 @@ class BuildService:
         if status and int(status.value.get("generation", 0)) == generation and status.value.get("state") in (
                 BuildState.SUCCEEDED.value, BuildState.FAILED.value):
             return None
-        the_plan = plan(spec_entry.value["spec"], runtime=self._runtime)
+        spec = spec_entry.value["spec"]
+        base = self._base_for(spec["spark_version"]) if self._base_for else None
+        the_plan = dataclasses.replace(plan(spec, base=base, runtime=self._runtime), tenant=tenant, sig=sig)
         stream = sig_build_stream(tenant, sig, generation)
         ident = f"{tenant}/{sig}@{generation}"
         started = time.time()

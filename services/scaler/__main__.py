@@ -10,6 +10,7 @@ from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.observability import serve_health, setup_logging
+from spaas.runtimes.base import Runtime
 from spaas.runtimes.process import ProcessRuntime
 from spaas.settings import ScalerSettings
 from spaas.storage import SigStorage
@@ -17,17 +18,35 @@ from spaas.storage import SigStorage
 from services.scaler.loop import Scaler, run
 
 
+def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runtime:
+    env = {"SPAAS_ETCD_URL": settings.etcd_url, "SPAAS_REDIS_URL": settings.redis_url,
+           "SPAAS_ETCD_PREFIX": settings.etcd_prefix, "SPAAS_LOG_LEVEL": settings.log_level}
+    if settings.runtime == "process":
+        return ProcessRuntime(settings.state_dir, python=settings.agent_python, env=env)
+    if settings.runtime == "docker":
+        from spaas.runtimes.docker import DockerRuntime, connect
+
+        def sig_images() -> dict[tuple[str, str], str]:
+            images = {}
+            for entry in store.list(keys.all_sigs()):
+                tenant, sig, part = keys.split_sig_key(entry.key)
+                if part == "build" and entry.value.get("artifact"):
+                    images[(tenant, sig)] = str(entry.value["artifact"])
+            return images
+
+        return DockerRuntime(connect(settings.docker_url, timeout_s=max(30.0, settings.call_timeout_s)),
+                             stack=settings.docker_stack, platform_network=settings.docker_network,
+                             state_volume=settings.docker_state_volume, state_dir=settings.state_dir.resolve(),
+                             env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s)
+    raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process' or 'docker'")
+
+
 def main() -> None:
     settings = ScalerSettings.from_env()
     setup_logging("scaler", settings.log_level)
-    if settings.runtime != "process":
-        raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process'")
     store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
-    runtime = ProcessRuntime(settings.state_dir, python=settings.agent_python, env={
-        "SPAAS_ETCD_URL": settings.etcd_url, "SPAAS_REDIS_URL": settings.redis_url,
-        "SPAAS_ETCD_PREFIX": settings.etcd_prefix, "SPAAS_LOG_LEVEL": settings.log_level,
-    })
+    runtime = make_runtime(settings, store, Keys(settings.etcd_prefix))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
