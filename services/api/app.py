@@ -47,7 +47,7 @@ def make_authenticator(settings: ApiSettings) -> Authenticator:
 def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | None = None,
                logs: LogStreams | None = None, demand: DemandStore | None = None,
                authenticator: Authenticator | None = None, limiter: LoginLimiter | None = None) -> Flask:
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no /static route: everything served is in the permission table
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     store = store or EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)

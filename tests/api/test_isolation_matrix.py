@@ -1,0 +1,201 @@
+"""The isolation matrix: every API route x every role x own / foreign tenant, one expected status
+per cell. Principals are real LDAP users who log in through the API; their roles come from grants
+to them or to their LDAP groups:
+
+    cluster_admin   opsadmin  (group platform-ops is in SPAAS_CLUSTER_ADMIN_GROUPS)
+    consumer_admin  alice     (group acme-admins -> consumer_admin in acme)
+    sig_configure   erin      (user grant -> sig_configure in acme)
+    user            bob       (posixGroup acme-devs -> user in acme); carol is in it too
+    other_tenant    dave      (group beta-users -> user in beta)
+    anonymous       no token
+
+"own" is tenant acme, "foreign" is tenant beta (for dave it is the other way round, so his
+"foreign" column is the view of a plain user in his own tenant). Each tenant has SIG s1 with two
+applications: MINE (bob's in acme, dave's in beta) and THEIRS (carol's in acme, mallory's in beta).
+Each cell gets a fresh world (its own etcd prefix), so mutating cells never affect each other.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from spaas.auth import Identity, Tokens
+from spaas.keys import Keys
+from spaas.store import Store
+
+from tests.api.conftest import ADMIN_TOKEN, client_for, error_of, login, sig_body
+from tests.ldap_fixture import Ldap
+
+ROLES = ("cluster_admin", "consumer_admin", "sig_configure", "user", "other_tenant", "anonymous")
+LOGIN = {"cluster_admin": "opsadmin", "consumer_admin": "alice", "sig_configure": "erin", "user": "bob",
+         "other_tenant": "dave"}
+# Who submitted each tenant's two applications, and that user's LDAP groups.
+APP_OWNERS = {"acme": {"mine": ("bob", {"acme-devs"}), "theirs": ("carol", {"acme-devs"})},
+              "beta": {"mine": ("dave", {"beta-users"}), "theirs": ("mallory", set())}}
+S = "/api/v1/tenants/{t}/sigs/s1"
+APP = {"file": "files/job.py"}
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    path: str  # {t} tenant, {mine} / {theirs} application ids, {token} a token id
+    body: Any = None
+    upload: bool = False
+
+
+# Statuses in ROLES order: own tenant (acme) | foreign tenant (beta).
+TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
+    "healthz": (Row("GET", "/api/v1/healthz"), (200, 200, 200, 200, 200, 200), (200, 200, 200, 200, 200, 200)),
+    "openapi": (Row("GET", "/api/v1/openapi.json"), (200,) * 6, (200,) * 6),
+    "tenants-list": (Row("GET", "/api/v1/tenants"), (200, 200, 200, 200, 200, 401), (200, 200, 200, 200, 200, 401)),
+    "tenant-create": (Row("POST", "/api/v1/tenants", {"name": "gamma"}),
+                      (201, 403, 403, 403, 403, 401), (201, 403, 403, 403, 403, 401)),
+    "tenant-read": (Row("GET", "/api/v1/tenants/{t}"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "tenant-delete": (Row("DELETE", "/api/v1/tenants/{t}"),
+                      (409, 403, 403, 403, 404, 401), (409, 404, 404, 404, 403, 401)),
+    "members-list": (Row("GET", "/api/v1/tenants/{t}/members"),
+                     (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "member-put": (Row("PUT", "/api/v1/tenants/{t}/members/user/zed", {"roles": ["user"]}),
+                   (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "member-delete": (Row("DELETE", "/api/v1/tenants/{t}/members/user/victim"),
+                      (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "sigs-list": (Row("GET", "/api/v1/tenants/{t}/sigs"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "sig-create": (Row("POST", "/api/v1/tenants/{t}/sigs", sig_body("s2")),
+                   (202, 202, 202, 403, 404, 401), (202, 404, 404, 404, 403, 401)),
+    "sig-read": (Row("GET", S), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "sig-update": (Row("PUT", S, sig_body(spark_conf={"spark.executor.cores": "1"})),
+                   (202, 202, 202, 403, 404, 401), (202, 404, 404, 404, 403, 401)),
+    "sig-delete": (Row("DELETE", S), (202, 202, 202, 403, 404, 401), (202, 404, 404, 404, 403, 401)),
+    "build-log": (Row("GET", S + "/build/log"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "scaling": (Row("GET", S + "/scaling"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "file-upload": (Row("POST", S + "/files", upload=True), (201, 201, 201, 201, 404, 401),
+                    (201, 404, 404, 404, 201, 401)),
+    "app-submit": (Row("POST", S + "/applications", APP), (201, 201, 201, 201, 404, 401),
+                   (201, 404, 404, 404, 201, 401)),
+    "apps-list": (Row("GET", S + "/applications"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "my-app-read": (Row("GET", S + "/applications/{mine}"), (200, 200, 403, 200, 404, 401),
+                    (200, 404, 404, 404, 200, 401)),
+    "my-app-log": (Row("GET", S + "/applications/{mine}/log"), (200, 200, 403, 200, 404, 401),
+                   (200, 404, 404, 404, 200, 401)),
+    "my-app-kill": (Row("DELETE", S + "/applications/{mine}"), (202, 202, 403, 202, 404, 401),
+                    (202, 404, 404, 404, 202, 401)),
+    "their-app-read": (Row("GET", S + "/applications/{theirs}"), (200, 200, 403, 403, 404, 401),
+                       (200, 404, 404, 404, 403, 401)),
+    "their-app-log": (Row("GET", S + "/applications/{theirs}/log"), (200, 200, 403, 403, 404, 401),
+                      (200, 404, 404, 404, 403, 401)),
+    "their-app-kill": (Row("DELETE", S + "/applications/{theirs}"), (202, 202, 403, 403, 404, 401),
+                       (202, 404, 404, 404, 403, 401)),
+    "audit": (Row("GET", "/api/v1/audit"), (200, 403, 403, 403, 403, 401), (200, 403, 403, 403, 403, 401)),
+    "tokens-list": (Row("GET", "/api/v1/tokens"), (200, 200, 200, 200, 200, 401), (200, 200, 200, 200, 200, 401)),
+    "token-create": (Row("POST", "/api/v1/tokens", {"name": "ci"}), (201,) * 5 + (401,), (201,) * 5 + (401,)),
+    "token-delete-unknown": (Row("DELETE", "/api/v1/tokens/0123456789abcdef"), (404,) * 5 + (401,),
+                             (404,) * 5 + (401,)),
+    "login-wrong-password": (Row("POST", "/api/v1/login", {"username": "alice", "password": "wrong"}),
+                             (401,) * 6, (401,) * 6),
+    "logout": (Row("DELETE", "/api/v1/login"), (200,) * 5 + (401,), (200,) * 5 + (401,)),
+}
+CELLS = [pytest.param(name, role, tenant, id=f"{name}-{role}-{'own' if tenant == 'acme' else 'foreign'}")
+         for name in TABLE for role in ROLES for tenant in ("acme", "beta")]
+
+
+def build_world(admin: FlaskClient, store: Store, keys: Keys) -> dict[str, dict[str, str]]:
+    """Tenants acme and beta, each with SIG s1, grants as in the module docstring, and two applications."""
+    grants = {"acme": [("group", "acme-admins", ["consumer_admin"]), ("user", "erin", ["sig_configure"]),
+                       ("group", "acme-devs", ["user"]), ("user", "victim", ["user"])],
+              "beta": [("group", "beta-users", ["user"]), ("user", "mallory", ["user"]), ("user", "victim", ["user"])]}
+    tokens = Tokens(store, keys)
+    apps: dict[str, dict[str, str]] = {}
+    for tenant, tenant_grants in grants.items():
+        assert admin.post("/api/v1/tenants", json={"name": tenant}).status_code == 201
+        for kind, name, roles in tenant_grants:
+            assert admin.put(f"/api/v1/tenants/{tenant}/members/{kind}/{name}", json={"roles": roles}).status_code == 200
+        sig = S.format(t=tenant)
+        assert admin.post(f"/api/v1/tenants/{tenant}/sigs", json=sig_body()).status_code == 202
+        assert admin.post(f"{sig}/files", data={"file": (io.BytesIO(b"print(1)\n"), "job.py")},
+                          content_type="multipart/form-data").status_code == 201
+        apps[tenant] = {}
+        for which, (user, groups) in APP_OWNERS[tenant].items():
+            # The submitters' tokens are minted directly (their logins are tested elsewhere).
+            token = tokens.issue(Identity(user, frozenset(groups)), kind="session", ttl_s=600).token
+            resp = admin.post(f"{sig}/applications", json=APP, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.get_json()
+            apps[tenant][which] = resp.get_json()["id"]
+    return apps
+
+
+@pytest.mark.parametrize(("name", "role", "tenant"), CELLS)
+def test_cell(app: Flask, client: FlaskClient, anon: FlaskClient, store: Store, keys: Keys, ldap_server: Ldap,
+              name: str, role: str, tenant: str) -> None:
+    row, own, foreign = TABLE[name]
+    expected = (own if tenant == "acme" else foreign)[ROLES.index(role)]
+    apps = build_world(client, store, keys)
+    if role == "anonymous":
+        caller = anon
+    else:
+        user = LOGIN[role]
+        caller = client_for(app, login(app, user, ldap_server.passwords[user]))
+    path = row.path.format(t=tenant, mine=apps[tenant]["mine"], theirs=apps[tenant]["theirs"])
+    kw: dict[str, Any] = {"method": row.method}
+    if row.upload:
+        kw.update(data={"file": (io.BytesIO(b"print(2)\n"), "other.py")}, content_type="multipart/form-data")
+    elif row.body is not None:
+        kw["json"] = row.body
+    resp = caller.open(path, **kw)
+    assert resp.status_code == expected, (name, role, tenant, resp.get_json())
+    if expected >= 400:
+        error_of(resp.get_json())
+    if expected == 404 and "{t}" in row.path:
+        # An outsider's 404 is word for word the one of a tenant that does not exist.
+        assert error_of(resp.get_json()) == {"code": "NotFound", "message": f"tenant {tenant!r} not found",
+                                             "field": "tenant"}
+
+
+def test_the_matrix_covers_every_route(app: Flask) -> None:
+    """Every Flask route (method + rule) has a row in the table."""
+    covered = set()
+    for row, _, _ in TABLE.values():
+        covered.add((row.method, row.path))
+    rules = {(m, r.rule) for r in app.url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}}
+    normalized = {(m, p.replace("{t}", "<tenant>").replace("s1", "<sig>").replace("{mine}", "<app_id>")
+                   .replace("{theirs}", "<app_id>").replace("/user/zed", "/<any(user, group):kind>/<name>")
+                   .replace("/user/victim", "/<any(user, group):kind>/<name>")
+                   .replace("/0123456789abcdef", "/<token_id>")) for m, p in covered}
+    missing = {(m, r) for m, r in rules if (m, r) not in normalized and r not in ("/metrics",)}
+    assert not missing, missing
+
+
+def test_tenant_list_shows_only_the_callers_tenants(app: Flask, client: FlaskClient, store: Store, keys: Keys,
+                                                    ldap_server: Ldap) -> None:
+    build_world(client, store, keys)
+    seen = {}
+    for role, user in LOGIN.items():
+        c = client_for(app, login(app, user, ldap_server.passwords[user]))
+        seen[role] = sorted(t["name"] for t in c.get("/api/v1/tenants").get_json()["tenants"])
+    assert seen == {"cluster_admin": ["acme", "beta"], "consumer_admin": ["acme"], "sig_configure": ["acme"],
+                    "user": ["acme"], "other_tenant": ["beta"]}
+
+
+def test_users_list_only_their_own_applications(app: Flask, client: FlaskClient, store: Store, keys: Keys,
+                                                ldap_server: Ldap) -> None:
+    apps = build_world(client, store, keys)
+    listing = {}
+    for role in ("consumer_admin", "sig_configure", "user"):
+        user = LOGIN[role]
+        c = client_for(app, login(app, user, ldap_server.passwords[user]))
+        listing[role] = sorted(a["id"] for a in c.get(S.format(t="acme") + "/applications").get_json()["applications"])
+    assert listing == {"consumer_admin": sorted(apps["acme"].values()), "sig_configure": [],
+                       "user": [apps["acme"]["mine"]]}
+
+
+def test_admin_token_still_is_cluster_admin(client: FlaskClient, store: Store, keys: Keys) -> None:
+    build_world(client, store, keys)
+    assert client.get("/api/v1/audit").status_code == 200
+    assert client.get(S.format(t="beta") + "/applications").status_code == 200
+    assert ADMIN_TOKEN
