@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import redis
 
@@ -91,7 +91,7 @@ class RedisDemandStore:
 
     def latest(self, tenant: str, sig: str) -> Demand | None:
         try:
-            raw = self._redis.get(self._demand_key(tenant, sig))
+            raw = cast("str | None", self._redis.get(self._demand_key(tenant, sig)))
         except redis.RedisError as exc:
             raise TemporaryError(f"cannot read demand of {tenant}/{sig}: {exc}") from None
         if not raw:
@@ -114,7 +114,7 @@ class RedisDemandStore:
     def decisions(self, tenant: str, sig: str, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first."""
         try:
-            raw = self._redis.lrange(self._decisions_key(tenant, sig), 0, max(0, limit - 1))
+            raw = cast("list[str]", self._redis.lrange(self._decisions_key(tenant, sig), 0, max(0, limit - 1)))
         except redis.RedisError as exc:
             raise TemporaryError(f"cannot read decisions of {tenant}/{sig}: {exc}") from None
         out = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from spaas.demand import Demand
 
@@ -87,7 +88,7 @@ def decide(demand: Demand | None, pending_cores: int, workers: list[Worker], pol
     fresh = demand is not None and now - demand.reported_at <= DEMAND_FRESH_S
     wanted = (demand.cores_wanted if fresh and demand else 0) + pending_cores
     needed = math.ceil(wanted / max(1, policy.cores_per_worker))
-    base = {"wanted_cores": wanted, "needed": needed}
+    base: dict[str, Any] = {"wanted_cores": wanted, "needed": needed}
 
     if n < policy.min_workers:
         return Decision(_add(members, policy.min_workers - n), "scale_out",

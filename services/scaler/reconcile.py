@@ -71,8 +71,9 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
     running = [c for c in containers if c.running]
     if members is None:
         members = current_members(view.spec["spec"], view.status)
-    base = {
-        "observed_generation": int(previous.get("observed_generation", 0)),
+    observed = int(previous.get("observed_generation", 0))
+    base: dict[str, Any] = {
+        "observed_generation": observed,
         "workers": {"desired": len(members), "ready": 0, "running": sum(1 for c in running if c.role == WORKER),
                     "members": list(members)},
         "master_url": None, "ui_url": None, "reason": None, "message": None,
@@ -118,12 +119,12 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
                  "ui_url": master.get("ui_url") if master else None}
     if master and ready_workers >= want and not stop and not start:
         status = dict(base, phase=Phase.READY.value, observed_generation=generation, workers=workers, **endpoints)
-    elif master and base["observed_generation"] == generation and not stop:
+    elif master and observed == generation and not stop:
         # This generation was READY; a worker is being replaced. Still usable, so still READY.
         status = dict(base, phase=Phase.READY.value, workers=workers, reason="Degraded",
                       message=f"{want - ready_workers} of {want} workers starting", **endpoints)
     else:
-        phase = Phase.UPDATING if base["observed_generation"] > 0 else Phase.DEPLOYING
+        phase = Phase.UPDATING if observed > 0 else Phase.DEPLOYING
         waiting = "the master" if not master else f"{want - ready_workers} of {want} workers"
         status = dict(base, phase=phase.value, workers=workers, reason="Deploying", message=f"waiting for {waiting}",
                       **endpoints)
