@@ -8,8 +8,11 @@ also a lock. Leases give keys a lifetime that a live owner keeps extending.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from spaas.errors import Conflict
 
 
 @dataclass(frozen=True)
@@ -55,3 +58,22 @@ class Store(Protocol):
     def revoke(self, lease: int) -> None: ...
 
     def health(self) -> bool: ...
+
+
+def read_modify_write(store: Store, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+                      *, attempts: int = 5) -> Entry | None:
+    """Compare-and-swap loop: `change` gets the current value (None if the key is absent) and
+    returns the value to write, or None to leave the key as it is. Retried on `Conflict`;
+    returns the entry written (or the one left alone)."""
+    for _ in range(attempts):
+        entry = store.get(key)
+        value = change(dict(entry.value) if entry else None)
+        if value is None:
+            return entry
+        try:
+            if entry is None:
+                return store.create(key, value)
+            return store.update(key, value, mod_revision=entry.mod_revision)
+        except Conflict:
+            continue
+    raise Conflict(f"{key} kept changing; gave up after {attempts} attempts")

@@ -19,7 +19,7 @@ from typing import Any
 from spaas.errors import Conflict, TemporaryError
 from spaas.keys import Keys
 from spaas.model import AppState, can_transition
-from spaas.store import Entry, Store
+from spaas.store import Entry, Store, read_modify_write
 
 from services.agent.drivers import Driver
 
@@ -95,30 +95,27 @@ class AppController:
 
     # -- state writes (the agent owns the state key) ---------------------------------------
     def _set_state(self, app_id: str, state: AppState, **fields: Any) -> bool:
-        key = self._keys.app_state(self._tenant, self._sig, app_id)
-        for _ in range(5):
-            entry = self._store.get(key)
+        allowed = True
+
+        def change(value: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal allowed
             now = time.time()
-            if entry is None:
-                value = {"state": state.value, "agent": self._me, "updated_at": now, **fields}
-                try:
-                    self._store.create(key, value)
-                    return True
-                except Conflict:
-                    continue
-            current = AppState(entry.value["state"])
-            if current == state and not fields:
-                return True
-            if current != state and not can_transition(current, state):
+            if value is None:
+                return {"state": state.value, "agent": self._me, "updated_at": now, **fields}
+            current = AppState(value["state"])
+            allowed = current == state or can_transition(current, state)
+            if not allowed:
                 log.info("app %s/%s/%s: not moving %s -> %s", self._tenant, self._sig, app_id, current.value, state.value)
-                return False
-            value = dict(entry.value, state=state.value, updated_at=now, **fields)
-            try:
-                self._store.update(key, value, mod_revision=entry.mod_revision)
-                return True
-            except Conflict:
-                continue
-        return False
+                return None
+            if current == state and not fields:
+                return None
+            return dict(value, state=state.value, updated_at=now, **fields)
+
+        try:
+            read_modify_write(self._store, self._keys.app_state(self._tenant, self._sig, app_id), change)
+        except Conflict:
+            return False
+        return allowed
 
     # -- one scan --------------------------------------------------------------------------
     def scan(self) -> None:

@@ -26,7 +26,7 @@ from spaas.errors import Conflict, PermanentError, TemporaryError
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, key_build_stream, sig_build_stream
 from spaas.model import BuildState
-from spaas.store import Store
+from spaas.store import Store, read_modify_write
 
 from services.builder.planner import BuildPlan, plan
 
@@ -62,23 +62,18 @@ class BuildService:
     # -- status of one SIG (this service owns the `build` key) ------------------------------
     def _write_status(self, tenant: str, sig: str, value: dict[str, Any]) -> bool:
         """Write the SIG's build status unless a newer generation was already recorded."""
-        key = self._keys.sig_build(tenant, sig)
-        for _ in range(5):
-            current = self._store.get(key)
-            if current is None:
-                try:
-                    self._store.create(key, value)
-                    return True
-                except Conflict:
-                    continue
-            if int(current.value.get("generation", 0)) > int(value["generation"]):
-                return False
-            try:
-                self._store.update(key, value, mod_revision=current.mod_revision)
-                return True
-            except Conflict:
-                continue
-        return False
+        written = False
+
+        def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
+            nonlocal written
+            written = current is None or int(current.get("generation", 0)) <= int(value["generation"])
+            return value if written else None
+
+        try:
+            read_modify_write(self._store, self._keys.sig_build(tenant, sig), change)
+        except Conflict:
+            return False
+        return written
 
     def needs_build(self, tenant: str, sig: str) -> bool:
         spec = self._store.get(self._keys.sig_spec(tenant, sig))
