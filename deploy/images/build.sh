@@ -19,11 +19,18 @@ CACHE="${SPAAS_CACHE:-$HOME/.cache/spaas}/images"
 NETWORK="${SPAAS_DOCKER_NETWORK:-spaas-platform}"
 if [ $# -gt 0 ]; then VERSIONS=("$@"); else IFS=, read -r -a VERSIONS <<< "${SPAAS_SPARK_VERSIONS:-3.5.9,4.1.4}"; fi
 mkdir -p "$CACHE"
+# One build at a time per cache (CI, tests and an operator may call it together).
+exec 9>"$CACHE/.lock"
+flock 9
 
 log() { printf '\033[1m[images]\033[0m %s\n' "$*" >&2; }
 have() { docker image inspect "$1" >/dev/null 2>&1; }
 digest() { sha256sum | cut -c1-12; }
-code_hash() { (cd "$ROOT" && find spaas services -name '*.py' -print0 | sort -z | xargs -0 sha256sum) | digest; }
+# The Spark image carries only what SIG containers run (the library and the agent), so changes to
+# the other services do not change Spark images, nor therefore any SIG's build key.
+SPARK_CODE=(spaas services/__init__.py services/agent)
+ALL_CODE=(spaas services)
+code_hash() { (cd "$ROOT" && find "$@" -name '*.py' -print0 | sort -z | xargs -0 sha256sum) | digest; }
 
 # -- base ------------------------------------------------------------------------------------
 base_hash="$(cat "$HERE/base/mkbase.sh" /usr/local/share/ca-certificates/*.crt 2>/dev/null | digest)"
@@ -49,19 +56,20 @@ install_tree() {  # install_tree NAME PIP-ARGS... -> prints the tree's directory
   echo "$dir"
 }
 
-context() {  # context NAME DOCKERFILE TREE:DEST... -> a fresh build context (hard links, no copies)
-  local ctx="$CACHE/ctx/$1" dockerfile="$2"; shift 2
+context() {  # context NAME DOCKERFILE CODE-DIRS TREE:DEST... -> a fresh build context (hard links, no copies)
+  local ctx="$CACHE/ctx/$1" dockerfile="$2" code="$3"; shift 3
   rm -rf "$ctx"; mkdir -p "$ctx"
   cp "$dockerfile" "$ctx/Dockerfile"
   local pair
   for pair in "$@"; do cp -al "${pair%%:*}" "$ctx/${pair##*:}"; done
   mkdir -p "$ctx/app"
-  (cd "$ROOT" && find spaas services -name '*.py' -print0 | tar -c --null -T - -f -) | tar -x -C "$ctx/app" -f -
+  (cd "$ROOT" && find $code -name '*.py' -print0 | tar -c --null -T - -f -) | tar -x -C "$ctx/app" -f -
   echo "$ctx"
 }
 
 req_hash="$(cat "$ROOT/requirements.txt" <(echo "$base_id") | digest)"
-code="$(code_hash)"
+code="$(code_hash "${ALL_CODE[@]}")"
+spark_code="$(code_hash "${SPARK_CODE[@]}")"
 
 # -- Redis and etcd ----------------------------------------------------------------------------
 ds_hash="$(cat "$HERE/datastores/Dockerfile" <(echo "$base_id") | digest)"
@@ -75,7 +83,7 @@ docker tag "spaas-datastores:$ds_hash" spaas-datastores:latest
 svc_hash="$(cat "$HERE/services/Dockerfile" <(echo "$req_hash $code $base_id") | digest)"
 if have "spaas-services:$svc_hash"; then log "spaas-services:$svc_hash: up to date"; else
   site="$(install_tree "site-$req_hash" -r /trees/requirements.txt)"
-  ctx="$(context services "$HERE/services/Dockerfile" "$site:site")"
+  ctx="$(context services "$HERE/services/Dockerfile" "${ALL_CODE[*]}" "$site:site")"
   log "spaas-services:$svc_hash: building"
   docker build -q --build-arg "BASE=$BASE" -t "spaas-services:$svc_hash" "$ctx" >/dev/null
   rm -rf "$ctx"
@@ -84,17 +92,29 @@ docker tag "spaas-services:$svc_hash" spaas-services:latest
 
 # -- one Spark image per version -----------------------------------------------------------------
 for version in "${VERSIONS[@]}"; do
-  spark_hash="$(cat "$HERE/spark/Dockerfile" <(echo "$req_hash $code $base_id $version") | digest)"
+  spark_hash="$(cat "$HERE/spark/Dockerfile" <(echo "$req_hash $spark_code $base_id $version") | digest)"
   tag="spaas-spark:$version-$spark_hash"
   if have "$tag"; then log "$tag: up to date"; else
     site="$(install_tree "site-$req_hash" -r /trees/requirements.txt)"
     spark="$(install_tree "pyspark-$version-$base_id" "pyspark==$version")"
-    ctx="$(context "spark-$version" "$HERE/spark/Dockerfile" "$site:site" "$spark:spark")"
+    ctx="$(context "spark-$version" "$HERE/spark/Dockerfile" "${SPARK_CODE[*]}" "$site:site" "$spark:spark")"
     log "$tag: building"
     docker build -q --build-arg "BASE=$BASE" --build-arg "SPARK_VERSION=$version" -t "$tag" "$ctx" >/dev/null
     rm -rf "$ctx"
   fi
   docker tag "$tag" "spaas-spark:$version"
+done
+
+# Older tags of these images go (an image still used by a container or a SIG image stays).
+prune() {  # prune REPO KEEP-TAG-PREFIX CURRENT-TAG
+  local old
+  for old in $(docker image ls "$1" --format '{{.Tag}}'); do
+    case "$old" in "$3"|latest) ;; "$2"*) docker rmi "$1:$old" >/dev/null 2>&1 || true ;; esac
+  done
+}
+prune spaas-services "" "$svc_hash"
+for version in "${VERSIONS[@]}"; do
+  prune spaas-spark "$version-" "$version-$(cat "$HERE/spark/Dockerfile" <(echo "$req_hash $spark_code $base_id $version") | digest)"
 done
 
 docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --label spaas.stack=spaas "$NETWORK" >/dev/null
