@@ -245,3 +245,71 @@ def test_deeply_nested_json_is_a_400_not_a_500(client: FlaskClient) -> None:
     resp = client.post("/api/v1/tenants", data="[" * 100_000 + "]" * 100_000, content_type="application/json")
     assert resp.status_code == 400
     assert error_of(resp.get_json())["field"] == "body"
+
+
+# One key per forbidden family of `spaas.sparkconf`: through the API, the 422 names the key, on a SIG
+# (`spark_conf`) and on an application (`conf`).
+FORBIDDEN_FAMILIES = [
+    ("master", "spark.master"),
+    ("rest-server", "spark.master.rest.enabled"),
+    ("authenticate", "spark.authenticate.secret"),
+    ("network-crypto", "spark.network.crypto.enabled"),
+    ("submit", "spark.submit.deployMode"),
+    ("ui-filters", "spark.ui.filters"),
+    ("ui-proxy", "spark.ui.reverseProxy"),
+    ("acls", "spark.acls.enable"),
+    ("history", "spark.history.fs.logDirectory"),
+    ("kerberos", "spark.kerberos.principal"),
+    ("yarn", "spark.yarn.queue"),
+    ("kubernetes", "spark.kubernetes.namespace"),
+    ("deploy", "spark.deploy.recoveryMode"),
+    ("worker", "spark.worker.cleanup.enabled"),
+    ("ssl", "spark.ssl.enabled"),
+    ("redaction", "spark.redaction.regex"),
+    ("plugins", "spark.plugins"),
+    ("listeners", "spark.extraListeners"),
+    ("classpath", "spark.driver.extraClassPath"),
+    ("ports-and-hosts", "spark.driver.host"),
+    ("local-dir", "spark.local.dir"),
+    ("python", "spark.pyspark.python"),
+    ("jar-repos", "spark.jars.repositories"),
+    ("class-key", "spark.serializer.class"),
+    ("proxy-user", "spark.foo.proxyUser"),
+    ("java-agent", "spark.executor.extraJavaOptions"),
+    ("not-spark", "hadoop.security.authentication"),
+]
+
+
+@pytest.mark.parametrize(("family", "key"), FORBIDDEN_FAMILIES, ids=[f for f, _ in FORBIDDEN_FAMILIES])
+def test_each_forbidden_conf_family_is_named_in_the_422(client: FlaskClient, app_id: str, family: str,
+                                                         key: str) -> None:
+    value = "-javaagent:/tmp/a.jar" if key.endswith("JavaOptions") else "x"
+    for path, body, field in ((f"{T}/sigs", sig_with(spark_conf={key: value}), "spark_conf"),
+                              (f"{S}/applications", {**APP, "conf": {key: value}}, "conf")):
+        resp = client.post(path, json=body)
+        assert resp.status_code == 422, (family, resp.get_json())
+        error = error_of(resp.get_json())
+        assert error["field"] == f"{field}.{key}" and key in error["message"], error
+
+
+@pytest.mark.parametrize(("quota", "sig", "field", "says"), [
+    ({"max_containers": 3}, {"scaling": {"min_workers": 3}}, "scaling.min_workers",
+     ("needs 4 containers", "1 of 3")),
+    ({"cores": 5}, {"resources": {"cpu": 2}, "scaling": {"min_workers": 1}}, "resources.cpu", ("needs 4 cores", "2 of 5")),
+    ({"memory_mb": 5000}, {"scaling": {"min_workers": 1}}, "resources.memory_mb",
+     ("needs 4096 memory_mb", "2048 of 5000")),
+])
+def test_quota_refusals_carry_the_numbers(client: FlaskClient, quota: dict[str, int], sig: dict[str, Any],
+                                          field: str, says: tuple[str, ...]) -> None:
+    assert client.post("/api/v1/tenants", json={"name": "small", "quota": quota}).status_code == 201
+    first = client.post("/api/v1/tenants/small/sigs", json=sig_body("one", scaling={"min_workers": 0}))
+    assert first.status_code == 202, first.get_json()
+    resp = client.post("/api/v1/tenants/small/sigs", json=sig_body("two", **sig))
+    assert resp.status_code == 422
+    error = error_of(resp.get_json())
+    assert error["field"] == field
+    for text in says:
+        assert text in error["message"], error
+    # A change that would not fit is refused the same way.
+    resp = client.put("/api/v1/tenants/small/sigs/one", json=sig_body("one", **{**sig, "scaling": {"min_workers": 5}}))
+    assert resp.status_code == 422 and error_of(resp.get_json())["field"] == field
