@@ -143,7 +143,7 @@ def test_tenants_cannot_reach_each_others_spark_master(compose: Compose) -> None
     api = compose.api
     # beta/same has no workers yet; give it one so both tenants have a worker container.
     spec = api.sig("beta", "same")["spec"]
-    api.ok("PUT", "/tenants/beta/sigs/same", 200, json=dict(spec, scaling={"min_workers": 1, "max_workers": 1}))
+    api.ok("PUT", "/tenants/beta/sigs/same", 202, json=dict(spec, scaling={"min_workers": 1, "max_workers": 1}))
     beta = api.wait_phase("beta", "same", "READY", timeout_s=300)
     alpha = api.sig("alpha", "etl")
     own = _connect(f"{STACK}-alpha-etl-worker-0", alpha["status"]["master_url"])

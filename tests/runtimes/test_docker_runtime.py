@@ -1,0 +1,73 @@
+"""DockerRuntime against the real engine: names, labels, limits, networks, storage, idempotence, cleanup.
+
+The containers run the Spark image's agent with no etcd to talk to, so they exit soon; what is
+checked here is what the runtime asked the engine for, and that `list()` reads it back.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.docker.conftest import SPARK, docker_problem
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def runtime(tmp_path: Path) -> Iterator[object]:
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker tests must run in CI: {problem}")
+        pytest.skip(problem)
+    if subprocess.run(["docker", "image", "inspect", f"spaas-spark:{SPARK}"], capture_output=True).returncode != 0:
+        pytest.fail(f"spaas-spark:{SPARK} is missing: run deploy/images/build.sh {SPARK} (./dev test does)")
+    from spaas.runtimes.docker import DockerRuntime, connect
+
+    rt = DockerRuntime(connect(), stack="rt" + uuid.uuid4().hex[:6], state_dir=tmp_path / "state",
+                       env={"SPAAS_ETCD_URL": "http://127.0.0.1:1"}, stop_grace_s=2)
+    yield rt
+    for c in rt.list():
+        rt.stop(c.name, grace_s=0)
+    for tenant, sig in {("acme", "etl"), ("other", "etl")}:
+        rt.cleanup_sig(tenant, sig)
+
+
+def test_start_list_stop_and_cleanup(runtime: object, tmp_path: Path) -> None:
+    from spaas.runtimes.base import ContainerSpec, container_name
+    from spaas.runtimes.docker import DockerRuntime
+
+    rt: DockerRuntime = runtime  # type: ignore[assignment]
+    name = container_name("acme", "etl", "worker", 2)
+    spec = ContainerSpec(name=name, tenant="acme", sig="etl", role="worker", index=2, config_hash="h1", generation=3,
+                         artifact=f"spaas-spark:{SPARK}", cpu=1, memory_mb=600, max_cpu=1, max_memory_mb=700)
+    rt.start(spec)
+    rt.start(spec)  # idempotent: the same name is not started twice
+    (c,) = rt.list()
+    assert (c.name, c.tenant, c.sig, c.role, c.index, c.config_hash, c.generation) == (
+        name, "acme", "etl", "worker", 2, "h1", 3)
+    client = rt._client
+    info = client.containers.get(rt.docker_name(name)).attrs
+    assert info["HostConfig"]["NanoCpus"] == 10**9 and info["HostConfig"]["Memory"] == 700 * 2**20
+    assert info["HostConfig"]["MemoryReservation"] == 600 * 2**20
+    assert list(info["NetworkSettings"]["Networks"]) == [rt.network_name("acme", "etl")]
+    (mount,) = info["Mounts"]
+    assert mount["Destination"] == str(tmp_path / "state" / "storage" / "acme" / "etl")
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    assert env["SPAAS_ADVERTISE_IP"] == "auto" and env["SPAAS_ADVERTISE_SUBNET"]
+    # Another tenant's SIG gets another network.
+    rt.start(ContainerSpec(**{**spec.__dict__, "name": container_name("other", "etl", "worker", 2), "tenant": "other"}))
+    other = client.containers.get(rt.docker_name(container_name("other", "etl", "worker", 2))).attrs
+    assert list(other["NetworkSettings"]["Networks"]) == [rt.network_name("other", "etl")]
+    rt.stop(name)
+    assert [c.name for c in rt.list()] == [container_name("other", "etl", "worker", 2)]
+    rt.stop(name)  # already gone: no error
+    rt.cleanup_sig("other", "etl")
+    assert rt.list() == []
+    assert not client.networks.list(names=[rt.network_name("other", "etl")])
