@@ -177,7 +177,9 @@ class Stack:
         return self.state_dir / "admin-token"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
+        # The operator's SPAAS_* settings (LDAP, cluster admins, ...) reach every service; the
+        # stack's own wiring below wins over them.
+        env = dict(os.environ)
         env.update(
             SPAAS_STATE_DIR=str(self.state_dir),
             SPAAS_ETCD_URL=self.etcd_url,
