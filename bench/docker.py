@@ -22,7 +22,10 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# This file is named like the `docker` package: take its own directory off the path first.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
 from services.builder.dockerimage import DockerImageBuilder  # noqa: E402
 from services.builder.planner import plan  # noqa: E402
