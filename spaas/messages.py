@@ -2,7 +2,7 @@
 
 Events are hints. A consumer that receives one re-reads etcd and reconciles; a lost or
 duplicated event changes nothing but latency, because every controller also resyncs.
-Routing keys: `sig.changed`, `sig.built`, `sig.demand`, `app.<tenant>.<sig>`.
+Routing keys: `sig.changed`, `sig.built`, `sig.demand`, `sig.host`, `app.<tenant>.<sig>`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,17 @@ class DemandChanged(Event):
     app_id: str = ""
 
 
-EVENT_TYPES: dict[str, type[Event]] = {cls.type: cls for cls in (SigChanged, SigBuilt, AppEvent, DemandChanged)}
+@dataclass(frozen=True)
+class HostChanged(Event):
+    """A SIG container registered (or re-registered) its host: readiness may have changed."""
+
+    type: ClassVar[str] = "sig.host"
+    host: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (SigChanged, SigBuilt, AppEvent, DemandChanged, HostChanged)
+}
 
 
 class UndecodableMessage(ValueError):

@@ -83,6 +83,13 @@ class Agent:
             "PYSPARK_PYTHON": str(self.env.python),
         })
 
+    def _announce_host(self) -> None:
+        """Wake the scaler now rather than at its next resync (a hint; losing it costs latency)."""
+        try:
+            self.bus.publish(messages.HostChanged(tenant=self.s.tenant, sig=self.s.sig, host=self.s.container))
+        except TemporaryError as exc:
+            log.warning("%s: host change not announced: %s", self.ident, exc)
+
     def _record(self, **extra: Any) -> dict[str, Any]:
         return {
             "host": self.s.container, "role": self.s.role, "index": self.s.index, "ip": self.s.advertise_ip,
@@ -116,6 +123,7 @@ class Agent:
             return 1
         self.registration.publish(self._record(ports={"spark": port, "ui": ui_port}, spark_url=spark_url,
                                                ui_url=ui_url, ready=True))
+        self._announce_host()
         log.info("%s: Spark master ready at %s (UI %s)", self.ident, spark_url, ui_url)
 
         storage = SigStorage(self.s.storage_dir)
@@ -197,7 +205,7 @@ class Agent:
                 self.stop.wait(2)
                 continue
             if current is None:
-                self.stop.wait(1)
+                self.stop.wait(0.5)  # the master is starting: pick it up as soon as it registers
                 continue
             if master is not None and current.get("spark_url") != master.get("spark_url") and self.daemon:
                 log.info("%s: master moved to %s; restarting the worker", self.ident, current.get("spark_url"))
@@ -248,6 +256,7 @@ class Agent:
                       or self.daemon is None or self.daemon.exited() is not None, 120, stop=self.stop) \
                 and self.daemon.exited() is None:
             self.registration.publish(dict(record, ready=True))
+            self._announce_host()
             log.info("%s: Spark worker registered with %s", self.ident, master["spark_url"])
         else:
             self.registration.publish(dict(record, ready=False))

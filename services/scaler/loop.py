@@ -242,7 +242,8 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
     wake = threading.Event()
     threading.Thread(
         target=bus.consume,
-        args=(messages.SCALER_QUEUE, [messages.SigChanged.type, messages.SigBuilt.type, messages.DemandChanged.type],
+        args=(messages.SCALER_QUEUE, [messages.SigChanged.type, messages.SigBuilt.type, messages.DemandChanged.type,
+                                      messages.HostChanged.type],
               lambda _e: wake.set()),
         kwargs={"stop": stop}, name="scaler-events", daemon=True,
     ).start()
