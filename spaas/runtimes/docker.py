@@ -27,7 +27,7 @@ import docker
 import docker.errors
 import requests
 
-from spaas.errors import PermanentError, TemporaryError
+from spaas.errors import TemporaryError
 from spaas.runtimes.base import Container, ContainerSpec
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,8 @@ def connect(url: str = "", *, timeout_s: float = 30.0) -> docker.DockerClient:
 
 
 def translate(what: str, exc: Exception) -> Exception:
-    """A Docker or transport exception as spaas' error vocabulary."""
-    if isinstance(exc, docker.errors.ImageNotFound):
-        return PermanentError(f"{what}: image not found: {exc.explanation if hasattr(exc, 'explanation') else exc}")
+    """A Docker or transport exception as spaas' error vocabulary (retryable: the engine or the
+    socket may be back on the next pass)."""
     if isinstance(exc, docker.errors.APIError):
         return TemporaryError(f"{what}: {exc.explanation or exc}")
     return TemporaryError(f"{what}: {exc}")
@@ -214,7 +213,8 @@ class DockerRuntime:
                 self._client.networks.get(self._platform_network).connect(container)
             container.start()
         except docker.errors.ImageNotFound as exc:
-            raise PermanentError(f"failed to start {spec.tenant}/{spec.sig}/{spec.name}: image {spec.artifact} "
+            # Retryable for the scaler's loop (which goes on with other SIGs), and says what is wrong.
+            raise TemporaryError(f"failed to start {spec.tenant}/{spec.sig}/{spec.name}: image {spec.artifact} "
                                  f"not found") from exc
         except ENGINE_ERRORS as exc:
             if isinstance(exc, docker.errors.APIError) and exc.status_code == 409:
