@@ -122,11 +122,19 @@ class DockerImageBuilder:
         except ENGINE_ERRORS as exc:
             raise translate(f"building image {ref}", exc) from exc
         if errors:
+            self._prune(plan)
             pip_errors = [t for t in tail if "ERROR" in t or "error" in t] or errors
             raise PermanentError(f"building image {ref} failed: " + " | ".join(pip_errors)[-1500:])
         if self._registry:
             self._push(ref, log)
         return ref
+
+    def _prune(self, plan: BuildPlan) -> None:
+        """A failed build leaves its untagged layers behind; they go."""
+        try:
+            self._client.images.prune(filters={"dangling": True, "label": f"spaas.build_key={plan.key}"})
+        except ENGINE_ERRORS:
+            pass
 
     def _push(self, ref: str, log: Log) -> None:
         repo, tag = ref.rsplit(":", 1)
