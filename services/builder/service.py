@@ -86,7 +86,21 @@ class BuildService:
         if not done:
             # In progress: only if nobody holds the lock (its builder died).
             return self._store.get(self._keys.build_lock(status.value.get("key", ""))) is None
-        return int(status.value.get("generation", 0)) < int(spec.value["generation"])
+        if int(status.value.get("generation", 0)) < int(spec.value["generation"]):
+            return True
+        return self._artifact_gone(tenant, sig, spec.value["spec"], status.value)
+
+    def _plan_for(self, tenant: str, sig: str, spec: dict[str, Any]) -> BuildPlan:
+        base = self._base_for(spec["spark_version"]) if self._base_for else None
+        return dataclasses.replace(plan(spec, base=base, runtime=self._runtime), tenant=tenant, sig=sig)
+
+    def _artifact_gone(self, tenant: str, sig: str, spec: dict[str, Any], status: dict[str, Any]) -> bool:
+        """A build recorded as done whose artifact has vanished (an image removed by hand, a
+        pruned directory): rebuild it rather than leave the SIG unable to start."""
+        if status.get("state") != BuildState.SUCCEEDED.value:
+            return False
+        the_plan = self._plan_for(tenant, sig, spec)
+        return the_plan.key == status.get("key") and self._builder.existing(the_plan) is None
 
     def build_sig(self, tenant: str, sig: str) -> str | None:
         """Bring the SIG's build up to date; returns the outcome (None if nothing to do)."""
@@ -95,12 +109,12 @@ class BuildService:
             return None
         generation = int(spec_entry.value["generation"])
         status = self._store.get(self._keys.sig_build(tenant, sig))
-        if status and int(status.value.get("generation", 0)) == generation and status.value.get("state") in (
-                BuildState.SUCCEEDED.value, BuildState.FAILED.value):
-            return None
         spec = spec_entry.value["spec"]
-        base = self._base_for(spec["spark_version"]) if self._base_for else None
-        the_plan = dataclasses.replace(plan(spec, base=base, runtime=self._runtime), tenant=tenant, sig=sig)
+        if status and int(status.value.get("generation", 0)) == generation and status.value.get("state") in (
+                BuildState.SUCCEEDED.value, BuildState.FAILED.value) \
+                and not self._artifact_gone(tenant, sig, spec, status.value):
+            return None
+        the_plan = self._plan_for(tenant, sig, spec)
         stream = sig_build_stream(tenant, sig, generation)
         ident = f"{tenant}/{sig}@{generation}"
         started = time.time()

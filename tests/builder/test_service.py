@@ -142,3 +142,15 @@ def test_a_deleting_sig_is_not_built(store: EtcdStore, keys: Keys, logs: RedisLo
     body = dump(SigSpec(name="a", spark_version="3.5.9"))
     store.put(keys.sig_spec("acme", "a"), {"spec": body, "generation": 1, "deleting": True})
     assert svc.build_sig("acme", "a") is None and builder.builds == []
+
+
+def test_a_vanished_artifact_is_rebuilt(store: EtcdStore, keys: Keys, logs: RedisLogStreams) -> None:
+    builder = CountingBuilder()
+    svc = service(store, keys, logs, builder)
+    add_sig(store, keys, "a")
+    assert svc.build_sig("acme", "a") == "built"
+    assert svc.needs_build("acme", "a") is False
+    builder.done.clear()  # someone removed the image / directory
+    assert svc.needs_build("acme", "a") is True
+    assert svc.build_sig("acme", "a") == "built"
+    assert len(builder.builds) == 2
