@@ -3,6 +3,13 @@
 The gateway is part of every etcd >= 3.3 server, so this needs no gRPC or protobuf stack (the
 `etcd3` package does not import with protobuf >= 4). Every call has a timeout; transport
 failures become `TemporaryError`, lost compare-and-swaps become `Conflict`.
+
+Authentication (etcd's own RBAC, `spaas/etcdauth.py`): with a user, the store asks
+`/v3/auth/authenticate` for a token and sends it in the `Authorization` header. etcd's simple
+tokens expire (and changing a user's password invalidates them), so an answer "invalid auth
+token" — or "user name is empty" when auth was enabled after the token-less start — makes the
+store authenticate again and retry the call once. Permission denied, and credentials etcd
+rejects, are `EtcdForbidden`: a `PermanentError`, never retried forever.
 """
 
 from __future__ import annotations
@@ -14,8 +21,15 @@ from typing import Any
 
 import requests
 
-from spaas.errors import Conflict, TemporaryError
+from spaas.errors import Conflict, NotFound, PermanentError, TemporaryError
+from spaas.settings import BaseSettings
 from spaas.store import Entry
+
+
+class EtcdForbidden(PermanentError):
+    """etcd refused the call for this user (RBAC), or refused the credentials themselves."""
+
+    code = "StoreForbidden"
 
 
 def _b64(text: str) -> str:
@@ -26,7 +40,7 @@ def _unb64(text: str) -> str:
     return base64.b64decode(text).decode()
 
 
-def _prefix_end(prefix: str) -> str:
+def prefix_end(prefix: str) -> str:
     """The range end that selects every key starting with `prefix` (etcd's idiom)."""
     raw = bytearray(prefix.encode())
     for i in range(len(raw) - 1, -1, -1):
@@ -36,11 +50,52 @@ def _prefix_end(prefix: str) -> str:
     return _b64("\0")
 
 
+def _error(resp: requests.Response) -> tuple[int, str]:
+    """(gRPC code, message) of an etcd error answer; (0, body) if it is not JSON."""
+    try:
+        data = json.loads(resp.text)
+        return int(data.get("code", 0)), str(data.get("message") or data.get("error") or "")
+    except (ValueError, TypeError, AttributeError):
+        return 0, resp.text[:200]
+
+
+def _subject(body: dict[str, Any]) -> str:
+    """The key a call is about, for error messages."""
+    for candidate in (body, *(body.get("compare") or [])):
+        if isinstance(candidate, dict) and candidate.get("key"):
+            try:
+                return _unb64(candidate["key"])
+            except (ValueError, UnicodeDecodeError):
+                return "?"
+    return ""
+
+
+# etcd answers these when the token is stale or missing: authenticate again and retry once.
+_REAUTH = ("invalid auth token", "user name is empty", "revision of auth store is old")
+
+
 class EtcdStore:
-    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, *, timeout_s: float = 5.0, user: str = "", password: str = "") -> None:
         self._url = url.rstrip("/")
         self._timeout = timeout_s
         self._local = threading.local()
+        self._user = user
+        self._password = password
+        self._token: str | None = None
+        self._authenticated = False
+        self._auth_lock = threading.Lock()
+        # How many tokens this store obtained (observability, and tests of re-authentication).
+        self.authentications = 0
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> "EtcdStore":
+        """The store of a service: its etcd URL, call timeout and (if set) credentials."""
+        return cls(settings.etcd_url, timeout_s=settings.call_timeout_s, user=settings.etcd_user,
+                   password=settings.etcd_password)
+
+    @property
+    def user(self) -> str:
+        return self._user
 
     # -- transport -------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -50,14 +105,72 @@ class EtcdStore:
             self._local.session = session
         return session
 
-    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> requests.Response:
         try:
-            resp = self._session().post(self._url + path, data=json.dumps(body), timeout=self._timeout)
+            return self._session().post(self._url + path, data=json.dumps(body), headers=headers,
+                                        timeout=self._timeout)
         except requests.RequestException as exc:
             raise TemporaryError(f"etcd at {self._url} unreachable: {exc.__class__.__name__}") from None
+
+    def _authenticate(self, stale: str | None) -> str | None:
+        """A current token (None while etcd's auth is off). `stale`: the token etcd just refused,
+        so a token another thread already renewed is reused instead of asking twice."""
+        with self._auth_lock:
+            if self._authenticated and self._token != stale:
+                return self._token
+            resp = self._post("/v3/auth/authenticate", {"name": self._user, "password": self._password}, {})
+            if resp.ok:
+                self._token = str(json.loads(resp.text).get("token") or "") or None
+                self.authentications += 1
+            else:
+                code, message = _error(resp)
+                if "authentication is not enabled" in message:
+                    self._token = None  # auth gets enabled later: "user name is empty" brings us back
+                elif "authentication failed" in message or resp.status_code in (400, 401, 403):
+                    raise EtcdForbidden(f"etcd at {self._url} rejected the credentials of user {self._user!r}: "
+                                        f"{message}")
+                else:
+                    raise TemporaryError(f"etcd authenticate answered {resp.status_code}: {message}")
+            self._authenticated = True
+            return self._token
+
+    def authenticate(self) -> bool:
+        """Log in now: True if etcd issued a token, False if its auth is off; `EtcdForbidden` if
+        it rejects the credentials."""
+        self._authenticated = False
+        return self._authenticate(None) is not None
+
+    def as_user(self, user: str, password: str) -> "EtcdStore":
+        """A store on the same etcd with other credentials."""
+        return EtcdStore(self._url, timeout_s=self._timeout, user=user, password=password)
+
+    def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One JSON-gateway call as this store's user (for adapters such as `spaas.etcdauth`)."""
+        return self._call(path, body)
+
+    def _call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        token = self._authenticate(None) if self._user else None
+        resp = self._post(path, body, {"Authorization": token} if token else {})
+        if resp.status_code in (400, 401) and self._user:
+            code, message = _error(resp)
+            if any(m in message for m in _REAUTH):
+                token = self._authenticate(token)
+                resp = self._post(path, body, {"Authorization": token} if token else {})
         if resp.status_code >= 500 or resp.status_code == 429:
             raise TemporaryError(f"etcd {path} answered {resp.status_code}: {resp.text[:200]}")
         if resp.status_code >= 400:
+            code, message = _error(resp)
+            subject = _subject(body)
+            what = f"{path} {subject}".strip()
+            if code == 7 or resp.status_code == 403:
+                raise EtcdForbidden(f"etcd denied {what} to user {self._user or '(none)'}: {message}")
+            if "user name is empty" in message:
+                raise EtcdForbidden(f"etcd requires authentication for {what}: set SPAAS_ETCD_USER and "
+                                    f"SPAAS_ETCD_PASSWORD")
+            if path.startswith("/v3/auth/") and "already exists" in message:
+                raise Conflict(f"etcd {what}: {message}")
+            if path.startswith("/v3/auth/") and "not found" in message:
+                raise NotFound(f"etcd {what}: {message}")
             raise TemporaryError(f"etcd {path} rejected the call ({resp.status_code}): {resp.text[:200]}")
         # A keepalive answers with a stream of JSON objects; the first one is ours.
         text = resp.text.strip().splitlines()[0] if resp.text.strip() else "{}"
@@ -93,7 +206,7 @@ class EtcdStore:
         return self._entry(kvs[0]) if kvs else None
 
     def list(self, prefix: str) -> list[Entry]:
-        data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
+        data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
         return [self._entry(kv) for kv in data.get("kvs") or []]
 
     def create(self, key: str, value: dict[str, Any], *, lease: int = 0) -> Entry:
@@ -126,7 +239,7 @@ class EtcdStore:
         return bool(data.get("succeeded"))
 
     def delete_prefix(self, prefix: str) -> int:
-        data = self._call("/v3/kv/deleterange", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
+        data = self._call("/v3/kv/deleterange", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
         return int(data.get("deleted", 0))
 
     def grant_lease(self, ttl_s: int) -> int:

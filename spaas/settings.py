@@ -51,6 +51,10 @@ class BaseSettings:
     state_dir: Path = Path(".state")
     # Prefix of every etcd key, so several platforms can share one etcd.
     etcd_prefix: str = "/spaas"
+    # etcd user (etcd RBAC); empty: no authentication. The scaler with "root" also enables auth.
+    etcd_user: str = ""
+    # Password of etcd_user.
+    etcd_password: str = field(default="", repr=False)
     # Seconds allowed for each remote call (etcd, Redis).
     call_timeout_s: float = 5.0
     # Log level of the service's root logger.

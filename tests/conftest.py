@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import requests
+
 from spaas.etcd import EtcdStore
+from spaas.etcdauth import enable_auth
 from spaas.keys import Keys
 from spaas.stack import free_port, start_etcd, start_redis, stop_pid
 
@@ -42,6 +47,48 @@ def etcd_url(servers_dir: Path) -> Iterator[str]:
     proc = start_etcd(servers_dir / "etcd", port, free_port(), servers_dir / "etcd.log")
     yield f"http://127.0.0.1:{port}"
     stop_pid(proc.pid)
+
+
+AUTH_ETCD_ROOT_PASSWORD = "test-root-" + uuid.uuid4().hex
+# Short-lived simple tokens, so tests (and every call they make) meet expired tokens.
+AUTH_ETCD_TOKEN_TTL_S = 2
+
+
+@pytest.fixture(scope="session")
+def auth_etcd_url(servers_dir: Path) -> Iterator[str]:
+    """A second etcd, with authentication enabled by `spaas.etcdauth.enable_auth` (user root,
+    password AUTH_ETCD_ROOT_PASSWORD) and tokens that expire after 2 s."""
+    _require("etcd", "etcd-server")
+    port, peer = free_port(), free_port()
+    url, peer_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer}"
+    (servers_dir / "etcd-auth").mkdir(parents=True, exist_ok=True)
+    with open(servers_dir / "etcd-auth.log", "ab") as log:
+        proc = subprocess.Popen(
+            ["etcd", "--name", "auth", "--data-dir", str(servers_dir / "etcd-auth"), "--listen-client-urls", url,
+             "--advertise-client-urls", url, "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls",
+             peer_url, "--initial-cluster", f"auth={peer_url}", "--auth-token-ttl", str(AUTH_ETCD_TOKEN_TTL_S),
+             "--log-level", "warn"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(url + "/health", timeout=1).json().get("health") == "true":
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"etcd with auth did not start; see {servers_dir / 'etcd-auth.log'}")
+            time.sleep(0.1)
+        assert enable_auth(url, AUTH_ETCD_ROOT_PASSWORD) is True
+        yield url
+    finally:
+        stop_pid(proc.pid)
+
+
+@pytest.fixture
+def root_store(auth_etcd_url: str) -> EtcdStore:
+    """The platform's store on the authenticated etcd (user root)."""
+    return EtcdStore(auth_etcd_url, timeout_s=5.0, user="root", password=AUTH_ETCD_ROOT_PASSWORD)
 
 
 @pytest.fixture

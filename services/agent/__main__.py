@@ -24,7 +24,7 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    store = EtcdStore.from_settings(settings)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
     try:
         demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)

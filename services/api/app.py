@@ -50,7 +50,7 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     app = Flask(__name__, static_folder=None)  # no /static route: everything served is in the permission table
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    store = store or EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    store = store or EtcdStore.from_settings(settings)
     keys = Keys(settings.etcd_prefix)
     d = Deps(settings=settings, store=store, bus=bus or RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s),
              logs=logs or RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s), keys=keys,

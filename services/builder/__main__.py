@@ -45,7 +45,7 @@ def resync_loop(service: BuildService, bus: RedisBus, stop: threading.Event, per
 def main() -> None:
     settings = BuilderSettings.from_env()
     setup_logging("builder", settings.log_level)
-    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    store = EtcdStore.from_settings(settings)
     celery = make_celery(settings.redis_url)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s, celery=celery)
     logs = RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s)

@@ -28,7 +28,7 @@ def _exit(signum: int, frame: FrameType | None) -> None:
 def main() -> None:
     settings = RegistrySettings.from_env()
     setup_logging("etcd_registry", settings.log_level)
-    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    store = EtcdStore.from_settings(settings)
     keys = Keys(settings.etcd_prefix)
     stop = threading.Event()
     sweeper = threading.Thread(target=sweep_loop, args=(store, keys, stop, settings.sweep_s), name="sweep", daemon=True)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 
 from spaas.bus import RedisBus
 from spaas.demand import RedisDemandStore
+from spaas.errors import TemporaryError
 from spaas.etcd import EtcdStore
+from spaas.etcdauth import ROOT, SigCredentials, enable_auth
 from spaas.keys import Keys
 from spaas.observability import serve_health, setup_logging
 from spaas.runtimes.base import Runtime
@@ -41,10 +44,26 @@ def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runt
     raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process' or 'docker'")
 
 
+def etcd_credentials(settings: ScalerSettings, store: EtcdStore, keys: Keys,
+                     stop: threading.Event) -> SigCredentials | None:
+    """With an etcd user configured: enable etcd's authentication if we are root (idempotent) and
+    give SIG containers users of their own, with passwords keyed by our password."""
+    if not settings.etcd_user:
+        return None
+    while settings.etcd_user == ROOT and not stop.is_set():
+        try:
+            enable_auth(settings.etcd_url, settings.etcd_password, timeout_s=settings.call_timeout_s)
+            break
+        except TemporaryError as exc:
+            logging.getLogger("scaler").warning("cannot enable etcd authentication yet: %s", exc)
+            stop.wait(2)
+    return SigCredentials(store, keys, secret=settings.etcd_password)
+
+
 def main() -> None:
     settings = ScalerSettings.from_env()
     setup_logging("scaler", settings.log_level)
-    store = EtcdStore(settings.etcd_url, timeout_s=settings.call_timeout_s)
+    store = EtcdStore.from_settings(settings)
     bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
     runtime = make_runtime(settings, store, Keys(settings.etcd_prefix))
     stop = threading.Event()
@@ -53,7 +72,7 @@ def main() -> None:
     serve_health("127.0.0.1", settings.health_port, store.health)
     demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
     scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
-                    demand=demand)
+                    demand=demand, credentials=etcd_credentials(settings, store, Keys(settings.etcd_prefix), stop))
     run(scaler, bus, stop=stop, resync_s=settings.resync_s)
 
 

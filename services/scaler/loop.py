@@ -6,6 +6,7 @@ one resync period. One SIG's failure is logged and does not stop the others.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from spaas import messages
 from spaas.bus import Bus
 from spaas.demand import DemandStore
 from spaas.errors import Conflict, TemporaryError
+from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.model import BuildState
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
@@ -55,7 +57,8 @@ VOLATILE = ("updated_at",)
 
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
-                 demand: DemandStore, clock: Any = time.time) -> None:
+                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None) -> None:
+        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user."""
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -64,6 +67,7 @@ class Scaler:
         self._demand = demand
         self._clock = clock
         self._last_logged: dict[tuple[str, str], str] = {}
+        self._credentials = credentials
 
     def _views(self) -> list[tuple[SigView, Entry | None]]:
         parts: dict[tuple[str, str], dict[str, Entry]] = {}
@@ -195,9 +199,12 @@ class Scaler:
         for name in decision.stop:
             log.info("sig %s: stopping %s", ident, name)
             self._runtime.stop(name)
+        # -- etcd credentials (spaas/etcdauth.py): the SIG's own user, ensured before its containers start.
+        etcd_env = self._credentials.env(view.tenant, view.sig) if self._credentials and decision.start else {}
+        # -- end etcd credentials
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
-            self._runtime.start(spec)
+            self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
         if decision.forget:
             self._forget(view)
             return
@@ -226,6 +233,8 @@ class Scaler:
         """Everything of a deleted SIG goes: apps, hosts, secret, statuses, storage, work dirs."""
         log.info("sig %s/%s: deleted; removing its records", view.tenant, view.sig)
         self._runtime.cleanup_sig(view.tenant, view.sig)
+        if self._credentials:  # its containers are gone: so goes its etcd user (spaas/etcdauth.py)
+            self._credentials.forget(view.tenant, view.sig)
         self._storage.delete_sig(view.tenant, view.sig)
         self._store.delete_prefix(self._keys.apps(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))

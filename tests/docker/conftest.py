@@ -54,9 +54,11 @@ class Compose:
         self.stack = stack
         self.port = free_port()
         self.token = uuid.uuid4().hex
+        self.etcd_root_password = uuid.uuid4().hex
         self.env = dict(os.environ, COMPOSE_PROJECT_NAME=stack, SPAAS_NETWORK=f"{stack}-platform",
                         SPAAS_STATE_VOLUME=f"{stack}-state", SPAAS_DOCKER_STACK=stack, SPAAS_API_PORT=str(self.port),
-                        SPAAS_ADMIN_TOKEN=self.token, SPAAS_SPARK_VERSIONS=SPARK)
+                        SPAAS_ADMIN_TOKEN=self.token, SPAAS_SPARK_VERSIONS=SPARK,
+                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password)
         self.api = Api(f"http://127.0.0.1:{self.port}", self.token)
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> str:
@@ -90,12 +92,13 @@ class Compose:
         return dict(json.loads(sh("docker", "inspect", name))[0])
 
     def etcd_prefix(self, prefix: str) -> list[dict[str, Any]]:
-        """Values under an etcd prefix, read inside the etcd container (etcd is not published)."""
+        """Values under an etcd prefix, read inside the etcd container (etcd is not published) as root."""
         code = ("import base64,json,urllib.request as u,sys;p=sys.argv[1].encode();"
-                "e=p[:-1]+bytes([p[-1]+1]);b=lambda x:base64.b64encode(x).decode();"
-                "r=u.urlopen(u.Request('http://127.0.0.1:2379/v3/kv/range',json.dumps({'key':b(p),'range_end':b(e)}).encode()));"
+                "e=p[:-1]+bytes([p[-1]+1]);b=lambda x:base64.b64encode(x).decode();E='http://127.0.0.1:2379/v3/';"
+                "t=json.load(u.urlopen(u.Request(E+'auth/authenticate',json.dumps({'name':'root','password':sys.argv[2]}).encode())))['token'];"
+                "r=u.urlopen(u.Request(E+'kv/range',json.dumps({'key':b(p),'range_end':b(e)}).encode(),{'Authorization':t}));"
                 "print(json.dumps([json.loads(base64.b64decode(k['value'])) for k in json.load(r).get('kvs',[])]))")
-        return list(json.loads(self.run("exec", "-T", "etcd", "python3", "-c", code, prefix)))
+        return list(json.loads(self.run("exec", "-T", "etcd", "python3", "-c", code, prefix, self.etcd_root_password)))
 
     def cleanup(self) -> None:
         self.run("down", "-v", "--remove-orphans", "--timeout", "20", check=False)

@@ -154,6 +154,51 @@ def test_tenants_cannot_reach_each_others_spark_master(compose: Compose) -> None
         assert other.returncode != 0 and "connected" not in other.stdout, f"{container} reached {url}"
 
 
+# Run inside a SIG container with its own environment (SPAAS_ETCD_USER/PASSWORD set by the scaler):
+# what the code of a tenant's job can do with etcd.
+ETCD_PROBE = """
+import json, sys
+from spaas.etcd import EtcdForbidden, EtcdStore
+from spaas.keys import Keys
+from spaas.settings import AgentSettings
+settings = AgentSettings.from_env()
+store, keys = EtcdStore.from_settings(settings), Keys(settings.etcd_prefix)
+out = {"user": settings.etcd_user}
+def attempt(name, call):
+    try:
+        call()
+        out[name] = "ok"
+    except EtcdForbidden as exc:
+        out[name] = "denied: " + exc.message
+attempt("own secret", lambda: store.get(keys.secret(settings.tenant, settings.sig)))
+attempt("own spec", lambda: store.get(keys.sig_spec(settings.tenant, settings.sig)))
+attempt("other secret", lambda: store.get(keys.secret(sys.argv[1], sys.argv[2])))
+attempt("other spec", lambda: store.get(keys.sig_spec(sys.argv[1], sys.argv[2])))
+attempt("list all", lambda: store.list(keys.prefix + "/"))
+attempt("grant admin", lambda: store.put(keys.member(settings.tenant, "user", "mallory"), {"roles": ["cluster_admin"]}))
+attempt("no credentials", lambda: EtcdStore(settings.etcd_url).get(keys.secret(sys.argv[1], sys.argv[2])))
+print(json.dumps(out))
+"""
+
+
+def test_a_sig_container_reaches_only_its_own_sigs_etcd_keys(compose: Compose) -> None:
+    api = compose.api
+    assert api.sig("alpha", "etl")["status"]["phase"] == "READY"
+    assert api.sig("beta", "same")["status"]["phase"] == "READY"
+    assert api.app("alpha", "etl", STATE["app_id"])["state"] == "FINISHED"  # ran with the SIG's etcd user
+    for container, other in ((f"{STACK}-alpha-etl-master-0", ("beta", "same")),
+                             (f"{STACK}-beta-same-worker-0", ("alpha", "etl"))):
+        proc = subprocess.run(["docker", "exec", container, "/opt/spaas/venv/bin/python", "-c", ETCD_PROBE, *other],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        seen = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert seen["user"].startswith("spaas.sig.") and seen["own secret"] == "ok" and seen["own spec"] == "ok", seen
+        for attempt in ("other secret", "other spec", "list all", "grant admin"):
+            assert seen[attempt].startswith("denied: ") and "permission denied" in seen[attempt], (container, seen)
+        assert "requires authentication" in seen["no credentials"], seen
+    assert compose.etcd_prefix("/spaas/members/alpha/user/mallory") == []
+
+
 def test_deleting_a_sig_removes_its_containers_and_network_not_other_tenants(compose: Compose) -> None:
     api = compose.api
     api.ok("DELETE", "/tenants/beta/sigs/same", 202)
