@@ -40,6 +40,9 @@ def resync_loop(service: BuildService, bus: RedisBus, stop: threading.Event, per
         except TemporaryError as exc:
             log.warning("resync failed: %s", exc)
             backoff = min(backoff * 2, 30.0)
+        except Exception:  # never let the resync thread die silently
+            log.exception("resync failed")
+            backoff = min(backoff * 2, 30.0)
 
 
 def main() -> None:

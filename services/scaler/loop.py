@@ -17,7 +17,7 @@ from prometheus_client import Gauge
 from spaas import messages
 from spaas.bus import Bus
 from spaas.demand import DemandStore
-from spaas.errors import Conflict, TemporaryError
+from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.model import BuildState
@@ -113,6 +113,9 @@ class Scaler:
                                pending_cores=pending.get((view.tenant, view.sig), 0), room=room)
             except TemporaryError as exc:
                 log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
+            except SpaasError as exc:
+                # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
+                log.error("sig %s/%s: reconcile failed and needs attention: %s", view.tenant, view.sig, exc)
         # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
         for c in containers:
             if (c.tenant, c.sig) not in known:
@@ -263,6 +266,9 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
             backoff = resync_s
         except TemporaryError as exc:
             log.warning("reconcile pass failed: %s", exc)
+            backoff = min(backoff * 2, 30.0)
+        except Exception:  # a bug or a permanent error: log it, back off, keep the loop alive
+            log.exception("reconcile pass failed")
             backoff = min(backoff * 2, 30.0)
         wake.wait(backoff)
         wake.clear()
