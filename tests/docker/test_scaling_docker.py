@@ -33,7 +33,8 @@ def test_workers_grow_with_demand_and_shrink_when_idle_on_docker(compose: Compos
     api.wait("3 worker containers", lambda: len(worker_containers(compose, "gamma", "elastic")) == 3, 120, 1)
     app = api.wait_app("gamma", "elastic", app_id, timeout_s=240)
     assert app["state"] == "FINISHED", app
-    assert any("RESULT executors=3 total=45150" in line for line in api.log("gamma", "elastic", app_id))
+    results = [line for line in api.log("gamma", "elastic", app_id) if "RESULT" in line]
+    assert results == ["RESULT executors=3 total=45150"], results
 
     api.wait("back to one worker", lambda: len(worker_containers(compose, "gamma", "elastic")) == 1, 90, 1)
     decisions = api.ok("GET", "/tenants/gamma/sigs/elastic/scaling")["decisions"]
