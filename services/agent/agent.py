@@ -271,6 +271,8 @@ class DemandReporter:
         self._controller = controller
         self._master_ui = master_ui
         self._idle: dict[str, float] = {}
+        # Last dynamic-allocation target seen per driver (its UI stops answering while it exits).
+        self._targets: dict[str, int] = {}
         self._last_sig: tuple[Any, ...] | None = None
         self._last_at = 0.0
 
@@ -291,9 +293,12 @@ class DemandReporter:
             if d.dynamic_allocation and d.spark_app_id:
                 executors = dynamic_target_executors(d.ui_url)
                 if executors is not None:
-                    target = executors * (d.executor_cores or agent.s.worker_cores)
+                    self._targets[d.app_id] = executors * (d.executor_cores or agent.s.worker_cores)
+                target = self._targets.get(d.app_id)
             drivers.append(DriverDemand(spark_app_id=d.find_spark_app_id(), requested=d.requested_cores,
                                         dynamic_target=target))
+        running = {d.app_id for d in self._controller.drivers.values()}
+        self._targets = {k: v for k, v in self._targets.items() if k in running}
         now = time.time()
         demand, self._idle = compute(master_json(self._master_ui), drivers, hosts, self._idle,
                                      backlog=self._controller.backlog, cores_per_worker=agent.s.worker_cores, now=now)

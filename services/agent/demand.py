@@ -29,6 +29,8 @@ def compute(master: dict[str, Any] | None, drivers: list[DriverDemand], hosts: d
     wanted = granted = waiting = 0
     for d in drivers:
         app = apps.get(d.spark_app_id) if d.spark_app_id else None
+        if d.spark_app_id and master is not None and app is None:
+            continue  # registered before and gone from the master: the app is over, its driver exiting
         got = int(app.get("cores", 0)) if app else 0
         if app and app.get("state") == "WAITING":
             waiting += 1

@@ -119,10 +119,13 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
                  "ui_url": master.get("ui_url") if master else None}
     if master and ready_workers >= want and not stop and not start:
         status = dict(base, phase=Phase.READY.value, observed_generation=generation, workers=workers, **endpoints)
-    elif master and observed == generation and not stop:
-        # This generation was READY; a worker is being replaced. Still usable, so still READY.
-        status = dict(base, phase=Phase.READY.value, workers=workers, reason="Degraded",
-                      message=f"{want - ready_workers} of {want} workers starting", **endpoints)
+    elif master and observed == generation:
+        # This generation was READY; workers are being added, removed or replaced. Still usable.
+        if ready_workers < want:
+            reason, message = "Degraded", f"{want - ready_workers} of {want} workers starting"
+        else:
+            reason, message = "ScalingIn", f"stopping {len(stop)} idle workers"
+        status = dict(base, phase=Phase.READY.value, workers=workers, reason=reason, message=message, **endpoints)
     else:
         phase = Phase.UPDATING if observed > 0 else Phase.DEPLOYING
         waiting = "the master" if not master else f"{want - ready_workers} of {want} workers"

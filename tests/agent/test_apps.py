@@ -83,3 +83,4 @@ def test_same_inputs_same_actions() -> None:
     apps = [app("a1"), app("a2", "RUNNING"), app("a3", kill=True)]
     assert decide(apps, set(), max_drivers=2) == decide(list(apps), set(), max_drivers=2)
 
+

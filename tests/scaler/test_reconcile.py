@@ -243,3 +243,13 @@ def test_members_are_read_back_from_the_previous_status() -> None:
     view = SigView(TENANT, SIG, record, build_record(), {"workers": {"members": [0, 1]}, "observed_generation": 1})
     p = plan(view, containers, hosts)
     assert [s.name for s in p.start] == [WORKER.format(1)]
+
+
+def test_scale_in_keeps_the_sig_ready() -> None:
+    record = spec_record(scaling={"min_workers": 1})
+    containers, hosts = cluster(chash(record), workers=2)
+    view = SigView(TENANT, SIG, record, build_record(), {"phase": "READY", "observed_generation": 1,
+                                                          "workers": {"members": [0, 1]}})
+    p = plan(view, containers, hosts, (0,))
+    assert p.stop == [WORKER.format(1)]
+    assert (p.status["phase"], p.status["reason"]) == ("READY", "ScalingIn")
