@@ -183,8 +183,9 @@ print(json.dumps(out))
 
 def test_a_sig_container_reaches_only_its_own_sigs_etcd_keys(compose: Compose) -> None:
     api = compose.api
-    assert api.sig("alpha", "etl")["status"]["phase"] == "READY"
-    assert api.sig("beta", "same")["status"]["phase"] == "READY"
+    api.wait_phase("alpha", "etl", "READY", timeout_s=120)
+    # beta/same was just changed (a new generation that reuses its build): READY again shortly.
+    api.wait_phase("beta", "same", "READY", timeout_s=120)
     assert api.app("alpha", "etl", STATE["app_id"])["state"] == "FINISHED"  # ran with the SIG's etcd user
     for container, other in ((f"{STACK}-alpha-etl-master-0", ("beta", "same")),
                              (f"{STACK}-beta-same-worker-0", ("alpha", "etl"))):
