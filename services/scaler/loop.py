@@ -199,6 +199,15 @@ class Scaler:
             if scaled.capped_by and decision.status["phase"] == "READY":
                 decision.status.update(reason=CAP_REASONS[scaled.capped_by], message=f"work is waiting: {scaled.reason}")
         decision.status["workers"]["last_change_at"] = last_change
+        if decision.forget:
+            self._forget(view)
+            return
+        # Intent first: the new member set is recorded before containers change, so a crash or a
+        # competing replica never leaves a removed worker to be started again from a stale record.
+        if not self._write_status(view, status_entry, decision.status):
+            return  # another replica wrote first; re-plan on the next pass
+        DESIRED.labels(view.tenant, view.sig).set(decision.status["workers"]["desired"])
+        READY.labels(view.tenant, view.sig).set(decision.status["workers"]["ready"])
         for name in decision.stop:
             log.info("sig %s: stopping %s", ident, name)
             self._runtime.stop(name)
@@ -208,17 +217,12 @@ class Scaler:
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
-        if decision.forget:
-            self._forget(view)
-            return
-        DESIRED.labels(view.tenant, view.sig).set(decision.status["workers"]["desired"])
-        READY.labels(view.tenant, view.sig).set(decision.status["workers"]["ready"])
-        self._write_status(view, status_entry, decision.status)
 
-    def _write_status(self, view: SigView, entry: Entry | None, status: dict[str, Any]) -> None:
+    def _write_status(self, view: SigView, entry: Entry | None, status: dict[str, Any]) -> bool:
+        """Write the SIG's status if it changed; False only if another writer got there first."""
         previous = {k: v for k, v in (entry.value if entry else {}).items() if k not in VOLATILE + ("since",)}
         if previous == status:
-            return
+            return True
         value = dict(status, updated_at=time.time())
         value["since"] = time.time() if (entry is None or entry.value.get("phase") != status["phase"]) else entry.value.get("since")
         key = self._keys.sig_status(view.tenant, view.sig)
@@ -230,7 +234,8 @@ class Scaler:
             if entry is None or entry.value.get("phase") != status["phase"]:
                 log.info("sig %s/%s: phase %s (%s)", view.tenant, view.sig, status["phase"], status.get("message") or "")
         except Conflict:
-            pass  # someone (another replica) wrote first; the next pass re-reads
+            return False  # someone (another replica) wrote first; the next pass re-reads
+        return True
 
     def _forget(self, view: SigView) -> None:
         """Everything of a deleted SIG goes: apps, hosts, secret, statuses, storage, work dirs."""
