@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 
 import pytest
 
-from tests.docker.conftest import SPARK, docker_problem
+from tests.docker.conftest import SPARK, require_docker
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def builder() -> object:
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker tests must run in CI: {problem}")
-        pytest.skip(problem)
-    if subprocess.run(["docker", "image", "inspect", f"spaas-spark:{SPARK}"], capture_output=True).returncode != 0:
-        pytest.fail(f"spaas-spark:{SPARK} is missing: run deploy/images/build.sh {SPARK} (./dev test does)")
+    require_docker(image=f"spaas-spark:{SPARK}")
     from services.builder.dockerimage import DockerImageBuilder
     from spaas.runtimes.docker import connect
 

@@ -42,6 +42,18 @@ def docker_problem() -> str | None:
     return None
 
 
+def require_docker(*, image: str | None = None) -> None:
+    """Skip without a Docker engine (fail instead under CI, where these tests must run); fail
+    if a needed image was not built."""
+    problem = docker_problem()
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(f"Docker tests must run in CI: {problem}")
+        pytest.skip(problem)
+    if image and subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
+        pytest.fail(f"{image} is missing: run deploy/images/build.sh {SPARK} (./dev test does)")
+
+
 def sh(*argv: str, timeout: float = 120, check: bool = True, env: dict[str, str] | None = None) -> str:
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     if check and proc.returncode != 0:
@@ -119,11 +131,7 @@ class Compose:
 
 @pytest.fixture(scope="session")
 def compose() -> Iterator[Compose]:
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker tests must run in CI: {problem}")
-        pytest.skip(problem)
+    require_docker()
     started = time.monotonic()
     sh(str(ROOT / "deploy/images/build.sh"), SPARK, timeout=1800)
     print(f"images ready in {time.monotonic() - started:.1f}s")

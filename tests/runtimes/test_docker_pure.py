@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip("docker")
-
-from services.agent.address import ip_in_subnet, resolve  # noqa: E402
-from services.builder.dockerimage import dockerfile  # noqa: E402
-from services.builder.planner import plan  # noqa: E402
-from spaas.runtimes.base import ContainerSpec  # noqa: E402
+from services.agent.address import ip_in_subnet, resolve
+from services.builder.dockerimage import dockerfile
+from services.builder.planner import plan
+from spaas.runtimes.base import ContainerSpec
 from spaas.runtimes.docker import from_labels, labels, resources  # noqa: E402
 
 SPEC = ContainerSpec(name="acme-etl-worker-3", tenant="acme", sig="etl", role="worker", index=3, config_hash="abc",

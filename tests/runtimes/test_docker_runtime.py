@@ -6,28 +6,20 @@ checked here is what the runtime asked the engine for, and that `list()` reads i
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.docker.conftest import SPARK, docker_problem
+from tests.docker.conftest import SPARK, require_docker
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def runtime(tmp_path: Path) -> Iterator[object]:
-    problem = docker_problem()
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(f"Docker tests must run in CI: {problem}")
-        pytest.skip(problem)
-    if subprocess.run(["docker", "image", "inspect", f"spaas-spark:{SPARK}"], capture_output=True).returncode != 0:
-        pytest.fail(f"spaas-spark:{SPARK} is missing: run deploy/images/build.sh {SPARK} (./dev test does)")
+    require_docker(image=f"spaas-spark:{SPARK}")
     from spaas.runtimes.docker import DockerRuntime, connect
 
     rt = DockerRuntime(connect(), stack="rt" + uuid.uuid4().hex[:6], state_dir=tmp_path / "state",
