@@ -96,7 +96,10 @@ def test_default_install_has_every_component(render: Render) -> None:
     sts = by_kind(objects, "StatefulSet")
     assert set(sts) == {"acme-spaas-etcd", "acme-spaas-redis"}
     for s in sts.values():
-        assert s["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"]
+        claim = s["spec"]["volumeClaimTemplates"][0]
+        assert claim["spec"]["resources"]["requests"]["storage"]
+        # `kubectl delete pvc -l app.kubernetes.io/instance=acme` (docs, Uninstall) reaches them.
+        assert claim["metadata"]["labels"]["app.kubernetes.io/instance"] == "acme"
     assert "--appendonly" in sts["acme-spaas-redis"]["spec"]["template"]["spec"]["containers"][0]["command"][2]
     console = by_kind(objects, "Service")["acme-spaas-console"]
     assert console["spec"]["type"] == "NodePort" and console["spec"]["ports"][0]["nodePort"] == 30443

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from pathlib import Path
@@ -41,16 +42,28 @@ FINALIZER = "node.spaas.test/process"
 
 
 def selector_matches(selector: str, labels: dict[str, str]) -> bool:
-    """Equality-based label selectors (`a=b,c==d,e!=f`), what the runtime sends."""
-    for term in filter(None, (t.strip() for t in selector.split(","))):
-        if "!=" in term:
+    """Label selectors as kubectl and the runtime send them: `a=b`, `a==b`, `a!=b`, `a in (b,c)`,
+    `a notin (b,c)`, `a`, `!a`, joined by commas."""
+    for term in (t.strip() for t in re.split(r",(?![^()]*\))", selector)):
+        if not term:
+            continue
+        if m := re.fullmatch(r"([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            if (labels.get(key) in values) != (op == "in"):
+                return False
+        elif "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key.strip()) == value.strip():
                 return False
-        else:
+        elif "=" in term:
             key, value = term.replace("==", "=").split("=", 1)
             if labels.get(key.strip()) != value.strip():
                 return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
     return True
 
 

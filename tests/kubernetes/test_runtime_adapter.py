@@ -3,6 +3,7 @@ back and deletes, and its idempotence (the scaler's retries and a restarted scal
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -92,3 +93,25 @@ def test_other_releases_pods_are_not_ours(kube_api: ApiServer) -> None:
     theirs.cleanup_sig("acme", "etl")
     assert [c.name for c in mine.list()] == ["acme-etl-master-0"]
     assert set(objects(kube_api, "pods")) == {"r1-spaas-acme-etl-master-0"}
+
+
+UNINSTALL_SELECTOR = "app.kubernetes.io/instance=r1,app.kubernetes.io/managed-by in (spaas-scaler,spaas-builder)"
+
+
+def test_the_documented_uninstall_selector_finds_every_sig_object(kube_api: ApiServer) -> None:
+    """docs/kubernetes.md's one command (`kubectl delete ... -l <this>`) reaches everything the
+    runtime made, and nothing of another release."""
+    rt = KubernetesRuntime(kube_api.client(), OPTS, tenant_quotas=lambda: QUOTAS)
+    rt.start(spec(MASTER, 0))
+    rt.start(spec(WORKER, 1, sig="b"))
+    KubernetesRuntime(kube_api.client(), KubeOptions(namespace=NS, stack="r2-spaas", instance="r2")).start(
+        spec(MASTER, 0))
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md").read_text()
+    assert UNINSTALL_SELECTOR.replace("r1", "RELEASE") in docs
+    for plural in ("pods", "secrets", "services", "networkpolicies", "resourcequotas"):
+        everything = objects(kube_api, plural)
+        group = "apis/networking.k8s.io/v1" if plural == "networkpolicies" else "api/v1"
+        selected = requests.get(f"{kube_api.url}/{group}/namespaces/{NS}/{plural}",
+                                params={"labelSelector": UNINSTALL_SELECTOR}, timeout=10).json()["items"]
+        assert {o["metadata"]["name"] for o in selected} == {n for n in everything if n.startswith("r1-")}, plural
+        assert selected, plural
