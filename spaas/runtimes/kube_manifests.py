@@ -107,7 +107,7 @@ def labels(spec: ContainerSpec, opts: KubeOptions) -> dict[str, str]:
             GROUP + "generation": str(spec.generation), GROUP + "config-hash": spec.config_hash}
 
 
-def annotations(spec: ContainerSpec) -> dict[str, str]:
+def pod_annotations(spec: ContainerSpec) -> dict[str, str]:
     return {GROUP + "name": spec.name, GROUP + "image": spec.artifact}
 
 
@@ -233,7 +233,7 @@ def make_pod(spec: ContainerSpec, opts: KubeOptions) -> dict[str, Any]:
         pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": opts.namespace, "labels": labels(spec, opts),
-                         "annotations": annotations(spec)},
+                         "annotations": pod_annotations(spec)},
             "spec": pod_spec}
 
 
@@ -324,7 +324,7 @@ def make_build_job(job: BuildJobSpec, opts: KubeOptions) -> dict[str, Any]:
         job_labels[GROUP + "tenant"] = job.tenant
         job_labels[GROUP + "sig"] = job.sig
     volumes: list[dict[str, Any]] = [{"name": "context", "emptyDir": {}}]
-    mounts = [{"name": "context", "mountPath": "/workspace"}]
+    mounts: list[dict[str, Any]] = [{"name": "context", "mountPath": "/workspace"}]
     if job.push_secret:
         volumes.append({"name": "docker-config", "secret": {
             "secretName": job.push_secret, "items": [{"key": ".dockerconfigjson", "path": "config.json"}]}})

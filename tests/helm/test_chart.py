@@ -162,7 +162,8 @@ def test_secrets_are_referenced_never_inline(render: Render) -> None:
     assert set(data) == {"admin-token", "etcd-root-password", "redis-password"} and all(data.values())
     existing = render("acme", "spaas", "secrets.existingSecret=mine")
     assert "acme-spaas-secrets" not in by_kind(existing, "Secret")
-    assert env_of(by_kind(existing, "Deployment")["acme-spaas-api"])["SPAAS_ETCD_PASSWORD"]["secretKeyRef"]["name"] == "mine"
+    api_env = env_of(by_kind(existing, "Deployment")["acme-spaas-api"])
+    assert api_env["SPAAS_ETCD_PASSWORD"]["secretKeyRef"]["name"] == "mine"
 
 
 def test_ingress_proxy(render: Render) -> None:
@@ -191,7 +192,8 @@ def test_sig_pods_are_fenced_by_network_policies(render: Render) -> None:
     # In: only the proxy. Out: DNS and the platform's etcd, Redis and host registry of this release.
     assert [p["podSelector"]["matchLabels"]["app.kubernetes.io/component"] for p in sig["spec"]["ingress"][0]["from"]] \
         == ["proxy"]
-    egress_to = [p["podSelector"]["matchLabels"].get("app.kubernetes.io/component") for p in sig["spec"]["egress"][1]["to"]]
+    egress_to = [p["podSelector"]["matchLabels"].get("app.kubernetes.io/component")
+                 for p in sig["spec"]["egress"][1]["to"]]
     assert egress_to == ["etcd", "redis", "registry"]
     assert all(p["podSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "acme"
                for p in sig["spec"]["egress"][1]["to"])
@@ -222,7 +224,8 @@ def test_release_name_containing_master_name_is_not_repeated(render: Render) -> 
 
 
 def test_schema_refuses_bad_values(helm: str, tmp_path: Path) -> None:
-    for bad in ("arch.amd64=4", "cluster.proxyOption=NodePort", "cluster.basePort=80", "master.imagePullPolicy=Sometimes",
+    for bad in ("arch.amd64=4", "cluster.proxyOption=NodePort", "cluster.basePort=80",
+                "master.imagePullPolicy=Sometimes",
                 "secrets.redisPassword=a@b", "nosuchkey=1"):
         proc = subprocess.run([helm, "template", "x", str(CHART), "--set", bad], capture_output=True, text=True,
                               timeout=60)

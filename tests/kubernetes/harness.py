@@ -72,7 +72,7 @@ class Emulator(kmock.KubernetesEmulator):
     """kmock's emulator plus label selectors on lists."""
 
     async def _serve_list(self, request: Any) -> Any:  # type: ignore[override]
-        payload = await super()._serve_list(request)
+        payload: Any = await super()._serve_list(request)
         selector = (request.params or {}).get("labelSelector")
         if selector:
             payload["items"] = [o for o in payload["items"]
@@ -94,7 +94,7 @@ class ApiServer:
         async def main() -> None:
             async with Emulator() as emulator, apps.Server(emulator) as server:
                 for resource in RESOURCES:
-                    emulator.resources[resource] = {}
+                    emulator.resources[resource] = {}  # type: ignore[assignment]
                 self.emulator, self.url = emulator, str(server.url).rstrip("/")
                 self._ready.set()
                 while not self._stop.is_set():
@@ -173,7 +173,8 @@ class NodeAgent:
         for item in container.env or []:
             if item.value is not None:
                 env[item.name] = item.value
-            elif item.value_from and item.value_from.field_ref and item.value_from.field_ref.field_path == "status.podIP":
+            elif (item.value_from and item.value_from.field_ref
+                  and item.value_from.field_ref.field_path == "status.podIP"):
                 env[item.name] = "127.0.0.1"
         for source in container.env_from or []:
             if source.secret_ref:

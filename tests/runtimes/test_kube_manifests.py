@@ -87,7 +87,8 @@ def test_worker_pod_whole() -> None:
                    "app.kubernetes.io/component": "sig", "app.kubernetes.io/managed-by": "spaas-scaler",
                    "spaas.io/tenant": "acme", "spaas.io/sig": "etl", "spaas.io/role": "worker", "spaas.io/index": "2",
                    "spaas.io/generation": "3", "spaas.io/config-hash": "ab12cd34ef56"},
-        "annotations": {"spaas.io/name": "acme-etl-worker-2", "spaas.io/image": "registry.example.org:5000/spaas-sig:k1"},
+        "annotations": {"spaas.io/name": "acme-etl-worker-2",
+                        "spaas.io/image": "registry.example.org:5000/spaas-sig:k1"},
     }
     ps = pod["spec"]
     assert (ps["hostname"], ps["subdomain"]) == ("acme-etl-worker-2", "spaas1-spaas-acme-etl")
