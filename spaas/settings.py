@@ -165,7 +165,7 @@ class BuilderSettings(BaseSettings):
     pip_args: tuple[str, ...] = ()
     # Port of /healthz and /metrics (0 disables).
     health_port: int = 0
-    # What artifacts are built for: "process" (local environments) or "docker" (images).
+    # What artifacts are built for: "process" (local environments), "docker" or "kubernetes" (images).
     runtime: str = "process"
     # Docker engine URL for the docker runtime (empty: the local socket, /var/run/docker.sock).
     docker_url: str = ""
@@ -179,6 +179,17 @@ class BuilderSettings(BaseSettings):
     registry_user: str = ""
     # Docker: password of registry_user.
     registry_password: str = field(default="", repr=False)
+    # Kubernetes: API server URL (empty: in-cluster, the pod's ServiceAccount).
+    k8s_api_url: str = ""
+    # Kubernetes: namespace of build Jobs (the release's; the chart sets it).
+    k8s_namespace: str = "default"
+    # Kubernetes: prefix of build Job names and their app.kubernetes.io/instance (the chart's fullname, release).
+    k8s_stack: str = "spaas"
+    k8s_instance: str = "spaas"
+    # Kubernetes: dockerconfigjson Secret Kaniko pushes with (empty: anonymous).
+    k8s_push_secret: str = ""
+    # Kubernetes: the Kaniko executor image of build Jobs.
+    kaniko_image: str = "gcr.io/kaniko-project/executor:v1.23.2"
 
     @property
     def layers_path(self) -> Path:

@@ -135,6 +135,8 @@ def test_seed_parameters_reach_the_services(render: Render) -> None:
     builder = env_of(d["acme-spaas-builder"])
     assert builder["SPAAS_REGISTRY"] == "registry.example.org:5000" and builder["SPAAS_REGISTRY_USER"] == "spaas"
     assert builder["SPAAS_SPARK_IMAGE"] == "registry.example.org:5000/spaas-spark:{version}"
+    assert builder["SPAAS_RUNTIME"] == "kubernetes" and builder["SPAAS_K8S_PUSH_SECRET"] == "acme-spaas-sig-registry"
+    assert builder["SPAAS_K8S_STACK"] == "acme-spaas" and builder["SPAAS_K8S_INSTANCE"] == "acme"
     pod = d["acme-spaas-api"]["spec"]["template"]["spec"]
     assert pod["containers"][0]["image"] == "registry.example.org:5000/spaas/services:9"
     assert pod["containers"][0]["imagePullPolicy"] == "Always"

@@ -37,7 +37,8 @@ from spaas.runtimes.process import ProcessRuntime
 
 log = logging.getLogger("tests.node")
 
-RESOURCES = ("v1/pods", "v1/services", "v1/secrets", "v1/resourcequotas", "networking.k8s.io/v1/networkpolicies")
+RESOURCES = ("v1/pods", "v1/services", "v1/secrets", "v1/resourcequotas", "networking.k8s.io/v1/networkpolicies",
+             "batch/v1/jobs")
 FINALIZER = "node.spaas.test/process"
 
 
