@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -192,6 +193,13 @@ class KubernetesRuntime:
                                      f"its previous pod {name} is still terminating")
         self.ensure_sig_objects(spec.tenant, spec.sig)
         self.ensure_quota()
+        if self._opts.state_claim:
+            # The scaler mounts the same volume: make the SIG's directory (owned by the platform's
+            # user) before the pod mounts it as a subPath, which the kubelet would create as root.
+            try:
+                (Path(self._opts.state_dir) / "storage" / spec.tenant / spec.sig).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise TemporaryError(f"failed to start {spec.tenant}/{spec.sig}/{spec.name}: storage: {exc}") from exc
         secret = km.make_secret(spec, self._opts)
         if not self._create(f"secret {name}", self._core.create_namespaced_secret, secret):
             try:

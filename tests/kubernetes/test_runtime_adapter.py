@@ -115,3 +115,12 @@ def test_the_documented_uninstall_selector_finds_every_sig_object(kube_api: ApiS
                                 params={"labelSelector": UNINSTALL_SELECTOR}, timeout=10).json()["items"]
         assert {o["metadata"]["name"] for o in selected} == {n for n in everything if n.startswith("r1-")}, plural
         assert selected, plural
+
+
+def test_the_sigs_storage_directory_exists_before_its_pod(kube_api: ApiServer, tmp_path: Path) -> None:
+    opts = KubeOptions(namespace=NS, stack="r1-spaas", instance="r1", state_claim="r1-spaas-state",
+                       state_dir=str(tmp_path))
+    KubernetesRuntime(kube_api.client(), opts).start(spec(MASTER, 0))
+    assert (tmp_path / "storage" / "acme" / "etl").is_dir()
+    mount = objects(kube_api, "pods")["r1-spaas-acme-etl-master-0"]["spec"]["containers"][0]["volumeMounts"][1]
+    assert mount == {"name": "storage", "mountPath": f"{tmp_path}/storage/acme/etl", "subPath": "storage/acme/etl"}
