@@ -20,7 +20,7 @@ from spaas.settings import ApiSettings
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.api import errors, guard, openapi
+from services.api import errors, guard, inputcheck, openapi
 from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
@@ -66,6 +66,7 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     app.extensions["spaas"] = d
 
     errors.register(app)
+    inputcheck.install(app)  # before the guard: nothing reads a control character
     guard.install(app)
 
     @app.after_request
