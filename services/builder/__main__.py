@@ -17,6 +17,7 @@ from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.logstream import RedisLogStreams
 from spaas.observability import serve_health, setup_logging
+from spaas.redact import Redactor
 from spaas.settings import BuilderSettings
 
 from services.builder.localenv import LocalEnvBuilder
@@ -54,6 +55,8 @@ def main() -> None:
     logs = RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s)
     artifacts: ArtifactBuilder
     base_for = None
+    # Operator credentials (pip index URLs, the registry password) never reach a build log or status.
+    redact = Redactor([settings.registry_password], texts=(*settings.pip_args, settings.registry))
     if settings.runtime == "docker":
         from services.builder.dockerimage import DockerImageBuilder
         from spaas.runtimes.docker import connect
@@ -78,12 +81,13 @@ def main() -> None:
         artifacts, base_for = kaniko, kaniko.base_for
     elif settings.runtime == "process":
         artifacts = LocalEnvBuilder(settings.artifacts_dir, settings.layers_path, pip_args=settings.pip_args,
-                                    timeout_s=settings.build_timeout_s)
+                                    timeout_s=settings.build_timeout_s, redact=redact)
     else:
         raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; "
                          "use 'process', 'docker' or 'kubernetes'")
     service = BuildService(store, bus, logs, artifacts, keys=Keys(settings.etcd_prefix), lock_ttl_s=settings.lock_ttl_s,
-                           join_timeout_s=settings.build_timeout_s, runtime=settings.runtime, base_for=base_for)
+                           join_timeout_s=settings.build_timeout_s, runtime=settings.runtime, base_for=base_for,
+                           redact=redact)
 
     @celery.task(name=messages.BUILD_TASK, bind=True, autoretry_for=(TemporaryError,), retry_backoff=True,
                  retry_backoff_max=30, max_retries=20)
