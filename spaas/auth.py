@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import time
 import unicodedata
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from spaas import safefs
 from spaas.authz import fold
 from spaas.errors import Conflict, Invalid, Unauthorized
 from spaas.keys import Keys
@@ -44,11 +44,8 @@ def matches(token: str, token_hash: str) -> bool:
 
 
 def _write_secret_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.chmod(path, 0o600)
+    """0600, through a temporary file renamed into place: a link planted at `path` is replaced, not written through."""
+    safefs.write_atomic(path.parent, path.name, (text + "\n").encode(), mode=0o600)
 
 
 def ensure_bootstrap_token(store: Store, keys: Keys, token_file: Path, *, preset: str = "") -> str:

@@ -62,6 +62,9 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
                  max_per_user=settings.login_max_failures, max_per_addr=settings.login_max_failures_per_addr,
                  window_s=settings.login_window_s, timeout_s=settings.call_timeout_s),
              audit=AuditLog(store, keys, retention_days=settings.audit_retention_days))
+    if settings.token_path.resolve().is_relative_to(settings.storage_dir.resolve()):
+        raise SystemExit(f"the admin token file {settings.token_path} must not be inside SIG storage "
+                         f"({settings.storage_dir}), which SIG containers can read")
     d.token_hash = auth.ensure_bootstrap_token(store, keys, settings.token_path, preset=settings.admin_token)
     app.extensions["spaas"] = d
 

@@ -126,3 +126,24 @@ def test_submit_refuses_files_that_are_links_or_special(client: FlaskClient, set
     assert resp.status_code == 422
     resp = bounded(lambda: client.post(f"{S}/applications", json={"file": rel}))
     assert resp.status_code == 422 and error_of(resp.get_json())["field"] == "file"
+
+
+def test_the_admin_token_file_may_not_live_in_sig_storage(settings: ApiSettings, logs) -> None:  # type: ignore[no-untyped-def]
+    from services.api.app import create_app
+
+    with pytest.raises(SystemExit, match="must not be inside SIG storage"):
+        create_app(settings.replace(admin_token_file=settings.storage_dir / "acme" / "admin-token"), logs=logs)
+
+
+def test_a_link_planted_at_the_token_file_is_replaced_not_written_through(settings: ApiSettings, logs,  # type: ignore[no-untyped-def]
+                                                                          tmp_path: Path) -> None:
+    from services.api.app import create_app
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.write_text("keep")
+    token_file = tmp_path / "tokens" / "admin-token"
+    token_file.parent.mkdir()
+    token_file.symlink_to(elsewhere)
+    create_app(settings.replace(admin_token_file=token_file), logs=logs)
+    assert elsewhere.read_text() == "keep"
+    assert not token_file.is_symlink() and token_file.stat().st_mode & 0o777 == 0o600

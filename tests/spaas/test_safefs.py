@@ -184,3 +184,19 @@ def test_write_atomic_is_private_and_replaces_links(tmp_path: Path) -> None:
     assert target.stat().st_mode & 0o777 == 0o600
     with pytest.raises(UnsafeFile):
         safefs.write_atomic(root, "../escape", b"x")
+
+
+def test_process_runtime_cleanup_does_not_follow_links(tmp_path: Path) -> None:
+    from spaas.runtimes.process import ProcessRuntime
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("keep")
+    runtime = ProcessRuntime(tmp_path / "state")
+    cdir = runtime.container_dir("acme", "etl", "acme-etl-master-0")
+    (cdir / "drivers").mkdir(parents=True)
+    (cdir / "drivers" / "out").symlink_to(outside)
+    (cdir / "work").symlink_to(outside)
+    runtime.cleanup_sig("acme", "etl")
+    assert not (tmp_path / "state" / "runtime" / "acme" / "etl").exists()
+    assert (outside / "keep").read_text() == "keep"
