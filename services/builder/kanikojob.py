@@ -23,7 +23,7 @@ from spaas.errors import PermanentError
 from spaas.runtimes import kube_manifests as km
 from spaas.runtimes.kubernetes import TRANSPORT_ERRORS, translate
 
-from services.builder.dockerimage import dockerfile
+from services.builder.dockerimage import build_args, dockerfile
 from services.builder.planner import BuildPlan
 
 Log = Callable[[str], None]
@@ -114,7 +114,8 @@ class KanikoJobBuilder:
             log("| " + line)
         body = km.make_build_job(km.BuildJobSpec(
             build_key=plan.key, dockerfile=text, destination=ref, tenant=plan.tenant, sig=plan.sig,
-            kaniko_image=self._kaniko, push_secret=self._push_secret, timeout_s=int(self._timeout)), self._opts)
+            kaniko_image=self._kaniko, push_secret=self._push_secret, timeout_s=int(self._timeout),
+            build_args=tuple(build_args(self._pip_args).items())), self._opts)
         name = body["metadata"]["name"]
         try:
             self._batch.create_namespaced_job(self._opts.namespace, body, _request_timeout=self._call_timeout)

@@ -306,6 +306,9 @@ class BuildJobSpec:
     memory: str = "2Gi"
     max_cpu: str = "2"
     max_memory: str = "4Gi"
+    # Build arguments (the operator's pip arguments, `dockerimage.build_args`): Kaniko `--build-arg`s,
+    # so the Dockerfile (logged for tenants) never holds their values.
+    build_args: tuple[tuple[str, str], ...] = ()
 
 
 def build_job_name(opts: KubeOptions, build_key: str) -> str:
@@ -350,6 +353,7 @@ def make_build_job(job: BuildJobSpec, opts: KubeOptions) -> dict[str, Any]:
                                  "name": "kaniko", "image": job.kaniko_image,
                                  "args": ["--context=dir:///workspace", "--dockerfile=/workspace/Dockerfile",
                                           f"--destination={job.destination}", "--snapshot-mode=redo",
-                                          "--cache=false", f"--label=spaas.build_key={job.build_key}"],
+                                          "--cache=false", f"--label=spaas.build_key={job.build_key}",
+                                          *(f"--build-arg={k}={v}" for k, v in job.build_args)],
                                  "volumeMounts": mounts, "resources": res}],
                              "volumes": volumes}}}}

@@ -33,7 +33,9 @@ from spaas.errors import PermanentError, TemporaryError
 from spaas.keys import Keys
 from spaas.runtimes import kube_manifests as km
 from spaas.runtimes.base import Container, ContainerSpec
+from spaas.safefs import UnsafeFile
 from spaas.settings import ScalerSettings
+from spaas.storage import SigStorage
 from spaas.store import Store
 
 log = logging.getLogger(__name__)
@@ -197,8 +199,9 @@ class KubernetesRuntime:
             # The scaler mounts the same volume: make the SIG's directory (owned by the platform's
             # user) before the pod mounts it as a subPath, which the kubelet would create as root.
             try:
-                (Path(self._opts.state_dir) / "storage" / spec.tenant / spec.sig).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
+                # Following no link: a subPath that is a link would be followed by the kubelet.
+                SigStorage(Path(self._opts.state_dir) / "storage").ensure_sig_dir(spec.tenant, spec.sig)
+            except (OSError, UnsafeFile) as exc:
                 raise TemporaryError(f"failed to start {spec.tenant}/{spec.sig}/{spec.name}: storage: {exc}") from exc
         secret = km.make_secret(spec, self._opts)
         if not self._create(f"secret {name}", self._core.create_namespaced_secret, secret):

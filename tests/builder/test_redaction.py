@@ -88,3 +88,15 @@ def test_a_real_pip_failure_against_a_credentialed_index_is_redacted(tmp_path: P
     text = "\n".join(lines)
     assert any(line.startswith("$ ") and "--index-url=https://ci-bot:***@127.0.0.1:9/simple" in line for line in lines)
     assert PASSWORD not in text and PASSWORD not in info.value.message
+
+
+def test_the_kaniko_job_gets_pip_args_as_build_args_not_dockerfile_text() -> None:
+    from spaas.runtimes.kube_manifests import BuildJobSpec, KubeOptions, make_build_job
+
+    the_plan = plan({"spark_version": "3.5.9", "python_packages": ["toolz==0.12.1"]}, base="docker-x", runtime="docker")
+    text = dockerfile(the_plan, "spaas-spark:3.5.9", pip_args=PIP_ARGS)
+    job = make_build_job(BuildJobSpec(build_key="f" * 64, dockerfile=text, destination="r/spaas-sig:x",
+                                      build_args=tuple(build_args(PIP_ARGS).items())), KubeOptions(namespace="spaas"))
+    pod = job["spec"]["template"]["spec"]
+    assert PASSWORD not in pod["initContainers"][0]["env"][0]["value"]  # the Dockerfile
+    assert f"--build-arg=SPAAS_PIP_ARG_0={PIP_ARGS[0]}" in pod["containers"][0]["args"]
