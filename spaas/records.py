@@ -167,6 +167,13 @@ class BuildRecord(Record):
     spark_version: Text = None
 
 
+class SecretRecord(Record):
+    """`{p}/secrets/{t}/{s}`: the SIG's Spark secret (written by the API, never served)."""
+
+    family: ClassVar[str] = "secret"
+    secret: str = Field(min_length=1, max_length=1024)
+
+
 # -- hosts --------------------------------------------------------------------------------------
 class HostRecord(Record):
     """`{p}/hosts/{t}/{s}/{host}`, written (leased) by the agent; tenant code can write it too.
