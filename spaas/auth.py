@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from spaas.errors import Conflict, Unauthorized
 from spaas.keys import Keys
+from spaas.records import UserTokenRecord, get_record, read_user_tokens
 from spaas.store import Store
 
 log = logging.getLogger(__name__)
@@ -151,15 +152,11 @@ class Tokens:
     def lookup(self, token: str) -> TokenRecord | None:
         """The record of a live token; None for unknown, revoked or expired ones."""
         digest = hash_token(token)
-        entry = self._store.get(self._keys.token(digest))
-        if entry is None:
-            return None
-        v = entry.value
-        if float(v.get("expires_at", 0)) <= self._clock():
-            return None
-        return TokenRecord(id=str(v["id"]), kind=str(v["kind"]), user=str(v["user"]),
-                           groups=frozenset(v.get("groups", ())), name=str(v.get("name", "")),
-                           created_at=float(v["created_at"]), expires_at=float(v["expires_at"]), token_hash=digest)
+        v = get_record(self._store, self._keys.token(digest), UserTokenRecord)
+        if not isinstance(v, UserTokenRecord) or v.expires_at <= self._clock():
+            return None  # unknown, expired, or a malformed record (which authenticates nobody)
+        return TokenRecord(id=v.id, kind=v.kind, user=v.user, groups=frozenset(v.groups), name=v.name,
+                           created_at=v.created_at, expires_at=v.expires_at, token_hash=digest)
 
     def revoke(self, record: TokenRecord) -> None:
         self._store.delete(self._keys.token(record.token_hash))
@@ -171,18 +168,18 @@ class Tokens:
         """The user's live personal tokens, without secrets or hashes, oldest first."""
         now = self._clock()
         out = []
-        for entry in self._store.list(self._keys.user_tokens(user)):
-            v = entry.value
-            if float(v.get("expires_at", 0)) > now:
-                out.append({k: v.get(k) for k in ("id", "name", "created_at", "expires_at")})
+        for v in read_user_tokens(self._store, self._keys.user_tokens(user)):
+            if v.expires_at > now:
+                out.append({"id": v.id, "name": v.name, "created_at": v.created_at, "expires_at": v.expires_at})
         return sorted(out, key=lambda t: (t["created_at"], t["id"]))
 
     def revoke_api_token(self, user: str, token_id: str) -> bool:
         """False if the user has no such token (someone else's id is "no such token" too)."""
-        entry = self._store.get(self._keys.user_token(user, token_id))
-        if entry is None:
+        record = get_record(self._store, self._keys.user_token(user, token_id), UserTokenRecord)
+        if record is None:
             return False
-        self._store.delete(self._keys.token(str(entry.value["hash"])))
-        self._store.delete(entry.key)
+        if isinstance(record, UserTokenRecord) and record.hash:
+            self._store.delete(self._keys.token(record.hash))
+        self._store.delete(self._keys.user_token(user, token_id))  # a malformed one goes too
         log.info("revoked api token %s of %s", token_id, user)
         return True

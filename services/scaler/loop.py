@@ -100,7 +100,12 @@ class Scaler:
         for rec in sigs:
             known.add((rec.tenant, rec.sig))
             if rec.spec is None:
-                self._invalid_spec(rec)
+                if rec.entries["spec"].value.get("deleting") is True:
+                    # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
+                    views.append((SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
+                                          rec.status.to_value() if rec.status else None), rec.entries.get("status")))
+                else:
+                    self._invalid_spec(rec)
                 continue
             mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
             views.append((SigView(rec.tenant, rec.sig, rec.spec.to_value(), rec.build.to_value() if rec.build else None,
