@@ -21,6 +21,7 @@ from spaas import auth, authz
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized
+from spaas.records import read_members
 
 from services.api.deps import Deps, deps
 from services.api.errors import Forbidden
@@ -72,9 +73,9 @@ def tenant_members(d: Deps, tenant: str) -> dict[tuple[str, str], list[str]]:
     """("user" | "group", name) -> roles granted in the tenant."""
     members: dict[tuple[str, str], list[str]] = {}
     prefix = d.keys.members(tenant)
-    for entry in d.store.list(prefix):
-        kind, _, quoted = entry.key[len(prefix):].partition("/")
-        members[(kind, unquote(quoted))] = list(entry.value.get("roles", []))
+    for rest, grant in read_members(d.store, prefix):  # a malformed grant grants nothing
+        kind, _, quoted = rest.partition("/")
+        members[(kind, unquote(quoted))] = [r.value for r in grant.roles]
     return members
 
 
@@ -86,13 +87,13 @@ def member_tenants(d: Deps, principal: Principal) -> set[str]:
     """The tenants in which the principal holds any role (one range read over all grants)."""
     prefix = d.keys.prefix + "/members/"
     found: set[str] = set()
-    for entry in d.store.list(prefix):
-        tenant, _, rest = entry.key[len(prefix):].partition("/")
+    for key_rest, grant in read_members(d.store, prefix):
+        tenant, _, rest = key_rest.partition("/")
         kind, _, quoted = rest.partition("/")
         name = unquote(quoted)
         if (kind == "user" and authz.fold(name) == authz.fold(principal.name)) or (
                 kind == "group" and authz.fold(name) in {authz.fold(g) for g in principal.groups}):
-            if entry.value.get("roles"):
+            if grant.roles:
                 found.add(tenant)
     return found
 

@@ -42,16 +42,18 @@ WORKERS = obj({"desired": INT, "ready": INT})
 RESPONSES: dict[str, Any] = {
     "Error": obj({"error": obj({"code": STR, "message": STR, "field": NULL_STR}, ["code", "message"])}),
     "Health": obj({"status": {"enum": ["ok", "unhealthy"]}, "etcd": {"type": "boolean"}}),
-    "Tenant": obj({"name": STR, "quota": ref("Quota"), "created_at": NULL_NUM}),
+    "Tenant": obj({"name": STR, "quota": {"anyOf": [ref("Quota"), {"type": "null"}]}, "created_at": NULL_NUM,
+                   "invalid": STR}, ["name", "quota", "created_at"]),  # invalid: an unreadable record, why
     "TenantList": obj({"tenants": {"type": "array", "items": ref("Tenant")}}),
     "TenantDeleted": obj({"name": STR, "deleted": {"type": "boolean"}}),
     "Sig": obj({
-        "tenant": STR, "name": STR, "spec": ref("SigSpec"), "generation": INT,
+        "tenant": STR, "name": STR, "spec": {"anyOf": [ref("SigSpec"), {"type": "null"}]}, "generation": INT,
         "created_at": NULL_NUM, "updated_at": NULL_NUM,
         "status": obj({
             "phase": {"enum": [p.value for p in Phase]}, "reason": NULL_STR, "message": NULL_STR,
             "generation": INT, "observed_generation": INT, "build_key": NULL_STR, "build": {"type": "object"},
-            "workers": WORKERS, "master_url": NULL_STR, "ui_url": NULL_STR, "since": NULL_NUM}),
+            "workers": WORKERS, "master_url": NULL_STR, "ui_url": NULL_STR, "since": NULL_NUM,
+            "invalid_records": STR_LIST}),
     }),
     "SigList": obj({"sigs": {"type": "array", "items": ref("Sig")}}),
     "BuildLog": obj({"generation": INT, "key": NULL_STR, "state": NULL_STR, "from": INT, "total": INT,
@@ -63,7 +65,7 @@ RESPONSES: dict[str, Any] = {
                                                        "KILLED"]},
         "reason": NULL_STR, "message": NULL_STR, "exit_code": NULL_INT, "spark_app_id": NULL_STR,
         "submitter": NULL_STR, "submitted_at": NULL_NUM, "started_at": NULL_NUM, "finished_at": NULL_NUM,
-        "kill_requested": {"type": "boolean"}, "request": ref("Application")}),
+        "kill_requested": {"type": "boolean"}, "request": {"anyOf": [ref("Application"), {"type": "null"}]}}),
     "ApplicationList": obj({"applications": {"type": "array", "items": ref("ApplicationView")}}),
     "ApplicationLog": obj({"id": STR, "from": INT, "total": INT, "log": STR_LIST}),
     "ScalingView": obj({"policy": ref("Scaling"), "workers": WORKERS, "phase": STR, "reason": NULL_STR,

@@ -13,6 +13,7 @@ from spaas.etcd import EtcdStore
 from spaas.etcdauth import ROOT, SigCredentials, enable_auth
 from spaas.keys import Keys
 from spaas.observability import serve_health, setup_logging
+from spaas.records import read_sigs
 from spaas.runtimes.base import Runtime
 from spaas.runtimes.process import ProcessRuntime
 from spaas.settings import ScalerSettings
@@ -30,12 +31,8 @@ def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runt
         from spaas.runtimes.docker import DockerRuntime, connect
 
         def sig_images() -> dict[tuple[str, str], str]:
-            images = {}
-            for entry in store.list(keys.all_sigs()):
-                tenant, sig, part = keys.split_sig_key(entry.key)
-                if part == "build" and entry.value.get("artifact"):
-                    images[(tenant, sig)] = str(entry.value["artifact"])
-            return images
+            return {(rec.tenant, rec.sig): rec.build.artifact for rec in read_sigs(store, keys)
+                    if rec.build and rec.build.artifact}
 
         return DockerRuntime(connect(settings.docker_url, timeout_s=max(30.0, settings.call_timeout_s)),
                              stack=settings.docker_stack, platform_network=settings.docker_network,

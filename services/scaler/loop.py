@@ -20,7 +20,8 @@ from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
-from spaas.model import BuildState
+from spaas.model import BuildState, Phase
+from spaas.records import AppRecords, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
@@ -55,6 +56,15 @@ def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int,
 VOLATILE = ("updated_at",)
 
 
+def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
+    """(tenant, sig) of a key under `{p}/hosts/` or `{p}/apps/` (("", "") if it has none)."""
+    for root in (keys.all_hosts(), keys.prefix + "/apps/"):
+        if key.startswith(root):
+            parts = key[len(root):].split("/")
+            return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+    return ("", "")
+
+
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
                  demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None) -> None:
@@ -69,76 +79,90 @@ class Scaler:
         self._last_logged: dict[tuple[str, str], str] = {}
         self._credentials = credentials
 
-    def _views(self) -> list[tuple[SigView, Entry | None]]:
-        parts: dict[tuple[str, str], dict[str, Entry]] = {}
-        for entry in self._store.list(self._keys.all_sigs()):
-            tenant, sig, part = self._keys.split_sig_key(entry.key)
-            parts.setdefault((tenant, sig), {})[part] = entry
-        views = []
-        for (tenant, sig), p in sorted(parts.items()):
-            if "spec" not in p:
-                continue  # half-deleted leftovers are cleaned by forget()
-            build = p.get("build")
-            status = p.get("status")
-            views.append((SigView(tenant, sig, p["spec"].value, build.value if build else None,
-                                  status.value if status else None), status))
-        return views
-
     def reconcile_all(self) -> None:
+        """One pass over every SIG. Records are read through `spaas.records`: a malformed one
+        is skipped (logged, counted, shown on its SIG or application), never the whole pass."""
         containers = self._runtime.list()
+        host_listing = read_hosts(self._store, self._keys)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for entry in self._store.list(self._keys.all_hosts()):
-            rest = entry.key[len(self._keys.all_hosts()):].split("/")
-            if len(rest) == 3:
-                hosts.setdefault((rest[0], rest[1]), []).append(entry.value)
-        views = self._views()
-        pending = self._pending_cores()
-        quotas = {e.key.rsplit("/", 1)[1]: e.value.get("quota", {}) for e in self._store.list(self._keys.tenants())}
+        for h in host_listing:
+            hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+        sigs = read_sigs(self._store, self._keys)
+        apps = read_all_apps(self._store, self._keys)
+        invalid: dict[tuple[str, str], list[str]] = {}
+        # Junk that belongs to no application (an application's own bad record shows on it).
+        for bad in [*host_listing.bad, *apps.bad]:
+            invalid.setdefault(_sig_of(bad.key, self._keys), []).append(bad.message)
+        pending = self._pending_cores(apps)
+        quotas = {t.name: t.quota for t in read_tenants(self._store, self._keys)}
+        views: list[tuple[SigView, Entry | None]] = []
+        known = set()
+        for rec in sigs:
+            known.add((rec.tenant, rec.sig))
+            if rec.spec is None:
+                if rec.entries["spec"].value.get("deleting") is True:
+                    # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
+                    views.append((SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
+                                          rec.status.to_value() if rec.status else None), rec.entries.get("status")))
+                else:
+                    self._invalid_spec(rec)
+                continue
+            mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
+            views.append((SigView(rec.tenant, rec.sig, rec.spec.to_value(), rec.build.to_value() if rec.build else None,
+                                  rec.status.to_value() if rec.status else None, invalid=mine),
+                          rec.entries.get("status")))
         used: dict[str, list[int]] = {}
         for view, _ in views:
             if not view.spec.get("deleting"):
                 usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status))
                 used.setdefault(view.tenant, [0, 0, 0])
                 used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
-        known = set()
         for view, status_entry in views:
-            known.add((view.tenant, view.sig))
-            mine = [c for c in containers if c.tenant == view.tenant and c.sig == view.sig]
-            quota = quotas.get(view.tenant, {})
+            mine_c = [c for c in containers if c.tenant == view.tenant and c.sig == view.sig]
+            quota = quotas.get(view.tenant)
             u = used.get(view.tenant, [0, 0, 0])
-            room = Room(containers=int(quota.get("max_containers", 10**9)) - u[0],
-                        cores=int(quota.get("cores", 10**9)) - u[1], memory_mb=int(quota.get("memory_mb", 10**12)) - u[2])
+            room = Room(containers=quota.max_containers - u[0], cores=quota.cores - u[1],
+                        memory_mb=quota.memory_mb - u[2]) if quota else Room()
             try:
-                self.reconcile(view, status_entry, mine, hosts.get((view.tenant, view.sig), []),
+                self.reconcile(view, status_entry, mine_c, hosts.get((view.tenant, view.sig), []),
                                pending_cores=pending.get((view.tenant, view.sig), 0), room=room)
             except TemporaryError as exc:
                 log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
             except SpaasError as exc:
                 # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
                 log.error("sig %s/%s: reconcile failed and needs attention: %s", view.tenant, view.sig, exc)
+            except (ValueError, TypeError, KeyError) as exc:
+                # A record that passed validation but still does not add up: this SIG only.
+                log.error("sig %s/%s: reconcile failed on its records: %s", view.tenant, view.sig, exc)
         # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
         for c in containers:
             if (c.tenant, c.sig) not in known:
                 log.info("stopping orphan container %s", c.name)
                 self._runtime.stop(c.name)
 
-    def _pending_cores(self) -> dict[tuple[str, str], int]:
+    def _invalid_spec(self, rec: SigRecords) -> None:
+        """A SIG whose spec cannot be read: say so in its status; leave what runs alone (we do
+        not know what is wanted, and stopping it would punish more than the bad record)."""
+        bad = rec.invalid
+        message = bad.message if bad else "the SIG spec is invalid"
+        previous = rec.status.to_value() if rec.status else {}
+        status = {"phase": Phase.FAILED.value, "reason": "InvalidRecord", "message": message[:1000],
+                  "observed_generation": int(previous.get("observed_generation", 0)),
+                  "workers": previous.get("workers") or {"desired": 0, "ready": 0, "running": 0, "members": None},
+                  "master_url": None, "ui_url": None}
+        view = SigView(rec.tenant, rec.sig, {}, None, previous or None)
+        try:
+            self._write_status(view, rec.entries.get("status"), status)
+        except TemporaryError as exc:
+            log.warning("sig %s/%s: status not written: %s", rec.tenant, rec.sig, exc)
+
+    def _pending_cores(self, apps: Listing[AppRecords]) -> dict[tuple[str, str], int]:
         """Cores of sized applications no master has claimed yet (the API's demand signal)."""
-        parts: dict[tuple[str, str, str], set[str]] = {}
-        requests: dict[tuple[str, str, str], dict[str, Any]] = {}
-        prefix = self._keys.prefix + "/apps/"
-        for entry in self._store.list(prefix):
-            bits = entry.key[len(prefix):].split("/")
-            if len(bits) != 4:
-                continue
-            ident = (bits[0], bits[1], bits[2])
-            parts.setdefault(ident, set()).add(bits[3])
-            if bits[3] == "spec":
-                requests[ident] = entry.value.get("request", {})
         pending: dict[tuple[str, str], int] = {}
-        for ident, kinds in parts.items():
-            if kinds == {"spec"}:
-                pending[(ident[0], ident[1])] = pending.get((ident[0], ident[1]), 0) + requested_cores(requests[ident])
+        for app in apps:
+            if app.spec is not None and set(app.entries) == {"spec"}:
+                ident = (app.tenant, app.sig)
+                pending[ident] = pending.get(ident, 0) + requested_cores(app.spec.request.model_dump(mode="json"))
         return pending
 
     def _scale(self, view: SigView, hosts: list[dict[str, Any]], pending_cores: int, room: Room) -> Decision | None:
@@ -189,7 +213,7 @@ class Scaler:
         ident = f"{view.tenant}/{view.sig}"
         scaled = self._scale(view, hosts, pending_cores, room or Room())
         members = scaled.members if scaled else None
-        decision = plan(view, containers, hosts, members)
+        decision = plan(view, containers, hosts, members, now=self._clock())
         previous_workers = (view.status or {}).get("workers") or {}
         last_change = previous_workers.get("last_change_at")
         if scaled:

@@ -11,12 +11,13 @@ from flask import Blueprint
 
 from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, TemporaryError
-from spaas.model import AppState, Application, dump
+from spaas.model import AppState, Application
+from spaas.records import AppRecords, AppSpecRecord, read_apps
 
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
-from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps
+from services.api.records import app_parts, app_view, get_sig, get_tenant, submitter_of, usable_spec
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,13 @@ def new_app_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
-def _app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def _app(tenant: str, sig: str, app_id: str) -> AppRecords:
     """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
     parts = app_parts(d.store, d.keys, tenant, sig, app_id)
-    if "spec" not in parts:
+    if parts is None or not parts.has_spec:
         raise NotFound(f"application {app_id!r} not found in SIG {tenant}/{sig}", field="id")
-    if not authz.may_touch_app(current_principal(), current_roles(), parts["spec"].value.get("submitter")):
+    if not authz.may_touch_app(current_principal(), current_roles(), submitter_of(parts)):
         raise Forbidden(f"application {app_id!r} belongs to another user; only tenant admins act on it")
     return parts
 
@@ -54,7 +55,7 @@ def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    if parts["spec"].value.get("deleting"):
+    if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
     app = Application.model_validate(json_body())
     sparkconf.check(app.conf, field="conf")
@@ -62,9 +63,8 @@ def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     for i, py_file in enumerate(app.pyFiles):
         d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
     app_id = new_app_id()
-    d.store.create(d.keys.app_spec(tenant, sig, app_id), {
-        "request": dump(app), "submitter": current_principal().name, "submitted_at": time.time(),
-    })
+    d.store.create(d.keys.app_spec(tenant, sig, app_id), AppSpecRecord(
+        request=app, submitter=current_principal().name, submitted_at=time.time()).to_value())
     log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
     _wake(tenant, sig, app_id, "submitted")
     try:
@@ -81,10 +81,9 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
     principal, roles = current_principal(), current_roles()
-    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items())
-                             if "spec" in parts and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]}
+    return {"applications": [app_view(rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
+                             if rec.has_spec and authz.may_touch_app(principal, roles, submitter_of(rec))]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
@@ -122,15 +121,14 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
     parts = _app(tenant, sig, app_id)
-    state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
-    if state.terminal:
-        return app_view(app_id, parts), 200
+    if parts.invalid is not None or (parts.state is not None and parts.state.state.terminal):
+        return app_view(app_id, parts), 200  # final already (a malformed one counts as FAILED)
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
     except Conflict:
         pass  # already requested
-    if "state" not in parts:
+    if "state" not in parts.entries:
         # Never started: record KILLED ourselves. Put-if-absent, so if the master claimed it a
         # moment ago we lose the race and the master kills the driver instead.
         try:

@@ -12,11 +12,12 @@ from flask import Blueprint, request
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
-from spaas.model import SigSpec, dump
+from spaas.model import Quota, SigSpec, dump
+from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
-from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view
+from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view, tenant_quota, usable_spec
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sigs", __name__)
@@ -33,19 +34,20 @@ def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
     return spec
 
 
-def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: dict[str, Any]) -> None:
-    """The SIG's minimum (master + min_workers containers) must fit beside the tenant's other SIGs."""
+def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: Quota) -> None:
+    """The SIG's minimum (master + min_workers containers) must fit beside the tenant's other SIGs
+    (a SIG whose spec cannot be read counts for nothing here; the scaler shows it as invalid)."""
     used = {"containers": 0, "cores": 0, "memory_mb": 0}
-    for entry in d.store.list(d.keys.sigs(tenant)):
-        if entry.key.endswith("/spec") and entry.value["spec"]["name"] != spec.name and not entry.value.get("deleting"):
-            other = entry.value["spec"]
-            n = 1 + int(other["scaling"]["min_workers"])
+    for rec in read_sigs(d.store, d.keys, tenant):
+        if rec.spec and rec.sig != spec.name and not rec.spec.deleting:
+            other = rec.spec.spec
+            n = 1 + other.scaling.min_workers
             used["containers"] += n
-            used["cores"] += n * int(other["resources"]["cpu"])
-            used["memory_mb"] += n * int(other["resources"]["memory_mb"])
+            used["cores"] += n * other.resources.cpu
+            used["memory_mb"] += n * other.resources.memory_mb
     n = 1 + spec.scaling.min_workers
     wanted = {"containers": n, "cores": n * spec.resources.cpu, "memory_mb": n * spec.resources.memory_mb}
-    limits = {"containers": quota["max_containers"], "cores": quota["cores"], "memory_mb": quota["memory_mb"]}
+    limits = {"containers": quota.max_containers, "cores": quota.cores, "memory_mb": quota.memory_mb}
     for what, need in wanted.items():
         if used[what] + need > limits[what]:
             raise Unprocessable(
@@ -71,7 +73,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
     d = deps()
     tenant_entry = get_tenant(d.store, d.keys, tenant)
     spec = _validated_spec(d, json_body())
-    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    _check_quota(d, tenant, spec, tenant_quota(tenant_entry))
     now = time.time()
     # The secret first: a SIG never exists without its own Spark secret.
     try:
@@ -80,7 +82,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
         pass  # left by an earlier attempt; reuse it
     try:
         d.store.create(d.keys.sig_spec(tenant, spec.name),
-                       {"spec": dump(spec), "generation": 1, "deleting": False, "created_at": now, "updated_at": now})
+                       SigSpecRecord(spec=spec, generation=1, created_at=now, updated_at=now).to_value())
     except Conflict:
         raise Conflict(f"SIG {spec.name!r} already exists in tenant {tenant!r}", field="name") from None
     log.info("sig %s/%s: created (spark %s)", tenant, spec.name, spec.spark_version)
@@ -93,11 +95,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
 def list_sigs(tenant: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    by_sig: dict[str, dict[str, Any]] = {}
-    for entry in d.store.list(d.keys.sigs(tenant)):
-        _, sig, part = d.keys.split_sig_key(entry.key)
-        by_sig.setdefault(sig, {})[part] = entry
-    return {"sigs": [sig_view(tenant, sig, parts) for sig, parts in sorted(by_sig.items()) if "spec" in parts]}
+    return {"sigs": [sig_view(tenant, rec.sig, rec) for rec in read_sigs(d.store, d.keys, tenant)]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>")
@@ -119,18 +117,28 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     spec = _validated_spec(d, body)
     if spec.name != sig:
         raise Invalid("the SIG name cannot be changed", field="name")
-    if parts["spec"].value.get("deleting"):
+    if parts.deleting or parts.entries["spec"].value.get("deleting") is True:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    _check_quota(d, tenant, spec, tenant_quota(tenant_entry))
     new = dump(spec)
     changed = {"value": False}
+    # A spec that cannot be read is replaced by this one, past every generation seen.
+    floor = max(parts.build.generation if parts.build else 0,
+                parts.status.observed_generation if parts.status else 0)
 
     def apply(value: dict[str, Any]) -> dict[str, Any]:
-        if value.get("deleting"):
+        if value.get("deleting") is True:
             raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-        changed["value"] = value["spec"] != new
+        try:
+            current: SigSpecRecord | None = SigSpecRecord.from_value(d.keys.sig_spec(tenant, sig), value)
+        except InvalidRecord:
+            current = None
+        changed["value"] = current is None or value["spec"] != new
         if changed["value"]:
-            value.update(spec=new, generation=int(value["generation"]) + 1, updated_at=time.time())
+            generation = max(current.generation if current else 0, floor) + 1
+            created = current.created_at if current else time.time()
+            return SigSpecRecord(spec=spec, generation=generation, created_at=created,
+                                 updated_at=time.time()).to_value()
         return value
 
     entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
@@ -145,15 +153,15 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
 def delete_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
+    parts = get_sig(d.store, d.keys, tenant, sig)
 
     def apply(value: dict[str, Any]) -> dict[str, Any]:
-        value.update(deleting=True, updated_at=time.time())
+        value.update(deleting=True, updated_at=time.time())  # also marks a spec that cannot be read
         return value
 
-    entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
+    cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
     log.info("sig %s/%s: deletion requested", tenant, sig)
-    _announce(d, tenant, sig, int(entry.value["generation"]), build=False)
+    _announce(d, tenant, sig, parts.spec.generation if parts.spec else 0, build=False)
     return sig_view(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
 
 
@@ -176,11 +184,11 @@ def build_log(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    generation = _int_arg("generation", int(parts["spec"].value["generation"]), lo=1)
+    generation = _int_arg("generation", usable_spec(parts).generation, lo=1)
     start = _int_arg("from", 0)
     size = _int_arg("size", 1000, lo=1, hi=10_000)
     lines, total = d.logs.read(sig_build_stream(tenant, sig, generation), start, size)
-    build = parts["build"].value if "build" in parts else {}
+    build = parts.build.to_value() if parts.build else {}
     result: dict[str, Any] = {"generation": generation, "key": build.get("key"), "state": build.get("state"),
                               "from": start, "total": total, "log": lines}
     if build.get("joined") and build.get("key"):
@@ -195,7 +203,7 @@ def upload_file(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    if parts["spec"].value.get("deleting"):
+    if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
     upload = request.files.get("file")
     if upload is None:
