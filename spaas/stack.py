@@ -75,18 +75,21 @@ def _wait(check: object, what: str, timeout_s: float, proc: subprocess.Popen[byt
     raise StackError(f"{what} did not become ready within {timeout_s:.0f}s")
 
 
-def start_redis(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_redis(data_dir: Path, port: int, log_path: Path, *, password: str = "") -> subprocess.Popen[bytes]:
+    """`password`: require it (the default user's); SIG users are then made by spaas.redisauth."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # On the command line (visible in ps): for tests and single-user machines; compose uses its own.
+    auth = ["--requirepass", password] if password else []
     proc = _spawn(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-         "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no"],
+         "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no", *auth],
         log_path,
     )
 
     def ping() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     _wait(ping, f"redis-server on port {port}", 20, proc)
     return proc

@@ -21,6 +21,7 @@ from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.model import BuildState
+from spaas.redisauth import SigRedisAccess
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
@@ -57,8 +58,10 @@ VOLATILE = ("updated_at",)
 
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
-                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None) -> None:
-        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user."""
+                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
+                 redis_access: SigRedisAccess | None = None) -> None:
+        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
+        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py)."""
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -68,6 +71,7 @@ class Scaler:
         self._clock = clock
         self._last_logged: dict[tuple[str, str], str] = {}
         self._credentials = credentials
+        self._redis_access = redis_access
 
     def _views(self) -> list[tuple[SigView, Entry | None]]:
         parts: dict[tuple[str, str], dict[str, Entry]] = {}
@@ -116,11 +120,28 @@ class Scaler:
             except SpaasError as exc:
                 # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
                 log.error("sig %s/%s: reconcile failed and needs attention: %s", view.tenant, view.sig, exc)
-        # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
-        for c in containers:
-            if (c.tenant, c.sig) not in known:
-                log.info("stopping orphan container %s", c.name)
-                self._runtime.stop(c.name)
+        self._sweep_orphans(containers, known)
+
+    def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]]) -> None:
+        """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
+        platform's state wiped): their containers, networks and credentials go. Only this
+        platform's own (the runtime lists only its stack's), and only after etcd answered."""
+        leftovers = getattr(self._runtime, "sigs", None)
+        orphans = {(c.tenant, c.sig) for c in containers} | (set(leftovers()) if leftovers else set())
+        for tenant, sig in sorted(orphans - known):
+            log.info("sig %s/%s has no spec: removing its orphaned containers and network", tenant, sig)
+            try:
+                for c in containers:
+                    if (c.tenant, c.sig) == (tenant, sig):
+                        log.info("stopping orphan container %s", c.name)
+                        self._runtime.stop(c.name)
+                self._runtime.cleanup_sig(tenant, sig)
+                if self._credentials:
+                    self._credentials.forget(tenant, sig)
+                if self._redis_access:
+                    self._redis_access.forget(tenant, sig)
+            except SpaasError as exc:
+                log.warning("orphan sig %s/%s not cleaned up yet: %s", tenant, sig, exc)
 
     def _pending_cores(self) -> dict[tuple[str, str], int]:
         """Cores of sized applications no master has claimed yet (the API's demand signal)."""
@@ -214,6 +235,13 @@ class Scaler:
         # -- etcd credentials (spaas/etcdauth.py): the SIG's own user, ensured before its containers start.
         etcd_env = self._credentials.env(view.tenant, view.sig) if self._credentials and decision.start else {}
         # -- end etcd credentials
+        # -- redis (spaas/redisauth.py): the agent's queue and the SIG's Redis user, re-applied on every
+        # pass (Redis keeps ACL users in memory only), before its containers start.
+        if not view.spec.get("deleting") and (containers or decision.start):
+            self._bus.declare_queue(messages.agent_queue(view.tenant, view.sig), [f"app.{view.tenant}.{view.sig}"])
+            if self._redis_access:
+                etcd_env = {**etcd_env, **self._redis_access.ensure(view.tenant, view.sig)}
+        # -- end redis
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
@@ -243,6 +271,8 @@ class Scaler:
         self._runtime.cleanup_sig(view.tenant, view.sig)
         if self._credentials:  # its containers are gone: so goes its etcd user (spaas/etcdauth.py)
             self._credentials.forget(view.tenant, view.sig)
+        if self._redis_access:  # and its Redis user (spaas/redisauth.py)
+            self._redis_access.forget(view.tenant, view.sig)
         self._storage.delete_sig(view.tenant, view.sig)
         self._store.delete_prefix(self._keys.apps(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
@@ -255,7 +285,39 @@ class Scaler:
         self._store.delete(self._keys.sig_spec(view.tenant, view.sig))
 
 
-def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> None:
+class PassClock:
+    """When the last reconcile pass completed: the scaler is unhealthy when passes stall."""
+
+    def __init__(self, resync_s: float, *, periods: float = 3.0, slack_s: float = 0.0,
+                 clock: Any = time.monotonic) -> None:
+        """Unhealthy after `periods` resync periods without a completed pass, plus `slack_s` (a pass
+        may legitimately wait out one container's stop grace)."""
+        self._clock = clock
+        self.limit_s = periods * resync_s + slack_s
+        self._started = clock()
+        self._last: float | None = None
+
+    def completed(self) -> None:
+        self._last = self._clock()
+
+    def age_s(self) -> float:
+        """Seconds since the last completed pass (since start while none has completed)."""
+        return self._clock() - (self._last if self._last is not None else self._started)
+
+    def health(self) -> tuple[bool, str]:
+        age = self.age_s()
+        if age <= self.limit_s:
+            return True, ""
+        what = "the last completed reconcile pass" if self._last is not None else "start without a completed pass"
+        return False, f"{age:.0f}s since {what} (limit {self.limit_s:.0f}s)"
+
+
+LAST_PASS_AGE = Gauge("spaas_scaler_last_pass_age_seconds", "Seconds since the scaler's last completed reconcile pass")
+
+
+def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float, passes: PassClock | None = None) -> None:
+    if passes is not None:
+        LAST_PASS_AGE.set_function(passes.age_s)
     wake = threading.Event()
     threading.Thread(
         target=bus.consume,
@@ -268,6 +330,8 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
     while not stop.is_set():
         try:
             scaler.reconcile_all()
+            if passes is not None:
+                passes.completed()
             backoff = resync_s
         except TemporaryError as exc:
             log.warning("reconcile pass failed: %s", exc)
