@@ -120,3 +120,22 @@ def test_containers_and_networks_of_sigs_without_a_spec_are_removed_and_others_k
     scaler.reconcile_all()
     assert sorted(runtime.stopped) == ["gone-old-master-0", "gone-old-worker-0"]
     assert sorted(runtime.cleaned) == [("gone", "old"), ("wiped", "net")]
+
+
+def test_the_process_runtime_loses_containers_and_work_dirs_of_sigs_without_a_spec(
+        store: EtcdStore, keys: Keys, redis_url: str, tmp_path: Path) -> None:
+    from spaas.runtimes.process import ProcessRuntime
+
+    sleeper = tmp_path / "sleeper"  # stands in for the agent's interpreter: a process that just runs
+    sleeper.write_text("#!/bin/sh\nexec sleep 120\n")
+    sleeper.chmod(0o755)
+    runtime = ProcessRuntime(tmp_path / "state", python=str(sleeper))
+    runtime.start(ContainerSpec(name="gone-old-master-0", tenant="gone", sig="old", role="master", index=0,
+                                config_hash="h", generation=1, artifact=str(tmp_path)))
+    (tmp_path / "state" / "runtime" / "wiped" / "dirs").mkdir(parents=True)
+    assert [c.name for c in runtime.list()] == ["gone-old-master-0"]
+    assert runtime.sigs() == {("gone", "old"), ("wiped", "dirs")}
+    scaler = Scaler(store, RedisBus(redis_url), runtime, SigStorage(tmp_path), keys=keys,
+                    demand=RedisDemandStore(redis_url, prefix=f"test{keys.prefix}:"))
+    scaler.reconcile_all()
+    assert runtime.list() == [] and runtime.sigs() == set()

@@ -142,3 +142,39 @@ def denied_or_noauth(call: object) -> bool:
     except redis.exceptions.ResponseError as exc:
         return "NOAUTH" in str(exc)
     return False
+
+
+def test_the_scaler_starts_sig_containers_with_their_own_redis_user_and_removes_it_with_the_sig(
+        platform_url: str, store: object, keys: Keys, tmp_path: Path) -> None:
+    from services.scaler.loop import Scaler
+    from spaas.storage import SigStorage
+    from tests.scaler.test_health_and_orphans import RecordingRuntime
+
+    class Starting(RecordingRuntime):
+        def __init__(self) -> None:
+            super().__init__()
+            self.started: list[dict[str, str]] = []
+
+        def start(self, spec: object) -> None:
+            self.started.append(spec.env)  # type: ignore[attr-defined]
+
+    spec = {"spec": {"name": "web", "scaling": {"min_workers": 1, "max_workers": 1}}, "generation": 1}
+    store.put(keys.sig_spec("acme", "web"), spec)  # type: ignore[attr-defined]
+    store.put(keys.sig_build("acme", "web"), {"generation": 1, "state": "SUCCEEDED", "key": "k",  # type: ignore[attr-defined]
+                                              "artifact": str(tmp_path)})
+    runtime = Starting()
+    access = SigRedisAccess(platform_url, keys)
+    scaler = Scaler(store, RedisBus(platform_url), runtime, SigStorage(tmp_path), keys=keys,  # type: ignore[arg-type]
+                    demand=RedisDemandStore(platform_url, prefix=f"test{keys.prefix}:"), redis_access=access)
+    scaler.reconcile_all()
+    assert len(runtime.started) == 2
+    url = runtime.started[0]["SPAAS_REDIS_URL"]
+    assert PASSWORD not in url and redis.Redis.from_url(url).ping()
+    platform = redis.Redis.from_url(platform_url)
+    bound = platform.smembers("_kombu.binding." + messages.EXCHANGE)
+    assert any(b.startswith(b"app.acme.web\x06\x16") and b.endswith(b"\x06\x16spaas.apps.acme.web") for b in bound)
+
+    store.put(keys.sig_spec("acme", "web"), dict(spec, deleting=True))  # type: ignore[attr-defined]
+    scaler.reconcile_all()
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(url).ping()
