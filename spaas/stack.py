@@ -226,9 +226,6 @@ class Stack:
 
     def start_data_stores(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        logs = self.state_dir / "logs"
-        self.redis_port = self.redis_port or free_port()
-        self.etcd_port = self.etcd_port or free_port()
         self.start_component("redis")
         self.start_component("etcd")
 
