@@ -72,6 +72,7 @@ class Scaler:
         self._last_logged: dict[tuple[str, str], str] = {}
         self._credentials = credentials
         self._redis_access = redis_access
+        self._declared: set[tuple[str, str]] = set()
 
     def _views(self) -> list[tuple[SigView, Entry | None]]:
         parts: dict[tuple[str, str], dict[str, Entry]] = {}
@@ -235,10 +236,13 @@ class Scaler:
         # -- etcd credentials (spaas/etcdauth.py): the SIG's own user, ensured before its containers start.
         etcd_env = self._credentials.env(view.tenant, view.sig) if self._credentials and decision.start else {}
         # -- end etcd credentials
-        # -- redis (spaas/redisauth.py): the agent's queue and the SIG's Redis user, re-applied on every
-        # pass (Redis keeps ACL users in memory only), before its containers start.
+        # -- redis (spaas/redisauth.py): the agent's queue (declared before its containers start, and once
+        # per scaler process: Redis persists it) and the SIG's Redis user, re-applied on every pass
+        # (Redis keeps ACL users in memory only: one cheap command).
         if not view.spec.get("deleting") and (containers or decision.start):
-            self._bus.declare_queue(messages.agent_queue(view.tenant, view.sig), [f"app.{view.tenant}.{view.sig}"])
+            if decision.start or (view.tenant, view.sig) not in self._declared:
+                self._bus.declare_queue(messages.agent_queue(view.tenant, view.sig), [f"app.{view.tenant}.{view.sig}"])
+                self._declared.add((view.tenant, view.sig))
             if self._redis_access:
                 etcd_env = {**etcd_env, **self._redis_access.ensure(view.tenant, view.sig)}
         # -- end redis
@@ -278,6 +282,7 @@ class Scaler:
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))
+        self._declared.discard((view.tenant, view.sig))
         self._demand.forget(view.tenant, view.sig)
         # The spec goes last: until then the SIG is visible as DELETING.
         self._store.delete(self._keys.sig_build(view.tenant, view.sig))
