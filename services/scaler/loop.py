@@ -22,6 +22,7 @@ from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.model import BuildState, Phase
 from spaas.records import AppRecords, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
+from spaas.redisauth import SigRedisAccess
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
@@ -67,8 +68,10 @@ def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
 
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
-                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None) -> None:
-        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user."""
+                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
+                 redis_access: SigRedisAccess | None = None) -> None:
+        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
+        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py)."""
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -78,6 +81,8 @@ class Scaler:
         self._clock = clock
         self._last_logged: dict[tuple[str, str], str] = {}
         self._credentials = credentials
+        self._redis_access = redis_access
+        self._declared: set[tuple[str, str]] = set()
 
     def reconcile_all(self) -> None:
         """One pass over every SIG. Records are read through `spaas.records`: a malformed one
@@ -134,11 +139,28 @@ class Scaler:
             except (ValueError, TypeError, KeyError) as exc:
                 # A record that passed validation but still does not add up: this SIG only.
                 log.error("sig %s/%s: reconcile failed on its records: %s", view.tenant, view.sig, exc)
-        # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
-        for c in containers:
-            if (c.tenant, c.sig) not in known:
-                log.info("stopping orphan container %s", c.name)
-                self._runtime.stop(c.name)
+        self._sweep_orphans(containers, known)
+
+    def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]]) -> None:
+        """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
+        platform's state wiped): their containers, networks and credentials go. Only this
+        platform's own (the runtime lists only its stack's), and only after etcd answered."""
+        leftovers = getattr(self._runtime, "sigs", None)
+        orphans = {(c.tenant, c.sig) for c in containers} | (set(leftovers()) if leftovers else set())
+        for tenant, sig in sorted(orphans - known):
+            log.info("sig %s/%s has no spec: removing its orphaned containers and network", tenant, sig)
+            try:
+                for c in containers:
+                    if (c.tenant, c.sig) == (tenant, sig):
+                        log.info("stopping orphan container %s", c.name)
+                        self._runtime.stop(c.name)
+                self._runtime.cleanup_sig(tenant, sig)
+                if self._credentials:
+                    self._credentials.forget(tenant, sig)
+                if self._redis_access:
+                    self._redis_access.forget(tenant, sig)
+            except SpaasError as exc:
+                log.warning("orphan sig %s/%s not cleaned up yet: %s", tenant, sig, exc)
 
     def _invalid_spec(self, rec: SigRecords) -> None:
         """A SIG whose spec cannot be read: say so in its status; leave what runs alone (we do
@@ -238,6 +260,16 @@ class Scaler:
         # -- etcd credentials (spaas/etcdauth.py): the SIG's own user, ensured before its containers start.
         etcd_env = self._credentials.env(view.tenant, view.sig) if self._credentials and decision.start else {}
         # -- end etcd credentials
+        # -- redis (spaas/redisauth.py): the agent's queue (declared before its containers start, and once
+        # per scaler process: Redis persists it) and the SIG's Redis user, re-applied on every pass
+        # (Redis keeps ACL users in memory only: one cheap command).
+        if not view.spec.get("deleting") and (containers or decision.start):
+            if decision.start or (view.tenant, view.sig) not in self._declared:
+                self._bus.declare_queue(messages.agent_queue(view.tenant, view.sig), [f"app.{view.tenant}.{view.sig}"])
+                self._declared.add((view.tenant, view.sig))
+            if self._redis_access:
+                etcd_env = {**etcd_env, **self._redis_access.ensure(view.tenant, view.sig)}
+        # -- end redis
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
@@ -267,11 +299,14 @@ class Scaler:
         self._runtime.cleanup_sig(view.tenant, view.sig)
         if self._credentials:  # its containers are gone: so goes its etcd user (spaas/etcdauth.py)
             self._credentials.forget(view.tenant, view.sig)
+        if self._redis_access:  # and its Redis user (spaas/redisauth.py)
+            self._redis_access.forget(view.tenant, view.sig)
         self._storage.delete_sig(view.tenant, view.sig)
         self._store.delete_prefix(self._keys.apps(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))
+        self._declared.discard((view.tenant, view.sig))
         self._demand.forget(view.tenant, view.sig)
         # The spec goes last: until then the SIG is visible as DELETING.
         self._store.delete(self._keys.sig_build(view.tenant, view.sig))
@@ -279,7 +314,39 @@ class Scaler:
         self._store.delete(self._keys.sig_spec(view.tenant, view.sig))
 
 
-def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> None:
+class PassClock:
+    """When the last reconcile pass completed: the scaler is unhealthy when passes stall."""
+
+    def __init__(self, resync_s: float, *, periods: float = 3.0, slack_s: float = 0.0,
+                 clock: Any = time.monotonic) -> None:
+        """Unhealthy after `periods` resync periods without a completed pass, plus `slack_s` (a pass
+        may legitimately wait out one container's stop grace)."""
+        self._clock = clock
+        self.limit_s = periods * resync_s + slack_s
+        self._started = clock()
+        self._last: float | None = None
+
+    def completed(self) -> None:
+        self._last = self._clock()
+
+    def age_s(self) -> float:
+        """Seconds since the last completed pass (since start while none has completed)."""
+        return self._clock() - (self._last if self._last is not None else self._started)
+
+    def health(self) -> tuple[bool, str]:
+        age = self.age_s()
+        if age <= self.limit_s:
+            return True, ""
+        what = "the last completed reconcile pass" if self._last is not None else "start without a completed pass"
+        return False, f"{age:.0f}s since {what} (limit {self.limit_s:.0f}s)"
+
+
+LAST_PASS_AGE = Gauge("spaas_scaler_last_pass_age_seconds", "Seconds since the scaler's last completed reconcile pass")
+
+
+def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float, passes: PassClock | None = None) -> None:
+    if passes is not None:
+        LAST_PASS_AGE.set_function(passes.age_s)
     wake = threading.Event()
     threading.Thread(
         target=bus.consume,
@@ -292,6 +359,8 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
     while not stop.is_set():
         try:
             scaler.reconcile_all()
+            if passes is not None:
+                passes.completed()
             backoff = resync_s
         except TemporaryError as exc:
             log.warning("reconcile pass failed: %s", exc)

@@ -188,6 +188,19 @@ class DockerRuntime:
         out = [c for c in (from_labels(item.attrs) for item in found) if c is not None]
         return sorted(out, key=lambda c: c.name)
 
+    def sigs(self) -> set[tuple[str, str]]:
+        """SIGs this stack holds anything of on the engine: labelled containers or networks."""
+        try:
+            nets = self._client.networks.list(filters={"label": f"{LABEL}stack={self._stack}"})
+        except ENGINE_ERRORS as exc:
+            raise translate("list networks", exc) from exc
+        found = {(c.tenant, c.sig) for c in self.list()}
+        for net in nets:
+            lab = net.attrs.get("Labels") or {}
+            if lab.get(LABEL + "tenant") and lab.get(LABEL + "sig"):
+                found.add((lab[LABEL + "tenant"], lab[LABEL + "sig"]))
+        return found
+
     def start(self, spec: ContainerSpec) -> None:
         existing = self._find(spec.name)
         if existing is not None:

@@ -67,10 +67,11 @@ class Compose:
         self.port = free_port()
         self.token = uuid.uuid4().hex
         self.etcd_root_password = uuid.uuid4().hex
+        self.redis_password = uuid.uuid4().hex
         self.env = dict(os.environ, COMPOSE_PROJECT_NAME=stack, SPAAS_NETWORK=f"{stack}-platform",
                         SPAAS_STATE_VOLUME=f"{stack}-state", SPAAS_DOCKER_STACK=stack, SPAAS_API_PORT=str(self.port),
                         SPAAS_ADMIN_TOKEN=self.token, SPAAS_SPARK_VERSIONS=SPARK,
-                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password)
+                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password, SPAAS_REDIS_PASSWORD=self.redis_password)
         self.api = Api(f"http://127.0.0.1:{self.port}", self.token)
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> str:
