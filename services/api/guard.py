@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 
-from spaas import auth, authz
+from spaas import authz, principals
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-BOOTSTRAP_NAME = "admin"
+BOOTSTRAP_NAME = principals.BOOTSTRAP_NAME
 
 
 def action(name: str) -> Callable[[F], F]:
@@ -56,26 +56,15 @@ def bearer_token() -> str | None:
 
 
 def resolve_principal(d: Deps, token: str | None) -> Principal | None:
-    if not token:
-        return None
-    if auth.matches(token, d.token_hash):
-        return Principal(BOOTSTRAP_NAME, cluster_admin=True, kind="bootstrap")
-    record = d.tokens.lookup(token)
-    if record is None:
-        return None
-    admin = authz.is_cluster_admin(record.user, record.groups, admin_users=d.settings.cluster_admin_users,
-                                   admin_groups=d.settings.cluster_admin_groups)
-    return Principal(record.user, groups=record.groups, cluster_admin=admin, kind=record.kind, token_id=record.id)
+    return principals.principal_for(token, bootstrap_hash=d.token_hash, lookup=d.tokens.lookup,
+                                    admin_users=d.settings.cluster_admin_users,
+                                    admin_groups=d.settings.cluster_admin_groups)
 
 
 def tenant_members(d: Deps, tenant: str) -> dict[tuple[str, str], list[str]]:
     """("user" | "group", name) -> roles granted in the tenant."""
-    members: dict[tuple[str, str], list[str]] = {}
     prefix = d.keys.members(tenant)
-    for entry in d.store.list(prefix):
-        kind, _, quoted = entry.key[len(prefix):].partition("/")
-        members[(kind, unquote(quoted))] = list(entry.value.get("roles", []))
-    return members
+    return principals.members_from_entries(d.store.list(prefix), prefix)
 
 
 def roles_in(d: Deps, principal: Principal, tenant: str) -> frozenset[str]:

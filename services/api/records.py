@@ -32,8 +32,15 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> dict[str, Entry]
     return parts
 
 
-def sig_view(tenant: str, sig: str, parts: dict[str, Entry]) -> dict[str, Any]:
-    """The SIG as users see it: spec + status (phase, build, workers, endpoints)."""
+def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:
+    """The SIG's Spark UI through services/proxy ("" when no proxy URL is configured)."""
+    return f"{public_url.rstrip('/')}/sig/{tenant}/{sig}/" if public_url else ""
+
+
+def sig_view(tenant: str, sig: str, parts: dict[str, Entry], *, ui_base: str = "") -> dict[str, Any]:
+    """The SIG as users see it: spec + status (phase, build, workers, endpoints).
+
+    With `ui_base` (see `sig_ui_base`) `ui_url` points through the proxy, never at an internal host."""
     spec = parts["spec"].value
     build = parts["build"].value if "build" in parts else {}
     status = parts["status"].value if "status" in parts else {}
@@ -67,7 +74,7 @@ def sig_view(tenant: str, sig: str, parts: dict[str, Entry]) -> dict[str, Any]:
             "build": build_view,
             "workers": {"desired": workers.get("desired", 0), "ready": workers.get("ready", 0)},
             "master_url": status.get("master_url"),
-            "ui_url": status.get("ui_url"),
+            "ui_url": (ui_base if status.get("ui_url") else None) if ui_base else status.get("ui_url"),
             "since": status.get("since"),
         },
     }
@@ -77,9 +84,11 @@ def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> d
     return {e.key.rsplit("/", 1)[1]: e for e in store.list(keys.app(tenant, sig, app_id))}
 
 
-def app_view(app_id: str, parts: dict[str, Entry]) -> dict[str, Any]:
+def app_view(app_id: str, parts: dict[str, Entry], *, ui_base: str = "") -> dict[str, Any]:
+    """An application; with the SIG's `ui_base` a running one has `ui_url`, its Spark UI through the proxy."""
     spec = parts["spec"].value
     state = parts["state"].value if "state" in parts else {}
+    running = state.get("state") == AppState.RUNNING.value and state.get("spark_app_id")
     return {
         "id": app_id,
         "name": spec["request"].get("name"),
@@ -88,6 +97,7 @@ def app_view(app_id: str, parts: dict[str, Entry]) -> dict[str, Any]:
         "message": state.get("message"),
         "exit_code": state.get("exit_code"),
         "spark_app_id": state.get("spark_app_id"),
+        "ui_url": f"{ui_base}proxy/{state['spark_app_id']}/" if ui_base and running else None,
         "submitter": spec.get("submitter"),
         "submitted_at": spec.get("submitted_at"),
         "started_at": state.get("started_at"),

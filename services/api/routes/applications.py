@@ -16,11 +16,16 @@ from spaas.model import AppState, Application, dump
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
-from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps
+from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps, sig_ui_base
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
 bp = Blueprint("applications", __name__)
+
+
+def _view(tenant: str, sig: str, app_id: str, parts: dict[str, Any]) -> dict[str, Any]:
+    """The application's view; a running one's `ui_url` goes through the proxy when it is configured."""
+    return app_view(app_id, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
 
 
 def new_app_id() -> str:
@@ -81,7 +86,7 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     get_sig(d.store, d.keys, tenant, sig)
     grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
     principal, roles = current_principal(), current_roles()
-    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items())
+    return {"applications": [_view(tenant, sig, app_id, parts) for app_id, parts in sorted(grouped.items())
                              if "spec" in parts and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]}
 
 
@@ -91,7 +96,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    return app_view(app_id, _app(tenant, sig, app_id))
+    return _view(tenant, sig, app_id, _app(tenant, sig, app_id))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
@@ -120,7 +125,7 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
     parts = _app(tenant, sig, app_id)
     state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
     if state.terminal:
-        return app_view(app_id, parts), 200
+        return _view(tenant, sig, app_id, parts), 200
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
@@ -137,4 +142,4 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
             pass
     log.info("app %s/%s/%s: kill requested", tenant, sig, app_id)
     _wake(tenant, sig, app_id, "kill")
-    return app_view(app_id, _app(tenant, sig, app_id)), 202
+    return _view(tenant, sig, app_id, _app(tenant, sig, app_id)), 202
