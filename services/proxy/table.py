@@ -89,7 +89,8 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
             masters[(tenant, sig)] = (ip, int(ports["ui"]))
         for port in valid:
             target = HostTarget(tenant, sig, host, ip, port)
-            for name in {host.lower(), ip.lower()}:
+            # The container's name, its registry DNS name (<host>.<sig>.<tenant>) and its IP.
+            for name in {host.lower(), f"{host}.{sig}.{tenant}".lower(), ip.lower()}:
                 other = targets.get((name, port))
                 if other is not None and (other.tenant, other.sig) != (tenant, sig):
                     clashes.add((name, port))

@@ -92,6 +92,7 @@ def test_browser_goes_to_login() -> None:
     ("acme-etl-master-0", 8080, "/", ALICE, ("10.1.0.2", 8080, "/")),
     ("ACME-ETL-WORKER-0", 8081, "/logPage/?x", ALICE, ("10.1.0.3", 8081, "/logPage/?x")),
     ("10.1.0.2", 7077, "", ALICE, ("10.1.0.2", 7077, "/")),
+    ("acme-etl-master-0.etl.acme", 8080, "/", ALICE, ("10.1.0.2", 8080, "/")),
     ("acme-etl-worker-0", 8081, "/sig/acme/etl/proxy/app-1/", ALICE, ("10.1.0.2", 8080, "/proxy/app-1/")),
     ("acme-etl-master-0", 8080, "/", None, 407),
     ("acme-etl-master-0", 8080, "/", BOB, 403),
