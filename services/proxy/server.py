@@ -87,12 +87,11 @@ class Request:
     complete: bool = False
     waiter: asyncio.Future[None] | None = None
     tail: bytes = b""  # bytes after an upgrade request (the start of the tunnel)
+    index: dict[bytes, bytes] = field(default_factory=dict)  # lower-case name -> first value
 
     def header(self, name: bytes) -> str:
-        for k, v in self.headers:
-            if k.lower() == name:
-                return v.decode("latin-1")
-        return ""
+        value = self.index.get(name)
+        return value.decode("latin-1") if value is not None else ""
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -150,16 +149,20 @@ class UpstreamConn(asyncio.Protocol):
         if self.exchange is None:  # bytes on an idle connection: the server misbehaves
             self.close()
             return
+        ex = self.exchange
+        ex.out = []  # what the client gets from these bytes: one write instead of one per piece
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            ex = self.exchange
-            if ex is not None:
-                ex.upgraded(data[exc.args[0]:])
+            ex.flush()
+            ex.upgraded(data[exc.args[0]:])
         except httptools.HttpParserError as exc:
+            ex.flush()
             if self.exchange is not None:
                 self.exchange.fail(UpstreamError(502, "BadGateway", f"the upstream answered malformed HTTP: {exc}"))
             self.close()
+            return
+        ex.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -295,6 +298,23 @@ class Exchange:
         self.sent = 0
         self.max_response = max_response
         self.upgrade_ok = False
+        self.out: list[bytes] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def send(self, data: bytes) -> None:
+        if self.out is not None:
+            self.out.append(data)
+        else:
+            self.client.write(data)
+
+    def flush(self) -> None:
+        out, self.out = self.out, None
+        if out:
+            self.client.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def timed_out(self) -> None:
+        if not self.started.done():
+            self.started.set_exception(asyncio.TimeoutError())
 
     def head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
         if 100 <= status < 200 and status != 101:
@@ -317,11 +337,13 @@ class Exchange:
         keep = req.keep_alive and framing != "close" and not self.client.closing
         if status == 101 and req.upgrade:
             self.upgrade_ok = True
-        self.client.write(rewrite.response_head(status, reason, headers, kind=self.up.kind, prefix=self.up.prefix,
-                                                framing=framing, keep_alive=keep, upgrade=self.upgrade_ok))
+        self.send(rewrite.response_head(status, reason, headers, kind=self.up.kind, prefix=self.up.prefix,
+                                        framing=framing, keep_alive=keep, upgrade=self.upgrade_ok))
         if not keep:
             self.client.closing = True
         self.sent_head = True
+        if self.timer is not None:
+            self.timer.cancel()
         if not self.started.done():
             self.started.set_result(None)
         if req.method == "HEAD" and not self.finished.done():
@@ -335,20 +357,21 @@ class Exchange:
         self.sent += len(data)
         if self.max_response and self.sent > self.max_response and self.up.kind != "api":
             metrics.error(self.up.kind, "response_too_large")
+            self.out = None
             self.conn.close()
             self.client.abort()
             self.finished.set_result(False)
             return
         if self.framing == "chunked":
-            self.client.write(b"%x\r\n%b\r\n" % (len(data), data))
+            self.send(b"%x\r\n%b\r\n" % (len(data), data))
         else:
-            self.client.write(data)
+            self.send(data)
 
     def done(self) -> None:
         if self.finished.done():
             return
         if self.framing == "chunked":
-            self.client.write(b"0\r\n\r\n")
+            self.send(b"0\r\n\r\n")
         self.finished.set_result(self.reusable)
 
     def upgraded(self, tail: bytes) -> None:
@@ -508,8 +531,10 @@ class ClientConn(asyncio.Protocol):
         req = Request(method=p.get_method().decode("ascii", "replace"), target=self._url, headers=self._headers,
                       version=p.get_http_version(), keep_alive=p.should_keep_alive(), upgrade=p.should_upgrade(),
                       client=self)
+        index = req.index
         for k, v in self._headers:
             low = k.lower()
+            index.setdefault(low, v)
             if low == b"content-length":
                 try:
                     req.length = int(v)
@@ -648,13 +673,24 @@ class Proxy:
             return
         creds = authn.credentials(req.header(b"authorization"), req.header(b"cookie"), "", forward=False)
         table = self.table()
+        if target.startswith("/sig/"):
+            principal = await self.principal(creds)
+            decision = routes.route_ingress(target, principal, table, api=self.api,
+                                            browser=principal is None and is_browser(req))
+            if isinstance(decision, routes.Upstream):
+                if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):
+                    self._deny(req, routes.Denied(403, "CsrfRequired", "a cookie-authenticated change needs the "
+                                                  "X-CSRF-Token header of the session", "X-CSRF-Token"), "sig")
+                    return
+                await self._pass(req, decision)
+            elif isinstance(decision, routes.Denied):
+                self._deny(req, decision, "sig")
+            return
         decision = routes.route_ingress(target, None, table, api=self.api)
-        if isinstance(decision, routes.Upstream) and decision.kind == "api":
-            principal = None  # the API authenticates by itself; only cookies and Basic need the proxy
-            bearer = None
+        if isinstance(decision, routes.Upstream):  # the API
+            bearer = None  # the API authenticates by itself; only cookies and Basic need the proxy
             if creds is not None and creds.via != "bearer":
-                principal = await self.principal(creds)
-                if principal is None:
+                if await self.principal(creds) is None:
                     self._deny(req, routes.unauthenticated(target, browser=False), "api")
                     return
                 if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):
@@ -663,25 +699,10 @@ class Proxy:
                     return
                 bearer = creds.token
             await self._pass(req, decision, bearer=bearer)
-            return
-        if isinstance(decision, routes.Local):
-            await self._local(req, decision.name, creds)
-            return
-        if isinstance(decision, routes.Denied) and decision.status != 401 and decision.code != "LoginRequired":
-            self._deny(req, decision, "other")
-            return
-        principal = await self.principal(creds)
-        decision = routes.route_ingress(target, principal, table, api=self.api, browser=is_browser(req))
-        if isinstance(decision, routes.Upstream):
-            if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):
-                self._deny(req, routes.Denied(403, "CsrfRequired", "a cookie-authenticated change needs the "
-                                              "X-CSRF-Token header of the session", "X-CSRF-Token"), "sig")
-                return
-            await self._pass(req, decision)
         elif isinstance(decision, routes.Local):
             await self._local(req, decision.name, creds)
         else:
-            self._deny(req, decision, "sig")
+            self._deny(req, decision, "other")
 
     async def _local(self, req: Request, name: str, creds: authn.Credentials | None) -> None:
         if name == "healthz":
@@ -776,11 +797,13 @@ class Proxy:
             ex = Exchange(client, req, up, conn, max_response=self.settings.max_response_bytes)
             conn.exchange = ex
             client._exchange = ex
+            ex.timer = self.loop.call_later(self.settings.upstream_timeout_s, ex.timed_out)
             try:
                 await self._send(req, up, conn, bearer=bearer, upgrade=protocol)
-                await asyncio.wait_for(asyncio.shield(ex.started), self.settings.upstream_timeout_s)
+                await ex.started
                 break
             except UpstreamError as exc:
+                ex.timer.cancel()
                 client._exchange = None
                 if exc.status == 499:
                     return
