@@ -200,6 +200,8 @@ class ScalerSettings(BaseSettings):
     docker_state_volume: str = ""
     # Docker: prefix of container and network names, and the value of their spaas.stack label.
     docker_stack: str = "spaas"
+    # Docker: the proxy's container, connected to every SIG network (empty: none).
+    docker_proxy_container: str = ""
     # Seconds a stopping container gets after SIGTERM (a worker decommissions) before it is killed.
     stop_grace_s: float = 30.0
     # Seconds between full reconciliations of every SIG.
