@@ -284,3 +284,27 @@ def test_tls_and_secure_cookies(world: World, etcd_url: str, tmp_path: Path) -> 
         assert "Secure" in resp.headers["Set-Cookie"]
     finally:
         stop_pid(proc.pid)
+
+
+def test_head_body_limit_and_upstream_failures(world: World, etcd_url: str, tmp_path: Path) -> None:
+    from spaas.stack import free_port
+    # A SIG whose master is registered at a port nothing listens on.
+    dead = free_port()
+    world.store.put(world.keys.sig_spec("acme", "down"), {"spec": {"name": "down"}, "generation": 1})
+    world.store.put(world.keys.host("acme", "down", "acme-down-master-0"),
+                    {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": dead}})
+    proc, url = start_proxy(world, etcd_url, tmp_path / "proxy.log", SPAAS_MAX_BODY_BYTES="1000")
+    try:
+        auth = {"Authorization": f"Bearer {world.alice}"}
+        head = requests.head(url + "/sig/acme/etl/page", headers=auth, timeout=10)
+        assert head.status_code == 200 and head.text == ""
+        assert requests.get(url + "/sig/acme/etl/page", headers=auth, timeout=10).status_code == 200  # still in sync
+        big = requests.post(url + "/api/v1/files", data=b"z" * 5000, headers=auth, timeout=10)
+        assert big.status_code == 413 and big.json()["error"]["code"] == "PayloadTooLarge"
+        assert requests.post(url + "/api/v1/files", data=b"z" * 900, headers=auth, timeout=10).json()["size"] == 900
+        down = requests.get(url + "/sig/acme/down/", headers=auth, timeout=10)
+        assert down.status_code == 502 and down.json()["error"]["code"] == "UpstreamUnreachable"
+    finally:
+        stop_pid(proc.pid)
+        world.store.delete(world.keys.host("acme", "down", "acme-down-master-0"))
+        world.store.delete(world.keys.sig_spec("acme", "down"))
