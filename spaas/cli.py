@@ -26,6 +26,7 @@ def _stack_from(settings: StackSettings) -> Stack:
         state_dir=settings.state_dir.resolve(),
         api_port=settings.api_port,
         registry_port=settings.registry_port,
+        proxy_port=settings.proxy_port,
         redis_port=settings.redis_port,
         etcd_port=settings.etcd_port,
         spark_versions=settings.spark_versions,
@@ -55,6 +56,7 @@ def cmd_up(settings: StackSettings) -> int:
             state_dir.mkdir(parents=True, exist_ok=True)
             stack.api_port = stack.api_port or free_port()
             stack.registry_port = stack.registry_port or free_port()
+            stack.proxy_port = stack.proxy_port or free_port()
             stack._save()
         else:
             dead = [n for n in COMPONENTS if not _running(int(stack.pids.get(n, 0)))]
@@ -76,6 +78,8 @@ def cmd_up(settings: StackSettings) -> int:
         return 1
     stack = Stack.load(state_dir) or stack
     print(f"spaas is up.\n  API:         {stack.api_url}/api/v1\n"
+          f"  proxy:       {stack.proxy_url}/  (API {stack.proxy_url}/api/v1, Spark UIs {stack.proxy_url}/sig/<tenant>/<sig>/,"
+          f" forward proxy for SIG hosts)\n"
           f"  registry:    http://127.0.0.1:{stack.registry_port}/hosts/<tenant>/<sig>\n"
           f"  metrics:     " + "  ".join(f"{n} http://127.0.0.1:{p}/metrics" for n, p in sorted(stack.health_ports.items()))
           + "\n"
@@ -108,6 +112,8 @@ def cmd_status(settings: StackSettings) -> int:
             line += f" restarts {restarts.get('count', 0)} (last: {restarts.get('last_exit', '?')})"
         print(line)
     print(f"API: {stack.api_url}/api/v1")
+    if stack.proxy_port:
+        print(f"proxy: {stack.proxy_url}/")
     return 0
 
 
@@ -116,12 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, help="where state lives (default $SPAAS_STATE_DIR or ./.state)")
     parser.add_argument("--port", type=int, help="API port (default 8080; 0 picks a free one)")
+    parser.add_argument("--proxy-port", type=int, help="proxy port (default $SPAAS_PROXY_PORT or 8090; 0 picks a free one)")
     args = parser.parse_args(argv)
     settings = StackSettings.from_env()
     if args.state_dir:
         settings = settings.replace(state_dir=args.state_dir)
     if args.port is not None:
         settings = settings.replace(api_port=args.port)
+    if args.proxy_port is not None:
+        settings = settings.replace(proxy_port=args.proxy_port)
     return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](settings)
 
 

@@ -23,7 +23,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("etcd_registry", "builder", "scaler", "api")
+SERVICES = ("etcd_registry", "builder", "scaler", "api", "proxy")
 
 MISSING_HINT = {
     "redis-server": "apt-get install redis-server",
@@ -154,6 +154,8 @@ class Stack:
     etcd_port: int = 0
     spark_versions: tuple[str, ...] = ()
     layers_dir: Path | None = None
+    # services/proxy (0 = pick a free port; `spaas up` passes SPAAS_PROXY_PORT, default 8090).
+    proxy_port: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     # /healthz and /metrics of the services without an HTTP API (builder, scaler).
@@ -170,6 +172,15 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def proxy_tls(self) -> bool:
+        return bool(self.extra_env.get("SPAAS_PROXY_TLS_CERT") or os.environ.get("SPAAS_PROXY_TLS_CERT"))
+
+    @property
+    def proxy_url(self) -> str:
+        """Where users open the API and the Spark UIs."""
+        return f"{'https' if self.proxy_tls else 'http'}://127.0.0.1:{self.proxy_port}"
 
     @property
     def etcd_url(self) -> str:
@@ -196,6 +207,8 @@ class Stack:
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
             PYTHONUNBUFFERED="1",
         )
+        if self.proxy_port and "SPAAS_PROXY_PUBLIC_URL" not in os.environ:
+            env["SPAAS_PROXY_PUBLIC_URL"] = self.proxy_url
         if self.spark_versions:
             env["SPAAS_SPARK_VERSIONS"] = ",".join(self.spark_versions)
         if self.layers_dir:
@@ -210,6 +223,7 @@ class Stack:
             "pids": self.pids, "api_port": self.api_port, "registry_port": self.registry_port,
             "redis_port": self.redis_port, "etcd_port": self.etcd_port, "health_ports": self.health_ports,
             "supervisor": self.supervisor, "restarts": self.restarts, "etcd_peer_port": self.etcd_peer_port,
+            "proxy_port": self.proxy_port,
         }, indent=2))
         os.replace(tmp, self.record)
 
@@ -222,7 +236,8 @@ class Stack:
         return cls(state_dir=state_dir, api_port=data["api_port"], registry_port=data["registry_port"],
                    redis_port=data["redis_port"], etcd_port=data["etcd_port"], pids=data["pids"],
                    health_ports=data.get("health_ports", {}), supervisor=int(data.get("supervisor", 0)),
-                   restarts=data.get("restarts", {}), etcd_peer_port=int(data.get("etcd_peer_port", 0)))
+                   restarts=data.get("restarts", {}), etcd_peer_port=int(data.get("etcd_peer_port", 0)),
+                   proxy_port=data.get("proxy_port", 0))
 
     def start_data_stores(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -250,7 +265,10 @@ class Stack:
         env = self.env()
         if name == "etcd_registry":
             env["SPAAS_PORT"] = str(self.registry_port)
-        if name in ("builder", "scaler"):
+        if name == "proxy":
+            env["SPAAS_PORT"] = str(self.proxy_port)
+            env["SPAAS_API_URL"] = self.api_url
+        if name in ("builder", "scaler", "proxy"):
             self.health_ports.setdefault(name, free_port())
             env["SPAAS_HEALTH_PORT"] = str(self.health_ports[name])
         proc = _spawn([sys.executable, "-m", f"services.{name}"], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
@@ -258,6 +276,8 @@ class Stack:
         self._save()
         if name == "api":
             _wait(lambda: requests.get(self.api_url + "/api/v1/healthz", timeout=1).ok, "the API", 60, proc)
+        elif name == "proxy":
+            _wait(lambda: requests.get(self.proxy_url + "/healthz", timeout=1, verify=False).ok, "the proxy", 60, proc)
         elif name in self.health_ports:
             port = self.health_ports[name]
             _wait(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, f"the {name}", 60, proc)
@@ -284,6 +304,7 @@ class Stack:
             raise StackError("\n".join(problems))
         self.api_port = self.api_port or free_port()
         self.registry_port = self.registry_port or free_port()
+        self.proxy_port = self.proxy_port or free_port()
         self.start_data_stores()
         for name in SERVICES:
             self.start_service(name)

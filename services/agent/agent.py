@@ -60,6 +60,8 @@ class Agent:
         self.registration = HostRegistration(store, self.keys, settings.tenant, settings.sig, settings.container,
                                              ttl_s=settings.host_ttl_s)
         self.daemon: SparkDaemon | None = None
+        # Every UI of the SIG (master, workers, drivers) links under its path on services/proxy.
+        self.ui_base = spark.ui_proxy_base(settings.tenant, settings.sig)
 
     # -- shared ------------------------------------------------------------------------
     def _sig_inputs(self) -> tuple[str, dict[str, str]]:
@@ -129,7 +131,7 @@ class Agent:
     # -- master --------------------------------------------------------------------------
     def run_master(self) -> int:
         secret, sig_conf = self._sig_inputs()
-        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
@@ -165,7 +167,7 @@ class Agent:
             ui_port = free_port(self.s.advertise_ip)
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
                                              driver_host=self.s.advertise_ip, ui_port=ui_port,
-                                             python=self.env.python)
+                                             python=self.env.python, ui_base=self.ui_base)
             dprop_file = self._write_private(f"drivers/{app_id}/driver.properties", spark.render_properties(dprops))
             argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
                                      py_files=py_files)
@@ -220,7 +222,7 @@ class Agent:
 
     def run_worker(self) -> int:
         secret, sig_conf = self._sig_inputs()
-        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         master: dict[str, Any] | None = None
         while not self.stop.is_set():

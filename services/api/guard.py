@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 
-from spaas import auth, authz
+from spaas import authz, principals
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-BOOTSTRAP_NAME = "admin"
+BOOTSTRAP_NAME = principals.BOOTSTRAP_NAME
 
 
 def action(name: str) -> Callable[[F], F]:
@@ -57,22 +57,15 @@ def bearer_token() -> str | None:
 
 
 def resolve_principal(d: Deps, token: str | None) -> Principal | None:
-    if not token:
-        return None
-    if auth.matches(token, d.token_hash):
-        return Principal(BOOTSTRAP_NAME, cluster_admin=True, kind="bootstrap")
-    record = d.tokens.lookup(token)
-    if record is None:
-        return None
-    admin = authz.is_cluster_admin(record.user, record.groups, admin_users=d.settings.cluster_admin_users,
-                                   admin_groups=d.settings.cluster_admin_groups)
-    return Principal(record.user, groups=record.groups, cluster_admin=admin, kind=record.kind, token_id=record.id)
+    return principals.principal_for(token, bootstrap_hash=d.token_hash, lookup=d.tokens.lookup,
+                                    admin_users=d.settings.cluster_admin_users,
+                                    admin_groups=d.settings.cluster_admin_groups)
 
 
 def tenant_members(d: Deps, tenant: str) -> dict[tuple[str, str], list[str]]:
     """("user" | "group", name) -> roles granted in the tenant."""
-    members: dict[tuple[str, str], list[str]] = {}
     prefix = d.keys.members(tenant)
+    members: dict[tuple[str, str], list[str]] = {}
     for rest, grant in read_members(d.store, prefix):  # a malformed grant grants nothing
         kind, _, quoted = rest.partition("/")
         members[(kind, unquote(quoted))] = [r.value for r in grant.roles]

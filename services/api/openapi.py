@@ -63,7 +63,7 @@ RESPONSES: dict[str, Any] = {
     "ApplicationView": obj({
         "id": STR, "name": NULL_STR, "state": {"enum": ["SUBMITTED", "STARTING", "RUNNING", "FINISHED", "FAILED",
                                                        "KILLED"]},
-        "reason": NULL_STR, "message": NULL_STR, "exit_code": NULL_INT, "spark_app_id": NULL_STR,
+        "reason": NULL_STR, "message": NULL_STR, "exit_code": NULL_INT, "spark_app_id": NULL_STR, "ui_url": NULL_STR,
         "submitter": NULL_STR, "submitted_at": NULL_NUM, "started_at": NULL_NUM, "finished_at": NULL_NUM,
         "kill_requested": {"type": "boolean"}, "request": {"anyOf": [ref("Application"), {"type": "null"}]}}),
     "ApplicationList": obj({"applications": {"type": "array", "items": ref("ApplicationView")}}),

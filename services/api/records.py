@@ -69,6 +69,11 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
     return found
 
 
+def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:
+    """The SIG's Spark UI through services/proxy ("" when no proxy URL is configured)."""
+    return f"{public_url.rstrip('/')}/sig/{tenant}/{sig}/" if public_url else ""
+
+
 def usable_spec(rec: SigRecords) -> SigSpecRecord:
     """The SIG's spec for an action that needs it; 409 if it cannot be read (PUT a new one)."""
     if rec.spec is None:
@@ -78,9 +83,10 @@ def usable_spec(rec: SigRecords) -> SigSpecRecord:
     return rec.spec
 
 
-def sig_view(tenant: str, sig: str, rec: SigRecords) -> dict[str, Any]:
+def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> dict[str, Any]:
     """The SIG as users see it: spec + status (phase, build, workers, endpoints). A spec that
-    cannot be read shows as FAILED with reason InvalidRecord."""
+    cannot be read shows as FAILED with reason InvalidRecord. With `ui_base` (see `sig_ui_base`)
+    `ui_url` points through the proxy, never at an internal host."""
     spec = rec.spec
     build = rec.build.to_value() if rec.build else {}
     status = rec.status.to_value() if rec.status else {}
@@ -122,7 +128,7 @@ def sig_view(tenant: str, sig: str, rec: SigRecords) -> dict[str, Any]:
             "build": build_view,
             "workers": {"desired": workers.get("desired", 0), "ready": workers.get("ready", 0)},
             "master_url": status.get("master_url"),
-            "ui_url": status.get("ui_url"),
+            "ui_url": (ui_base if status.get("ui_url") else None) if ui_base else status.get("ui_url"),
             "since": status.get("since"),
             "invalid_records": list(status.get("invalid_records") or []),
         },
@@ -141,13 +147,15 @@ def submitter_of(rec: AppRecords) -> str | None:
     return raw if isinstance(raw, str) else None
 
 
-def app_view(app_id: str, rec: AppRecords) -> dict[str, Any]:
-    """The application as users see it; a malformed spec or state shows as FAILED/InvalidRecord."""
+def app_view(app_id: str, rec: AppRecords, *, ui_base: str = "") -> dict[str, Any]:
+    """The application as users see it; a malformed spec or state shows as FAILED/InvalidRecord.
+    With the SIG's `ui_base` a running one has `ui_url`, its Spark UI through the proxy."""
     spec = rec.spec
     state = rec.state.to_value() if rec.state else {}
     bad = rec.invalid
     if bad is not None and not (rec.state and rec.state.reason == "InvalidRecord"):
         state = dict(state, state=AppState.FAILED.value, reason="InvalidRecord", message=bad.message)
+    running = state.get("state") == AppState.RUNNING.value and state.get("spark_app_id")
     return {
         "id": app_id,
         "name": spec.request.name if spec else None,
@@ -156,6 +164,7 @@ def app_view(app_id: str, rec: AppRecords) -> dict[str, Any]:
         "message": state.get("message"),
         "exit_code": state.get("exit_code"),
         "spark_app_id": state.get("spark_app_id"),
+        "ui_url": f"{ui_base}proxy/{state['spark_app_id']}/" if ui_base and running else None,
         "submitter": submitter_of(rec),
         "submitted_at": spec.submitted_at if spec else None,
         "started_at": state.get("started_at"),

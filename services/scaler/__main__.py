@@ -39,7 +39,8 @@ def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runt
         return DockerRuntime(connect(settings.docker_url, timeout_s=max(30.0, settings.call_timeout_s)),
                              stack=settings.docker_stack, platform_network=settings.docker_network,
                              state_volume=settings.docker_state_volume, state_dir=settings.state_dir.resolve(),
-                             env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s)
+                             env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s,
+                             proxy_container=settings.docker_proxy_container)
     if settings.runtime == "kubernetes":
         from spaas.runtimes.kubernetes import kubernetes_runtime
 

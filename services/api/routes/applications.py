@@ -17,13 +17,18 @@ from spaas.records import AppRecords, AppSpecRecord, read_apps
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
-from services.api.records import app_parts, app_view, get_sig, get_tenant, submitter_of, usable_spec
+from services.api.records import app_parts, app_view, get_sig, get_tenant, sig_ui_base, submitter_of, usable_spec
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
 bp = Blueprint("applications", __name__)
 # Most of a driver log the API reads for one request.
 LOG_MAX_BYTES = 32 * 1024 * 1024
+
+
+def _view(tenant: str, sig: str, app_id: str, parts: AppRecords) -> dict[str, Any]:
+    """The application's view; a running one's `ui_url` goes through the proxy when it is configured."""
+    return app_view(app_id, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
 
 
 def new_app_id() -> str:
@@ -82,7 +87,7 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
     principal, roles = current_principal(), current_roles()
-    return {"applications": [app_view(rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
+    return {"applications": [_view(tenant, sig, rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
                              if rec.has_spec and authz.may_touch_app(principal, roles, submitter_of(rec))]}
 
 
@@ -92,7 +97,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    return app_view(app_id, _app(tenant, sig, app_id))
+    return _view(tenant, sig, app_id, _app(tenant, sig, app_id))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
@@ -122,7 +127,7 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
     get_sig(d.store, d.keys, tenant, sig)
     parts = _app(tenant, sig, app_id)
     if parts.invalid is not None or (parts.state is not None and parts.state.state.terminal):
-        return app_view(app_id, parts), 200  # final already (a malformed one counts as FAILED)
+        return _view(tenant, sig, app_id, parts), 200  # final already (a malformed one counts as FAILED)
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
@@ -139,4 +144,4 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
             pass
     log.info("app %s/%s/%s: kill requested", tenant, sig, app_id)
     _wake(tenant, sig, app_id, "kill")
-    return app_view(app_id, _app(tenant, sig, app_id)), 202
+    return _view(tenant, sig, app_id, _app(tenant, sig, app_id)), 202

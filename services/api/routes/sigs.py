@@ -17,10 +17,15 @@ from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
-from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view, tenant_quota, usable_spec
+from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view, tenant_quota, usable_spec
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sigs", __name__)
+
+
+def view_of(tenant: str, sig: str, parts: SigRecords) -> dict[str, Any]:
+    """The SIG's view, its `ui_url` through the proxy when SPAAS_PROXY_PUBLIC_URL is set."""
+    return sig_view(tenant, sig, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
 
 
 def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
@@ -87,7 +92,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
         raise Conflict(f"SIG {spec.name!r} already exists in tenant {tenant!r}", field="name") from None
     log.info("sig %s/%s: created (spark %s)", tenant, spec.name, spec.spark_version)
     _announce(d, tenant, spec.name, 1, build=True)
-    return sig_view(tenant, spec.name, get_sig(d.store, d.keys, tenant, spec.name)), 202
+    return view_of(tenant, spec.name, get_sig(d.store, d.keys, tenant, spec.name)), 202
 
 
 @bp.get("/tenants/<tenant>/sigs")
@@ -95,7 +100,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
 def list_sigs(tenant: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    return {"sigs": [sig_view(tenant, rec.sig, rec) for rec in read_sigs(d.store, d.keys, tenant)]}
+    return {"sigs": [view_of(tenant, rec.sig, rec) for rec in read_sigs(d.store, d.keys, tenant)]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>")
@@ -103,7 +108,7 @@ def list_sigs(tenant: str) -> dict[str, Any]:
 def read_sig(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
+    return view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
 
 
 @bp.put("/tenants/<tenant>/sigs/<sig>")
@@ -145,7 +150,7 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     if changed["value"]:
         log.info("sig %s/%s: spec changed, generation %s", tenant, sig, entry.value["generation"])
         _announce(d, tenant, sig, int(entry.value["generation"]), build=True)
-    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig)), 202 if changed["value"] else 200
+    return view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig)), 202 if changed["value"] else 200
 
 
 @bp.delete("/tenants/<tenant>/sigs/<sig>")
@@ -162,7 +167,7 @@ def delete_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
     log.info("sig %s/%s: deletion requested", tenant, sig)
     _announce(d, tenant, sig, parts.spec.generation if parts.spec else 0, build=False)
-    return sig_view(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
+    return view_of(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
 
 
 def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> int:
