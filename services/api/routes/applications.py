@@ -7,12 +7,13 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, TemporaryError
 from spaas.model import AppState, Application, dump
 
+from services.api import follow
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
@@ -101,7 +102,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
 @action("app.log")
-def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
@@ -109,6 +110,18 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     start = _int_arg("from", 0)
     size = _int_arg("size", 1000, lo=1, hi=100_000)
     path = d.storage.driver_log(tenant, sig, app_id)
+    if follow.wanted():
+        def read(offset: int) -> tuple[list[str], str | None]:
+            # The state first: lines written before it turned terminal are all read below.
+            state = app_parts(d.store, d.keys, tenant, sig, app_id).get("state")
+            terminal = state is not None and AppState(state.value["state"]).terminal
+            try:
+                lines = path.read_text(errors="replace").splitlines()[offset:offset + 1000]
+            except FileNotFoundError:
+                lines = []
+            return lines, state.value["state"] if terminal and state is not None else None
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     try:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:

@@ -7,13 +7,14 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import SigSpec, dump
 
+from services.api import follow
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
 from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view
@@ -177,12 +178,23 @@ def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> in
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/build/log")
 @action("sig.build_log")
-def build_log(tenant: str, sig: str) -> dict[str, Any]:
+def build_log(tenant: str, sig: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
     generation = _int_arg("generation", int(parts["spec"].value["generation"]), lo=1)
     start = _int_arg("from", 0)
+    if follow.wanted():
+        stream = sig_build_stream(tenant, sig, generation)
+
+        def read(offset: int) -> tuple[list[str], str | None]:
+            lines, _ = d.logs.read(stream, offset, 1000)
+            now = sig_parts(d.store, d.keys, tenant, sig)
+            build = now["build"].value if "build" in now else {}
+            done = int(build.get("generation", 0)) == generation and build.get("state") in ("SUCCEEDED", "FAILED")
+            return lines, (build["state"] if done else "DELETED" if "spec" not in now else None)
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     size = _int_arg("size", 1000, lo=1, hi=10_000)
     lines, total = d.logs.read(sig_build_stream(tenant, sig, generation), start, size)
     build = parts["build"].value if "build" in parts else {}
