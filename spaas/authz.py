@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, Rule] = {
     "audit.read": Rule(Scope.CLUSTER),
     "tenant.read": Rule(Scope.TENANT, ALL_TENANT_ROLES),
     "tenant.delete": Rule(Scope.TENANT),  # cluster admins only, but 404 to outsiders
+    "tenant.update": Rule(Scope.TENANT),  # the quota: cluster admins only, 404 to outsiders
     "member.list": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "member.put": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "member.delete": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),

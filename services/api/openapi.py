@@ -42,7 +42,9 @@ WORKERS = obj({"desired": INT, "ready": INT})
 RESPONSES: dict[str, Any] = {
     "Error": obj({"error": obj({"code": STR, "message": STR, "field": NULL_STR}, ["code", "message"])}),
     "Health": obj({"status": {"enum": ["ok", "unhealthy"]}, "etcd": {"type": "boolean"}}),
-    "Tenant": obj({"name": STR, "quota": ref("Quota"), "created_at": NULL_NUM}),
+    "Tenant": obj({"name": STR, "quota": ref("Quota"), "created_at": NULL_NUM,
+                   "usage": obj({"containers": INT, "cores": INT, "memory_mb": INT, "gpus": INT})},
+                  ["name", "quota", "created_at"]),
     "TenantList": obj({"tenants": {"type": "array", "items": ref("Tenant")}}),
     "TenantDeleted": obj({"name": STR, "deleted": {"type": "boolean"}}),
     "Sig": obj({
@@ -168,6 +170,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                        {200: "TenantList"})},
         t: {"get": _op("tenant.read", "A tenant", {200: "Tenant"}, params=[TENANT]),
             "delete": _op("tenant.delete", "Delete a tenant without SIGs", {200: "TenantDeleted"}, params=[TENANT])},
+        f"{t}/quota": {"put": _op("tenant.update", "Change the tenant's quota (cluster admins)", {200: "Tenant"},
+                                  params=[TENANT], body="Quota")},
         f"{t}/members": {"get": _op("member.list", "Users and groups with roles in the tenant", {200: "MemberList"},
                                     params=[TENANT])},
         f"{t}/members/{{kind}}/{{name}}": {

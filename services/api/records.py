@@ -32,6 +32,27 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> dict[str, Entry]
     return parts
 
 
+def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
+    """What the tenant's SIGs hold now: a master and the desired workers each (at least min_workers)."""
+    used = {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+    parts: dict[str, dict[str, Any]] = {}
+    for entry in store.list(keys.sigs(tenant)):
+        _, sig, part = keys.split_sig_key(entry.key)
+        parts.setdefault(sig, {})[part] = entry.value
+    for sig_parts_ in parts.values():
+        spec = sig_parts_.get("spec")
+        if spec is None or spec.get("deleting"):
+            continue
+        desired = int((sig_parts_.get("status", {}).get("workers") or {}).get("desired") or 0)
+        n = 1 + max(desired, int(spec["spec"]["scaling"]["min_workers"]))
+        res = spec["spec"]["resources"]
+        used["containers"] += n
+        used["cores"] += n * int(res["cpu"])
+        used["memory_mb"] += n * int(res["memory_mb"])
+        used["gpus"] += n * int(res.get("gpu", 0))
+    return used
+
+
 def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:
     """The SIG's Spark UI through services/proxy ("" when no proxy URL is configured)."""
     return f"{public_url.rstrip('/')}/sig/{tenant}/{sig}/" if public_url else ""

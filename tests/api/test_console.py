@@ -26,6 +26,10 @@ def test_pages_render_for_the_admin_and_changes_go_through_the_api(client: Flask
     resp = form(client, ADMIN_TOKEN, P + "/tenants", {"name": "acme", "max_containers": "8"})
     assert resp.status_code == 303
     assert client.get("/api/v1/tenants/acme").get_json()["quota"]["max_containers"] == 8
+    assert form(client, ADMIN_TOKEN, P + "/t/acme/quota", {"max_containers": "12", "cores": "30"}).status_code == 303
+    assert client.get("/api/v1/tenants/acme").get_json()["quota"]["max_containers"] == 12
+    resp = form(client, ADMIN_TOKEN, P + "/t/acme/quota", {"max_containers": "-1"})
+    assert resp.status_code == 422 and "max_containers" in resp.get_data(as_text=True)
     # A SIG through the form; then its page, live fragments and the scaling chart.
     resp = form(client, ADMIN_TOKEN, P + "/t/acme/sigs/new", {
         "name": "s1", "spark_version": "3.5.9", "conf_key": ["spark.executor.cores", ""], "conf_value": ["1", ""],
@@ -34,6 +38,9 @@ def test_pages_render_for_the_admin_and_changes_go_through_the_api(client: Flask
         "scaling.allocation_unit": "1", "scaling.interval_s": "5", "scaling.idle_timeout_s": "60"})
     assert resp.status_code == 303 and resp.headers["Location"].endswith("/platform/t/acme/sigs/s1/")
     assert client.get("/api/v1/tenants/acme/sigs/s1").get_json()["spec"]["spark_conf"] == {"spark.executor.cores": "1"}
+    usage = client.get("/api/v1/tenants/acme").get_json()["usage"]
+    assert usage == {"containers": 2, "cores": 2, "memory_mb": 2048, "gpus": 0}  # master + min_workers
+    assert "2 containers, 2 cores, 2048 MiB, 0 GPUs" in client.get(P + "/t/acme/").get_data(as_text=True)
     text = client.get(P + "/t/acme/sigs/s1/").get_data(as_text=True)
     assert "PENDING" in text and "Edit SIG" in text and 'data-follow="/api/v1/tenants/acme/sigs/s1/build/log"' in text
     assert "PENDING" in client.get(P + "/t/acme/sigs/s1/live").get_data(as_text=True)

@@ -57,6 +57,10 @@ def test_cluster_admin_creates_a_tenant_and_grants_groups_roles(login, admin_api
         page.get_by_role("button", name="Grant").click()
         expect(page.get_by_role("row", name=re.compile(f"group {group} {role}"))).to_be_visible()
     assert admin_api.ok("GET", "/tenants/acme")["quota"]["max_containers"] == 8
+    page.get_by_label("Max containers").fill("12")
+    page.get_by_role("button", name="Change quota").click()
+    expect(page.get_by_role("status")).to_contain_text("Quota changed.")
+    assert admin_api.ok("GET", "/tenants/acme")["quota"]["max_containers"] == 12
     s.shot("tenant")
     page.get_by_role("link", name="Tenants").click()
     expect(page.get_by_role("link", name="acme")).to_be_visible()

@@ -132,15 +132,20 @@ def tenant(tenant: str) -> str:
     info = api.get(f"/tenants/{tenant}")
     sigs = api.get(f"/tenants/{tenant}/sigs")["sigs"]
     members = api.get(f"/tenants/{tenant}/members")["members"] if may("member.list") else None
-    usage = {"containers": 0, "cores": 0, "memory_mb": 0}
-    for s in sigs:
-        n = 1 + int((s.get("status", {}).get("workers") or {}).get("desired") or s["spec"]["scaling"]["min_workers"])
-        usage["containers"] += n
-        usage["cores"] += n * int(s["spec"]["resources"]["cpu"])
-        usage["memory_mb"] += n * int(s["spec"]["resources"]["memory_mb"])
     return page("tenant.html", title=f"Tenant {tenant}", tenant=tenant, info=info, sigs=sigs, members=members,
-                usage=usage, may_configure=may("sig.create"), may_delete=current_principal().cluster_admin,
+                usage=info.get("usage") or {}, may_configure=may("sig.create"), may_delete=current_principal().cluster_admin,
                 notice=request.args.get("notice"))
+
+
+@bp.post("/t/<tenant>/quota")
+@action("console.tenant")
+def quota(tenant: str) -> WResponse | tuple[str, int]:
+    f = request.form
+    body = {k: _num(f[k]) for k in ("max_containers", "cores", "memory_mb", "gpus") if f.get(k, "").strip()}
+    answer = api.call("PUT", f"/tenants/{tenant}/quota", json=body)
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tenant", tenant=tenant), "Quota changed.")
 
 
 @bp.post("/t/<tenant>/members")

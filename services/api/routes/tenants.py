@@ -8,11 +8,11 @@ from typing import Any
 from flask import Blueprint
 
 from spaas.errors import Conflict
-from spaas.model import TenantSpec, dump
+from spaas.model import Quota, TenantSpec, dump
 
 from services.api.guard import action, current_principal, member_tenants
 from services.api.deps import deps, json_body
-from services.api.records import get_tenant
+from services.api.records import cas_update, get_tenant, tenant_usage
 
 bp = Blueprint("tenants", __name__)
 
@@ -48,7 +48,23 @@ def list_tenants() -> dict[str, Any]:
 @action("tenant.read")
 def read_tenant(tenant: str) -> dict[str, Any]:
     d = deps()
-    return tenant_view(get_tenant(d.store, d.keys, tenant).value)
+    return dict(tenant_view(get_tenant(d.store, d.keys, tenant).value), usage=tenant_usage(d.store, d.keys, tenant))
+
+
+@bp.put("/tenants/<tenant>/quota")
+@action("tenant.update")
+def update_quota(tenant: str) -> dict[str, Any]:
+    d = deps()
+    entry = get_tenant(d.store, d.keys, tenant)
+    quota = dump(Quota.model_validate(json_body()))
+
+    def apply(value: dict[str, Any]) -> dict[str, Any]:
+        value.update(quota=quota, updated_at=time.time())
+        return value
+
+    # A lower quota stops new growth; running SIGs are not shrunk (the scaler caps at the quota).
+    entry = cas_update(d.store, entry.key, apply)
+    return dict(tenant_view(entry.value), usage=tenant_usage(d.store, d.keys, tenant))
 
 
 @bp.delete("/tenants/<tenant>")
