@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from spaas.stack import ROOT, Stack, free_port
 
@@ -101,7 +100,3 @@ def login(browser: object, console_stack: Stack, ldap_server: Ldap) -> Iterator[
     yield open_as
     for s in sessions:
         s.close()
-
-
-def wait_ok(url: str) -> None:
-    requests.get(url, timeout=5).raise_for_status()

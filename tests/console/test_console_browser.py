@@ -188,3 +188,34 @@ def test_tokens_and_logout(login, console_stack: Stack) -> None:
     page.wait_for_url(re.compile(r".*/platform/login.*"))
     resp = page.goto(console_stack.proxy_url + "/platform/")
     assert resp is not None and "/platform/login" in page.url
+
+
+def test_keyboard_only(browser, console_stack: Stack, ldap_server) -> None:
+    """Log in and reach a SIG with the keyboard alone; focus is always visible (outline)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        page.goto(console_stack.proxy_url + "/platform/")
+        page.keyboard.press("Tab")
+        page.keyboard.type("bob")
+        page.keyboard.press("Tab")
+        page.keyboard.type(ldap_server.passwords["bob"])
+        page.keyboard.press("Enter")
+        page.wait_for_url(console_stack.proxy_url + "/platform/")
+
+        def tab_to(text: str) -> None:
+            for _ in range(30):
+                page.keyboard.press("Tab")
+                if page.evaluate("document.activeElement && document.activeElement.textContent.trim()") == text:
+                    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+                    assert outline != "none", f"no visible focus on {text!r}"
+                    page.keyboard.press("Enter")
+                    return
+            raise AssertionError(f"{text!r} is not reachable with Tab")
+
+        tab_to("acme")
+        expect(page.get_by_role("heading", name="Tenant acme")).to_be_visible()
+        tab_to("etl")
+        expect(page.get_by_role("heading", name="SIG etl")).to_be_visible()
+    finally:
+        context.close()
