@@ -16,7 +16,6 @@ Token lookups hit etcd only on a cache miss (in a worker thread); answers are ke
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import time
 from collections.abc import Callable
