@@ -36,6 +36,11 @@ def new_token() -> str:
     return "spaas_" + secrets.token_urlsafe(32)
 
 
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: the proxy hands it to the page, the console checks it on every change."""
+    return hashlib.sha256(b"spaas-csrf\0" + session_token.encode()).hexdigest()[:40]
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 

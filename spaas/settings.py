@@ -106,6 +106,8 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     # WSGI worker threads.
     threads: int = 8
+    # Longest one `?follow=true` log stream stays open, in seconds (it holds a worker thread; clients reconnect).
+    follow_max_s: float = 55.0
     # LDAP server URL (ldap://host:389 or ldaps://host:636); empty disables LDAP login.
     ldap_url: str = ""
     # Base DN under which users and groups are searched (the seed's cluster.ldapBaseDn).

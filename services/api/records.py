@@ -69,6 +69,23 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
     return found
 
 
+def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
+    """What the tenant's SIGs hold now: a master and the desired workers each (at least min_workers).
+    A SIG whose spec cannot be read counts nothing (its status says why)."""
+    used = {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+    for rec in read_sigs(store, keys, tenant):
+        if rec.spec is None or rec.spec.deleting:
+            continue
+        spec = rec.spec.spec
+        desired = rec.status.workers.desired if rec.status else 0
+        n = 1 + max(desired, spec.scaling.min_workers)
+        used["containers"] += n
+        used["cores"] += n * spec.resources.cpu
+        used["memory_mb"] += n * spec.resources.memory_mb
+        used["gpus"] += n * spec.resources.gpu
+    return used
+
+
 def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:
     """The SIG's Spark UI through services/proxy ("" when no proxy URL is configured)."""
     return f"{public_url.rstrip('/')}/sig/{tenant}/{sig}/" if public_url else ""

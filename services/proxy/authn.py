@@ -16,7 +16,6 @@ Token lookups hit etcd only on a cache miss (in a worker thread); answers are ke
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import time
 from collections.abc import Callable
@@ -67,8 +66,7 @@ def credentials(authorization: str, cookie: str, proxy_authorization: str, *, fo
     return None
 
 
-def csrf_token(session_token: str) -> str:
-    return hashlib.sha256(b"spaas-csrf\0" + session_token.encode()).hexdigest()[:40]
+csrf_token = auth.csrf_token  # one definition: the console (services/api/console) checks the same value
 
 
 def csrf_ok(method: str, creds: Credentials | None, header: str) -> bool:

@@ -56,7 +56,7 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
         if low == b"host":
             orig_host = value
             continue
-        if low == b"authorization" and (kind != "api" or bearer is not None):
+        if low == b"authorization" and (kind not in ("api", "console") or bearer is not None):
             continue
         if low == b"cookie":
             kept = strip_our_cookies(value.decode("latin-1"))
@@ -64,7 +64,7 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
                 lines.append(b"Cookie: " + kept.encode("latin-1"))
             continue
         lines.append(name + b": " + value)
-    if kind == "api" and bearer:
+    if kind in ("api", "console") and bearer:
         lines.append(b"Authorization: Bearer " + bearer.encode())
     lines.append(b"X-Forwarded-For: " + client_ip.encode())
     lines.append(b"X-Forwarded-Proto: " + (b"https" if tls else b"http"))

@@ -4,7 +4,9 @@ Ingress (origin-form targets, one port, path routing):
 
     /api/v1/...                      -> the API, unchanged (it authenticates by itself)
     /platform/session, /platform/login  the proxy's own session endpoints (see session.py)
-    /platform/...                    -> 404 NotEnabled (the console's path, reserved)
+    /platform/...                    -> the console (served by the API), for an authenticated caller only
+                                        (a browser without a session is sent to /platform/login); it
+                                        gets the caller's token as a bearer header and checks CSRF itself
     /sig/{t}/{s}/history/...         -> 404 NotEnabled (reserved)
     /sig/{t}/{s}/notebooks/{user}/.. -> 404 NotEnabled (reserved)
     /sig/{t}/{s}/...                 -> the SIG's Spark master UI, the prefix stripped (the master,
@@ -38,7 +40,7 @@ SESSION_PATHS = ("/platform/session", LOGIN_PATH)
 
 @dataclass(frozen=True)
 class Upstream:
-    kind: str  # "api" | "sig" | "forward"
+    kind: str  # "api" | "console" | "sig" | "forward"
     host: str
     port: int
     target: str  # what the upstream request line carries (path and query)
@@ -100,7 +102,9 @@ def route_ingress(target: str, principal: Principal | None, table: RouteTable, *
     if path in SESSION_PATHS:
         return Local(path.rsplit("/", 1)[1])
     if path == "/platform" or path.startswith("/platform/"):
-        return Denied(404, "NotEnabled", "the console is not installed yet; /platform/ is reserved for it")
+        if principal is None:
+            return unauthenticated(target, browser=browser)
+        return Upstream("console", api[0], api[1], target)
     if not path.startswith("/sig/"):
         return Denied(404, "NotFound", "no such path: the proxy serves /api/v1/, /platform/ and /sig/{tenant}/{sig}/")
     if _unsafe(path):

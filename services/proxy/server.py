@@ -701,6 +701,17 @@ class Proxy:
             await self._pass(req, decision, bearer=bearer)
         elif isinstance(decision, routes.Local):
             await self._local(req, decision.name, creds)
+        elif isinstance(decision, routes.Denied) and (decision.status == 401 or decision.code == "LoginRequired"):
+            # /platform/...: the console, for an authenticated caller only (a browser goes to the login).
+            principal = await self.principal(creds)
+            decision = routes.route_ingress(target, principal, table, api=self.api, browser=is_browser(req))
+            if isinstance(decision, routes.Upstream) and decision.kind == "console":
+                # The console's HTML forms cannot send X-CSRF-Token: it checks their csrf_token field itself.
+                await self._pass(req, decision, bearer=creds.token if creds is not None else None)
+            elif isinstance(decision, routes.Local):
+                await self._local(req, decision.name, creds)
+            else:
+                self._deny(req, decision, "other")
         else:
             self._deny(req, decision, "other")
 

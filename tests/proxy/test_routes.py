@@ -75,7 +75,7 @@ def test_ingress_upstreams(target: str, principal: Principal | None, expected: o
     ("/sig/acme/etl/history/", BOB, 404, "NotFound"),
     ("/sig/acme/idle/", ALICE, 503, "NotRunning"),
     ("/sig/acme/etl/../x/", ALICE, 400, "BadPath"),
-    ("/platform/", ALICE, 404, "NotEnabled"),
+    ("/platform/", None, 401, "Unauthorized"),
     ("/", ALICE, 404, "NotFound"),
 ])
 def test_ingress_denials(target: str, principal: Principal | None, status: int, code: str) -> None:
@@ -86,6 +86,15 @@ def test_ingress_denials(target: str, principal: Principal | None, status: int, 
 def test_browser_goes_to_login() -> None:
     out = route_ingress("/sig/acme/etl/jobs/", None, TABLE, api=API, browser=True)
     assert isinstance(out, Denied) and out.location == "/platform/login?next=%2Fsig%2Facme%2Fetl%2Fjobs%2F"
+    out = route_ingress("/platform/t/acme/", None, TABLE, api=API, browser=True)
+    assert isinstance(out, Denied) and out.location == "/platform/login?next=%2Fplatform%2Ft%2Facme%2F"
+
+
+def test_console_goes_to_the_api_for_any_authenticated_caller() -> None:
+    # The console (served by the API) checks the tenant roles itself, as the API does.
+    for who in (ALICE, BOB):
+        assert route_ingress("/platform/t/acme/?x=1", who, TABLE, api=API) == \
+            Upstream("console", "127.0.0.1", 8080, "/platform/t/acme/?x=1")
 
 
 @pytest.mark.parametrize(("host", "port", "target", "principal", "expected"), [

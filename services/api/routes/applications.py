@@ -7,13 +7,14 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from spaas import authz, messages, sparkconf
-from spaas.errors import Conflict, NotFound, TemporaryError
+from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
 from spaas.model import AppState, Application
 from spaas.records import AppRecords, AppSpecRecord, read_apps
 
+from services.api import follow
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
@@ -102,7 +103,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
 @action("app.log")
-def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
@@ -111,6 +112,23 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     size = _int_arg("size", 1000, lo=1, hi=100_000)
     # The log lives where the application's own code can write: read it without following links,
     # only if it is a regular file with one link, and only its first LOG_MAX_BYTES.
+    if follow.wanted():
+        d.storage.read_driver_log(tenant, sig, app_id, max_bytes=1)  # an unsafe file answers 409 up front
+
+        def read(offset: int) -> tuple[list[str], str | None]:
+            # The state first: lines written before it turned terminal are all read below.
+            rec = app_parts(d.store, d.keys, tenant, sig, app_id)
+            state = rec.state.state if rec is not None and rec.state is not None else None
+            if rec is not None and rec.invalid is not None:
+                state = AppState.FAILED
+            try:
+                data, _ = d.storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
+            except SpaasError:
+                data = b""  # swapped for something unsafe meanwhile: nothing more is served
+            lines = data.decode(errors="replace").splitlines()[offset:offset + 1000]
+            return lines, state.value if state is not None and state.terminal else None
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     data, truncated = d.storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
     lines = data.decode(errors="replace").splitlines()
     result: dict[str, Any] = {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}

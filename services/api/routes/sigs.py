@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
@@ -15,6 +15,7 @@ from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import Quota, SigSpec, dump
 from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
+from services.api import follow
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
 from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view, tenant_quota, usable_spec
@@ -185,12 +186,24 @@ def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> in
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/build/log")
 @action("sig.build_log")
-def build_log(tenant: str, sig: str) -> dict[str, Any]:
+def build_log(tenant: str, sig: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
     generation = _int_arg("generation", usable_spec(parts).generation, lo=1)
     start = _int_arg("from", 0)
+    if follow.wanted():
+        stream = sig_build_stream(tenant, sig, generation)
+
+        def read(offset: int) -> tuple[list[str], str | None]:
+            lines, _ = d.logs.read(stream, offset, 1000)
+            now = sig_parts(d.store, d.keys, tenant, sig)
+            build = now.build
+            done = build is not None and build.generation == generation and build.state.value in ("SUCCEEDED", "FAILED")
+            return lines, (build.state.value if done and build is not None else
+                           "DELETED" if "spec" not in now.entries else None)
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     size = _int_arg("size", 1000, lo=1, hi=10_000)
     lines, total = d.logs.read(sig_build_stream(tenant, sig, generation), start, size)
     build = parts.build.to_value() if parts.build else {}

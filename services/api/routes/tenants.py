@@ -8,12 +8,12 @@ from typing import Any
 from flask import Blueprint
 
 from spaas.errors import Conflict
-from spaas.model import TenantSpec
-from spaas.records import TenantRecord, read_tenants
+from spaas.model import Quota, TenantSpec, dump
+from spaas.records import BadRecord, TenantRecord, read_tenants
 
 from services.api.guard import action, current_principal, member_tenants
 from services.api.deps import deps, json_body
-from services.api.records import get_tenant, tenant_record, tenant_view
+from services.api.records import cas_update, get_tenant, tenant_record, tenant_usage, tenant_view
 
 bp = Blueprint("tenants", __name__)
 
@@ -49,7 +49,25 @@ def list_tenants() -> dict[str, Any]:
 @action("tenant.read")
 def read_tenant(tenant: str) -> dict[str, Any]:
     d = deps()
-    return tenant_view(tenant_record(get_tenant(d.store, d.keys, tenant)))
+    return dict(tenant_view(tenant_record(get_tenant(d.store, d.keys, tenant))), usage=tenant_usage(d.store, d.keys, tenant))
+
+
+@bp.put("/tenants/<tenant>/quota")
+@action("tenant.update")
+def update_quota(tenant: str) -> dict[str, Any]:
+    d = deps()
+    entry = get_tenant(d.store, d.keys, tenant)
+    quota = dump(Quota.model_validate(json_body()))
+    if isinstance(tenant_record(entry), BadRecord):
+        raise Conflict("the record of this tenant is invalid; a cluster admin must recreate it", field="tenant")
+
+    def apply(value: dict[str, Any]) -> dict[str, Any]:
+        value.update(quota=quota, updated_at=time.time())
+        return value
+
+    # A lower quota stops new growth; running SIGs are not shrunk (the scaler caps at the quota).
+    entry = cas_update(d.store, entry.key, apply)
+    return dict(tenant_view(tenant_record(entry)), usage=tenant_usage(d.store, d.keys, tenant))
 
 
 @bp.delete("/tenants/<tenant>")
