@@ -38,7 +38,10 @@ def _ready(state_dir: Path) -> bool:
     stack = Stack.load(state_dir)
     if stack is None or not all(_running(int(stack.pids.get(n, 0))) for n in COMPONENTS):
         return False
-    return stack.token_file.exists() and requests.get(stack.api_url + "/api/v1/healthz", timeout=2).ok
+    if not (stack.token_file.exists() and requests.get(stack.api_url + "/api/v1/healthz", timeout=2).ok):
+        return False
+    # The proxy starts last: up means the one door answers too.
+    return not stack.proxy_port or requests.get(stack.proxy_url + "/healthz", timeout=2, verify=False).ok
 
 
 def cmd_up(settings: StackSettings) -> int:
