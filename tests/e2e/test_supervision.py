@@ -40,7 +40,7 @@ def wait(what: str, check: Any, timeout_s: float = 90) -> Any:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str, str]]:
     state = tmp_path_factory.mktemp("supervised") / "state"
-    up = spaas("up", "--port", "0", state=state, env={"SPAAS_RESYNC_S": "1"})
+    up = spaas("up", "--port", "0", "--proxy-port", "0", state=state, env={"SPAAS_RESYNC_S": "1"})
     assert up.returncode == 0, up.stderr
     api = re.search(r"API:\s+(\S+)", up.stdout).group(1)  # type: ignore[union-attr]
     token = re.search(r"admin token:\s+(\S+)", up.stdout).group(1)  # type: ignore[union-attr]
