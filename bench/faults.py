@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from spaas.stack import Stack, free_port  # noqa: E402
-from tests.chaos import Chaos, Plan  # noqa: E402
+from tests.chaos import Chaos, Plan, supervised_stack  # noqa: E402
 
 
 def main() -> int:
@@ -34,16 +33,9 @@ def main() -> int:
     for run in range(args.runs):
         seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000
         with tempfile.TemporaryDirectory(prefix="spaas-faults-") as tmp:
-            stack = Stack(state_dir=Path(tmp), api_port=free_port(), registry_port=free_port(),
-                          layers_dir=Path.home() / ".cache" / "spaas" / "layers", extra_env={"SPAAS_RESYNC_S": "1"})
-            stack.up()
-            try:
-                while not stack.token_file.exists():
-                    time.sleep(0.2)
+            with supervised_stack(Path(tmp) / "state") as stack:
                 report = Chaos(stack, Plan(seed=seed, apps=args.apps, sig_ops=args.sig_ops, faults=args.faults),
                                log=lambda line: print(line, flush=True)).run()
-            finally:
-                stack.down()
         print(f"run {run + 1}: {report.summary()}")
         for problem in report.problems:
             print(f"  PROBLEM {problem}")

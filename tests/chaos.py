@@ -10,7 +10,9 @@ Fates. Each application runs one of three programs, and the program fixes its fi
 `ok` -> FINISHED, `fail` -> FAILED (NonZeroExit), `kill` (sleeps until killed) -> KILLED. A
 `kill -9` of its SIG's master container while it ran is the one fault that may change the fate:
 the driver dies with the container, and FAILED (DriverLost or ContainerStopped) is then also
-right. Nothing else (a dead API, builder, scaler, registry, worker, Redis or etcd) may change it.
+right. Nothing else (a dead API, builder, scaler, registry, proxy, worker, Redis or etcd) may
+change it. The stack must be started as `spaas up` starts it (supervised): nothing here
+restarts what it kills.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ from spaas.runtimes.process import ProcessRuntime, stack_id
 from spaas.stack import Stack
 
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
-SERVICES = ("api", "builder", "scaler", "etcd_registry")
+SERVICES = ("api", "builder", "scaler", "etcd_registry", "proxy")
 
 PROGRAMS = {
     "ok": """
@@ -385,6 +390,30 @@ class Chaos:
         self.burst()
         self.converge()
         return self.report
+
+
+@contextmanager
+def supervised_stack(state_dir: Path, *, resync_s: float = 1.0) -> Iterator[Stack]:
+    """The embedded stack started as an operator starts it (`spaas up`: supervised), and `spaas down`."""
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
+    env.update(SPAAS_STATE_DIR=str(state_dir), SPAAS_RESYNC_S=str(resync_s), PYTHONPATH=str(root),
+               SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"), SPAAS_REGISTRY_PORT="0")
+
+    def spaas(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "spaas", *args], capture_output=True, text=True, env=env,
+                              timeout=600, cwd=root)
+
+    up = spaas("up", "--port", "0", "--proxy-port", "0")
+    if up.returncode != 0:
+        spaas("down")
+        raise RuntimeError(f"spaas up failed: {up.stderr}")
+    try:
+        stack = Stack.load(state_dir)
+        assert stack is not None, "spaas up left no stack.json"
+        yield stack
+    finally:
+        spaas("down")
 
 
 # ---- /proc helpers ----------------------------------------------------------------------------

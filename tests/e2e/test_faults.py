@@ -14,26 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from spaas.stack import Stack, free_port
-from tests.chaos import Chaos, Plan
+from spaas.stack import Stack
+from tests.chaos import Chaos, Plan, supervised_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    # A stack of its own: this test kills its services and data stores.
-    stack = Stack(state_dir=tmp_path_factory.mktemp("chaos"), api_port=free_port(), registry_port=free_port(),
-                  layers_dir=Path.home() / ".cache" / "spaas" / "layers",
-                  extra_env={"SPAAS_RESYNC_S": "1"})
-    stack.up()
-    deadline = time.monotonic() + 30
-    while not stack.token_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    try:
+    # A stack of its own, started as an operator does (supervised): this test kills its parts.
+    with supervised_stack(tmp_path_factory.mktemp("chaos") / "state") as stack:
         yield stack
-    finally:
-        stack.down()
 
 
 def test_platform_converges_after_random_kills(chaos_stack: Stack) -> None:
