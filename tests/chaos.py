@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from spaas.keys import Keys
-from spaas.runtimes.process import ProcessRuntime, stack_id
+from spaas.runtimes.process import ProcessRuntime, _alive, _environ, stack_id
 from spaas.stack import Stack
 
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
@@ -418,16 +418,7 @@ def supervised_stack(state_dir: Path, *, resync_s: float = 1.0) -> Iterator[Stac
 
 # ---- /proc helpers ----------------------------------------------------------------------------
 def _env(pid: int) -> dict[str, str]:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return {}
-    out = {}
-    for item in raw.split(b"\0"):
-        key, sep, value = item.partition(b"=")
-        if sep and key.startswith(b"SPAAS_"):
-            out[key.decode()] = value.decode(errors="replace")
-    return out
+    return _environ(pid) or {}
 
 
 def _cmdline(pid: int) -> str:
@@ -435,14 +426,6 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def _container_of(pid: int) -> str:

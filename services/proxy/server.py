@@ -125,7 +125,29 @@ class Request:
 
 # -- upstream connections ---------------------------------------------------------------------------
 
-class UpstreamConn(asyncio.Protocol):
+class Flow(asyncio.Protocol):
+    """Writes and back-pressure shared by both ends of a proxied exchange (client and upstream)."""
+
+    transport: asyncio.Transport | None
+    closed: bool
+    paused: bool
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self.paused and not self.closed:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self.paused and not self.closed:
+            self.paused = False
+            self.transport.resume_reading()
+
+
+class UpstreamConn(Flow):
     def __init__(self, pool: Pool, key: tuple[str, int]) -> None:
         self.pool = pool
         self.key = key
@@ -209,20 +231,6 @@ class UpstreamConn(asyncio.Protocol):
             self.exchange.done()
 
     # ours
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.paused and not self.closed:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and self.paused and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
-
     def close(self) -> None:
         self.closed = True
         self.pool.discard(self)
@@ -407,7 +415,7 @@ class Exchange:
 
 # -- client connections -----------------------------------------------------------------------------
 
-class ClientConn(asyncio.Protocol):
+class ClientConn(Flow):
     def __init__(self, proxy: Proxy) -> None:
         self.proxy = proxy
         self.s = proxy.settings
@@ -566,20 +574,6 @@ class ClientConn(asyncio.Protocol):
             self._current.finish()
 
     # ours
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and not self.paused and not self.closed:
-            self.paused = True
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and self.paused and not self.closed:
-            self.paused = False
-            self.transport.resume_reading()
-
     def close(self) -> None:
         if self.transport is not None and not self.closed:
             self.closed = True
