@@ -8,6 +8,7 @@ Exit code 1 if any run found a problem (the seed replays it).
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -32,10 +33,14 @@ def main() -> int:
     failed = 0
     for run in range(args.runs):
         seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000
-        with tempfile.TemporaryDirectory(prefix="spaas-faults-") as tmp:
-            with supervised_stack(Path(tmp) / "state") as stack:
-                report = Chaos(stack, Plan(seed=seed, apps=args.apps, sig_ops=args.sig_ops, faults=args.faults),
-                               log=lambda line: print(line, flush=True)).run()
+        tmp = Path(tempfile.mkdtemp(prefix="spaas-faults-"))
+        with supervised_stack(tmp / "state") as stack:
+            report = Chaos(stack, Plan(seed=seed, apps=args.apps, sig_ops=args.sig_ops, faults=args.faults),
+                           log=lambda line: print(line, flush=True)).run()
+        if report.problems:
+            print(f"  state kept for diagnosis (logs, storage, runtime): {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         print(f"run {run + 1}: {report.summary()}")
         for problem in report.problems:
             print(f"  PROBLEM {problem}")
