@@ -1,7 +1,7 @@
 """Fault injection at a larger size than CI's: prints what it did (seed, faults injected, SIG
 operations, applications and their final states) and what it found (problems, convergence time).
 
-Usage: python bench/faults.py [--seed N] [--apps 40] [--sig-ops 10] [--faults 12] [--runs 1]
+Usage: python bench/faults.py [--seed N] [--apps 40] [--sig-ops 10] [--faults 12] [--runs 1] [--converge-timeout 900]
 Exit code 1 if any run found a problem (the seed replays it).
 """
 
@@ -29,13 +29,16 @@ def main() -> int:
     parser.add_argument("--sig-ops", type=int, default=10)
     parser.add_argument("--faults", type=int, default=12)
     parser.add_argument("--runs", type=int, default=1)
+    # 40 applications queue behind at most 4 drivers per master: allow them time to drain.
+    parser.add_argument("--converge-timeout", type=float, default=900.0)
     args = parser.parse_args()
     failed = 0
     for run in range(args.runs):
         seed = args.seed if args.seed is not None else time.time_ns() % 1_000_000
         tmp = Path(tempfile.mkdtemp(prefix="spaas-faults-"))
         with supervised_stack(tmp / "state") as stack:
-            report = Chaos(stack, Plan(seed=seed, apps=args.apps, sig_ops=args.sig_ops, faults=args.faults),
+            report = Chaos(stack, Plan(seed=seed, apps=args.apps, sig_ops=args.sig_ops, faults=args.faults,
+                                        converge_timeout_s=args.converge_timeout),
                            log=lambda line: print(line, flush=True)).run()
         if report.problems:
             print(f"  state kept for diagnosis (logs, storage, runtime): {tmp}")
