@@ -86,6 +86,7 @@ PERMISSIONS: dict[str, Rule] = {
     "app.read": Rule(Scope.TENANT, APP_ROLES),
     "app.log": Rule(Scope.TENANT, APP_ROLES),
     "app.kill": Rule(Scope.TENANT, APP_ROLES),
+    "livy.version": Rule(Scope.TENANT, APP_ROLES),
 }
 
 

@@ -24,7 +24,7 @@ from services.api import errors, guard, openapi
 from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
-from services.api.routes import applications, audit, login, members, scaling, sigs, tenants
+from services.api.routes import applications, audit, livy, login, members, scaling, sigs, tenants
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     def metrics() -> Response:
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
-    for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp):
+    for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp,
+               livy.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
     return app

@@ -74,7 +74,10 @@ def sig_view(tenant: str, sig: str, parts: dict[str, Entry]) -> dict[str, Any]:
 
 
 def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> dict[str, Entry]:
-    return {e.key.rsplit("/", 1)[1]: e for e in store.list(keys.app(tenant, sig, app_id))}
+    """The application's keys by their path below it: spec, state, kill, and for Livy sessions
+    session, heartbeat and stmts/{n}/{code|cancel|result}."""
+    prefix = keys.app(tenant, sig, app_id)
+    return {e.key[len(prefix):]: e for e in store.list(prefix)}
 
 
 def app_view(app_id: str, parts: dict[str, Entry]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def new_app_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
-def _app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def app_or_404(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
     parts = app_parts(d.store, d.keys, tenant, sig, app_id)
@@ -39,37 +39,47 @@ def _app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     return parts
 
 
-def _wake(tenant: str, sig: str, app_id: str, action: str) -> None:
+def wake(tenant: str, sig: str, app_id: str, action: str) -> None:
     try:
         deps().bus.publish(messages.AppEvent(tenant=tenant, sig=sig, app_id=app_id, action=action))
     except TemporaryError as exc:
         log.warning("app %s/%s/%s: %s not announced (%s); the master's scan picks it up", tenant, sig, app_id, action, exc)
 
 
-@bp.post("/tenants/<tenant>/sigs/<sig>/applications")
-@action("app.submit")
-def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, Any] | None = None) -> str:
+    """Validate and record a submitted application (or Livy session); returns its id."""
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
     if parts["spec"].value.get("deleting"):
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-    app = Application.model_validate(json_body())
     sparkconf.check(app.conf, field="conf")
-    d.storage.resolve(tenant, sig, app.file, field="file")
+    if session is None:
+        d.storage.resolve(tenant, sig, app.file, field="file")
     for i, py_file in enumerate(app.pyFiles):
         d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
     app_id = new_app_id()
-    d.store.create(d.keys.app_spec(tenant, sig, app_id), {
-        "request": dump(app), "submitter": current_principal().name, "submitted_at": time.time(),
-    })
+    record: dict[str, Any] = {"request": dump(app), "submitter": current_principal().name, "submitted_at": time.time()}
+    if session is not None:
+        record["session"] = session
+    d.store.create(d.keys.app_spec(tenant, sig, app_id), record)
     log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
-    _wake(tenant, sig, app_id, "submitted")
+    wake(tenant, sig, app_id, "submitted")
     try:
         # The scaler counts a sized application's cores before its driver even starts.
         d.bus.publish(messages.DemandChanged(tenant=tenant, sig=sig, app_id=app_id))
     except TemporaryError as exc:
         log.warning("app %s/%s/%s: demand not announced (%s)", tenant, sig, app_id, exc)
+    return app_id
+
+
+@bp.post("/tenants/<tenant>/sigs/<sig>/applications")
+@action("app.submit")
+def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+    body = json_body()
+    get_tenant(deps().store, deps().keys, tenant)
+    get_sig(deps().store, deps().keys, tenant, sig)
+    app_id = record_app(tenant, sig, Application.model_validate(body))
     return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
 
 
@@ -91,7 +101,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    return app_view(app_id, _app(tenant, sig, app_id))
+    return app_view(app_id, app_or_404(tenant, sig, app_id))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
@@ -100,7 +110,7 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    _app(tenant, sig, app_id)
+    app_or_404(tenant, sig, app_id)
     start = _int_arg("from", 0)
     size = _int_arg("size", 1000, lo=1, hi=100_000)
     path = d.storage.driver_log(tenant, sig, app_id)
@@ -111,16 +121,12 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
 
 
-@bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
-@action("app.kill")
-def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
+def request_kill(tenant: str, sig: str, app_id: str, parts: dict[str, Any]) -> bool:
+    """Ask the master to end the application; False if it is already over."""
     d = deps()
-    get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
-    parts = _app(tenant, sig, app_id)
     state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
     if state.terminal:
-        return app_view(app_id, parts), 200
+        return False
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
@@ -136,5 +142,17 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
         except Conflict:
             pass
     log.info("app %s/%s/%s: kill requested", tenant, sig, app_id)
-    _wake(tenant, sig, app_id, "kill")
-    return app_view(app_id, _app(tenant, sig, app_id)), 202
+    wake(tenant, sig, app_id, "kill")
+    return True
+
+
+@bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+@action("app.kill")
+def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    parts = app_or_404(tenant, sig, app_id)
+    if not request_kill(tenant, sig, app_id, parts):
+        return app_view(app_id, parts), 200
+    return app_view(app_id, app_or_404(tenant, sig, app_id)), 202

@@ -1,0 +1,288 @@
+"""`/api/v1/tenants/{t}/sigs/{s}/livy`: Apache Livy's REST API over a SIG, for clients that speak it
+(sparkmagic, pylivy, Airflow's LivyOperator).
+
+Batches are the SIG's applications (one record, two views: `/applications` in spaas's shape,
+`/livy/batches` in Livy's). Interactive sessions are applications too: their driver runs the
+platform's REPL (`services/agent/repl.py`), and their statements live in etcd below the
+application (`stmts/{n}/code|cancel|result`), so a session outlives any API replica.
+
+Errors on these routes carry Livy's `{"msg": ...}` next to the platform's `{"error": {...}}`.
+State mapping (application -> Livy):
+
+    SUBMITTED -> not_started      STARTING -> starting
+    RUNNING   -> running (batch) | idle / busy (session: busy while a statement waits or runs)
+    FINISHED  -> success (batch) | dead (session: it ended by itself, e.g. idle timeout)
+    FAILED    -> dead             KILLED -> killed
+    a kill requested but not yet done -> shutting_down
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from pydantic import ValidationError
+
+from spaas.errors import Invalid, NotFound, SpaasError
+from spaas.model import AppState, Application
+from spaas.store import Entry
+
+from services.api.deps import deps, json_body
+from services.api.errors import STATUS, BadRequest, field_of
+from services.api.guard import action, current_principal, current_roles
+from services.api.records import get_sig, get_tenant, group_apps
+from services.api.routes.applications import app_or_404, record_app, request_kill
+from services.api.routes.sigs import _int_arg
+from spaas import authz
+
+log = logging.getLogger(__name__)
+bp = Blueprint("livy", __name__)
+BASE = "/tenants/<tenant>/sigs/<sig>/livy"
+LIVY_VERSION = "0.8.0-spaas"
+LOG_TAIL = 100  # lines of log in GET batch / session, as Livy shows
+# Livy request fields that spaas takes as they are (the Application model's fields).
+PASSED = ("file", "className", "args", "pyFiles", "conf", "name", "driverMemory", "executorMemory",
+          "executorCores", "numExecutors")
+# Livy request fields spaas has no use for: accepted when empty, refused (400) otherwise.
+UNSUPPORTED = ("jars", "files", "archives", "queue")
+
+
+# -- errors in Livy's shape ---------------------------------------------------------------------
+
+def _livy_error(message: str, status: int, code: str, field: str | None = None) -> tuple[Response, int]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    resp = jsonify({"msg": message, "error": error})
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="spaas", charset="UTF-8"'
+    return resp, status
+
+
+@bp.errorhandler(SpaasError)
+def _spaas_error(exc: SpaasError) -> tuple[Response, int]:
+    status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+    if status >= 500:
+        log.error("livy request failed: %s", exc.message)
+    return _livy_error(exc.message, status, exc.code, exc.field)
+
+
+@bp.errorhandler(ValidationError)
+def _validation(exc: ValidationError) -> tuple[Response, int]:
+    errors = exc.errors(include_url=False)
+    message = "; ".join(f"{field_of(tuple(e.get('loc', ())))}: {e.get('msg')}" for e in errors[:10])
+    return _livy_error(message, 400, "Invalid", field_of(tuple(errors[0].get("loc", ()))))
+
+
+# -- shared ---------------------------------------------------------------------------------------
+
+def _sig(tenant: str, sig: str) -> None:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+
+
+def _url(path: str) -> str:
+    return request.url_root.rstrip("/") + path
+
+
+def app_request(body: dict[str, Any], *, default_file: str | None = None) -> Application:
+    """A Livy batch/session request as a spaas application; 400 naming what spaas does not take."""
+    for name in UNSUPPORTED:
+        if body.get(name):
+            raise Invalid(f"{name} is not supported: upload files to the SIG (POST .../files) and name them "
+                          f"in file / pyFiles", field=name)
+    proxy_user = body.get("proxyUser")
+    if proxy_user not in (None, "", current_principal().name):
+        raise Invalid("proxyUser may only name the caller: spaas runs every application as its submitter",
+                      field="proxyUser")
+    fields = {k: body[k] for k in PASSED if body.get(k) is not None}
+    if default_file is not None:
+        fields["file"] = default_file
+    conf = fields.get("conf", {})
+    if isinstance(conf, dict):
+        # Livy clients send numbers and booleans as conf values; Spark reads them as strings.
+        conf = {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in conf.items()}
+        cores = body.get("driverCores")
+        if cores is not None:
+            if isinstance(cores, bool) or not isinstance(cores, int) or not 1 <= cores <= 64:
+                raise Invalid("driverCores must be an integer from 1 to 64", field="driverCores")
+            conf["spark.driver.cores"] = str(cores)
+        fields["conf"] = conf
+    return Application.model_validate(fields)
+
+
+def livy_state(parts: dict[str, Entry], *, session: bool) -> str:
+    """Livy's state of an application or session (see the module docstring)."""
+    state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
+    if state is AppState.KILLED:
+        return "killed"
+    if state is AppState.FAILED:
+        return "dead"
+    if state is AppState.FINISHED:
+        return "dead" if session else "success"
+    if "kill" in parts:
+        return "shutting_down"
+    if state is AppState.SUBMITTED:
+        return "not_started"
+    if state is AppState.STARTING:
+        return "starting"
+    if not session:
+        return "running"
+    return "busy" if any(s["state"] in ("waiting", "running", "cancelling")
+                         for s in statements(parts, ended=False)) else "idle"
+
+
+def _log_tail(tenant: str, sig: str, app_id: str, size: int = LOG_TAIL) -> list[str]:
+    try:
+        lines = deps().storage.driver_log(tenant, sig, app_id).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    return lines[-size:]
+
+
+def livy_view(tenant: str, sig: str, app_id: str, parts: dict[str, Entry], *, with_log: bool = True) -> dict[str, Any]:
+    spec = parts["spec"].value
+    state = parts["state"].value if "state" in parts else {}
+    session = spec.get("session")
+    spark_id = state.get("spark_app_id")
+    kind = "sessions" if session else "batches"
+    view: dict[str, Any] = {
+        "id": app_id,
+        "name": spec["request"].get("name"),
+        "owner": spec.get("submitter"),
+        "proxyUser": spec.get("submitter"),
+        "state": livy_state(parts, session=bool(session)),
+        "appId": spark_id,
+        "appInfo": {
+            "driverLogUrl": _url(f"/api/v1/tenants/{tenant}/sigs/{sig}/livy/{kind}/{app_id}/log"),
+            "sparkUiUrl": _url(f"/sig/{tenant}/{sig}/proxy/{spark_id}/") if spark_id else None,
+        },
+        "log": _log_tail(tenant, sig, app_id) if with_log else [],
+    }
+    if session:
+        view["kind"] = session.get("kind")
+        view["ttl"] = None
+        view["heartbeatTimeoutInSecond"] = session.get("heartbeatTimeoutInSecond", 0)
+    return view
+
+
+def statements(parts: dict[str, Entry], *, ended: bool) -> list[dict[str, Any]]:
+    """The session's statements in Livy's shape; `ended`: the session is over, so a statement
+    that never finished is shown cancelled."""
+    by_id: dict[int, dict[str, Any]] = {}
+    for key, entry in parts.items():
+        if key.startswith("stmts/"):
+            _, n, part = key.split("/", 2)
+            by_id.setdefault(int(n), {})[part] = entry.value
+    out = []
+    for n, p in sorted(by_id.items()):
+        if "code" not in p:
+            continue
+        result = p.get("result") or {}
+        state = result.get("state", "waiting")
+        if state in ("waiting", "running") and "cancel" in p:
+            state = "cancelling"
+        if ended and state in ("waiting", "running", "cancelling"):
+            state = "cancelled"
+        out.append({"id": n, "code": p["code"]["code"], "state": state, "output": result.get("output"),
+                    "progress": 1.0 if state in ("available", "error", "cancelled") else float(result.get("progress", 0.0)),
+                    "started": int(result.get("started", 0) * 1000), "completed": int(result.get("completed", 0) * 1000)})
+    return out
+
+
+def _mine(tenant: str, sig: str, *, sessions: bool) -> list[tuple[str, dict[str, Entry]]]:
+    d = deps()
+    grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
+    principal, roles = current_principal(), current_roles()
+    return [(app_id, parts) for app_id, parts in sorted(grouped.items())
+            if "spec" in parts and bool(parts["spec"].value.get("session")) == sessions
+            and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]
+
+
+def _paged(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    start = _int_arg("from", 0)
+    size = _int_arg("size", 100, lo=0, hi=10_000)
+    return {"from": start, "total": len(items), key: items[start:start + size]}
+
+
+def _one(tenant: str, sig: str, app_id: str, *, session: bool) -> dict[str, Entry]:
+    """The caller's batch or session (404 if the id names the other kind)."""
+    _sig(tenant, sig)
+    parts = app_or_404(tenant, sig, app_id)
+    if bool(parts["spec"].value.get("session")) != session:
+        what = "session" if session else "batch"
+        raise NotFound(f"{what} {app_id!r} not found", field="id")
+    return parts
+
+
+def _log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    start = _int_arg("from", 0)
+    size = _int_arg("size", 100, lo=0, hi=100_000)
+    try:
+        lines = deps().storage.driver_log(tenant, sig, app_id).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        lines = []
+    return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
+
+
+def _created(view: dict[str, Any], kind: str, tenant: str, sig: str) -> tuple[Response, int]:
+    resp = jsonify(view)
+    resp.headers["Location"] = f"/api/v1/tenants/{tenant}/sigs/{sig}/livy/{kind}/{view['id']}"
+    return resp, 201
+
+
+# -- version and batches ---------------------------------------------------------------------------
+
+@bp.get(f"{BASE}/version")
+@action("livy.version")
+def version(tenant: str, sig: str) -> dict[str, Any]:
+    _sig(tenant, sig)
+    return {"version": LIVY_VERSION, "commit": "spaas", "branch": "", "user": "", "date": "", "url": ""}
+
+
+@bp.post(f"{BASE}/batches")
+@action("app.submit")
+def create_batch(tenant: str, sig: str) -> tuple[Response, int]:
+    body = json_body()
+    _sig(tenant, sig)
+    if not body.get("file"):
+        raise Invalid("file is required: a path in the SIG's storage, e.g. files/job.py", field="file")
+    app_id = record_app(tenant, sig, app_request(body))
+    parts = app_or_404(tenant, sig, app_id)
+    return _created(livy_view(tenant, sig, app_id, parts), "batches", tenant, sig)
+
+
+@bp.get(f"{BASE}/batches")
+@action("app.list")
+def list_batches(tenant: str, sig: str) -> dict[str, Any]:
+    _sig(tenant, sig)
+    views = [livy_view(tenant, sig, app_id, parts, with_log=False) for app_id, parts in _mine(tenant, sig, sessions=False)]
+    return _paged(views, "sessions")
+
+
+@bp.get(f"{BASE}/batches/<app_id>")
+@action("app.read")
+def read_batch(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    return livy_view(tenant, sig, app_id, _one(tenant, sig, app_id, session=False))
+
+
+@bp.get(f"{BASE}/batches/<app_id>/state")
+@action("app.read")
+def batch_state(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    return {"id": app_id, "state": livy_state(_one(tenant, sig, app_id, session=False), session=False)}
+
+
+@bp.get(f"{BASE}/batches/<app_id>/log")
+@action("app.log")
+def batch_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    _one(tenant, sig, app_id, session=False)
+    return _log(tenant, sig, app_id)
+
+
+@bp.delete(f"{BASE}/batches/<app_id>")
+@action("app.kill")
+def delete_batch(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    request_kill(tenant, sig, app_id, _one(tenant, sig, app_id, session=False))
+    return {"msg": "deleted"}

@@ -1,0 +1,133 @@
+"""The Livy routes' contract without Spark: batches as a Livy view of applications, Livy's error
+bodies, HTTP Basic (LDAP password or token) and the cookie CSRF rule. Sessions and real clients
+run against Spark in tests/e2e/test_livy.py."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from spaas.keys import Keys
+from spaas.store import Store
+
+from tests.api.conftest import ADMIN_TOKEN, client_for, login
+from tests.ldap_fixture import Ldap
+
+L = "/api/v1/tenants/acme/sigs/s1/livy"
+
+
+def basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def _upload(client: FlaskClient) -> None:
+    resp = client.post("/api/v1/tenants/acme/sigs/s1/files", data={"file": (io.BytesIO(b"print(1)\n"), "job.py")},
+                       content_type="multipart/form-data")
+    assert resp.status_code == 201, resp.get_json()
+
+
+def test_version(client: FlaskClient, sig: str) -> None:
+    resp = client.get(f"{L}/version")
+    assert resp.status_code == 200
+    assert resp.get_json()["version"].startswith("0.8.0")
+
+
+def test_batch_create_read_state_log_list_delete(client: FlaskClient, sig: str, app: Flask, keys: Keys,
+                                                 store: Store) -> None:
+    _upload(client)
+    resp = client.post(f"{L}/batches", json={"file": "files/job.py", "args": ["1"], "name": "pi",
+                                              "conf": {"spark.executor.cores": 1}, "driverCores": 1,
+                                              "jars": [], "proxyUser": None})
+    assert resp.status_code == 201, resp.get_json()
+    batch = resp.get_json()
+    assert resp.headers["Location"] == f"{L}/batches/{batch['id']}"
+    assert batch["state"] == "not_started" and batch["proxyUser"] == "admin" and batch["appId"] is None
+    assert batch["appInfo"]["driverLogUrl"].endswith(f"{L}/batches/{batch['id']}/log")
+    assert batch["appInfo"]["sparkUiUrl"] is None and batch["log"] == []
+    # One record, two views: the same id is an application.
+    same = client.get(f"/api/v1/tenants/acme/sigs/s1/applications/{batch['id']}").get_json()
+    assert same["state"] == "SUBMITTED" and same["request"]["conf"] == {"spark.executor.cores": "1",
+                                                                      "spark.driver.cores": "1"}
+    assert client.get(f"{L}/batches/{batch['id']}/state").get_json() == {"id": batch["id"], "state": "not_started"}
+    # The driver wrote a log: GET batch shows it, /log pages it with total.
+    log_path = app.extensions["spaas"].storage.driver_log("acme", "s1", batch["id"])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("".join(f"line {i}\n" for i in range(250)))
+    store.put(keys.app_state("acme", "s1", batch["id"]), {"state": "RUNNING", "spark_app_id": "app-20260101000000-0001"})
+    got = client.get(f"{L}/batches/{batch['id']}").get_json()
+    assert got["state"] == "running" and got["appId"] == "app-20260101000000-0001"
+    assert got["appInfo"]["sparkUiUrl"].endswith("/sig/acme/s1/proxy/app-20260101000000-0001/")
+    assert got["log"][-1] == "line 249" and len(got["log"]) == 100
+    page = client.get(f"{L}/batches/{batch['id']}/log?from=200&size=30").get_json()
+    assert page == {"id": batch["id"], "from": 200, "total": 250, "log": [f"line {i}" for i in range(200, 230)]}
+    listing = client.get(f"{L}/batches").get_json()
+    assert listing["total"] == 1 and [b["id"] for b in listing["sessions"]] == [batch["id"]]
+    assert client.delete(f"{L}/batches/{batch['id']}").get_json() == {"msg": "deleted"}
+    assert client.get(f"{L}/batches/{batch['id']}").get_json()["state"] == "shutting_down"
+    store.put(keys.app_state("acme", "s1", batch["id"]), {"state": "KILLED"})
+    assert client.get(f"{L}/batches/{batch['id']}/state").get_json()["state"] == "killed"
+
+
+def test_states_map_to_livy(client: FlaskClient, sig: str, keys: Keys, store: Store) -> None:
+    _upload(client)
+    bid = client.post(f"{L}/batches", json={"file": "files/job.py"}).get_json()["id"]
+    for state, livy in (("STARTING", "starting"), ("FINISHED", "success"), ("FAILED", "dead")):
+        store.put(keys.app_state("acme", "s1", bid), {"state": state})
+        assert client.get(f"{L}/batches/{bid}/state").get_json()["state"] == livy
+
+
+def test_errors_are_livy_shaped(client: FlaskClient, sig: str, anon: FlaskClient) -> None:
+    _upload(client)
+    for body, field in (({"file": "files/missing.py"}, "file"), ({"file": "files/job.py", "jars": ["x.jar"]}, "jars"),
+                        ({"file": "files/job.py", "proxyUser": "root"}, "proxyUser"), ({}, "file"),
+                        ({"file": "files/job.py", "conf": {"spark.master": "local"}}, "conf.spark.master"),
+                        ({"file": "files/job.py", "numExecutors": 0}, "numExecutors")):
+        resp = client.post(f"{L}/batches", json=body)
+        assert resp.status_code in (400, 422), (body, resp.get_json())
+        err = resp.get_json()
+        assert err["msg"] == err["error"]["message"] and err["error"]["field"] == field, err
+    resp = client.get(f"{L}/batches/nope")
+    assert resp.status_code == 404 and "nope" in resp.get_json()["msg"]
+    resp = anon.get(f"{L}/batches")
+    assert resp.status_code == 401 and resp.get_json()["msg"] and resp.headers["WWW-Authenticate"].startswith("Basic")
+    # An application submitted on /applications is a batch; a session is not.
+    assert client.get("/api/v1/tenants/acme/sigs/nosig/livy/batches").status_code == 404
+
+
+def test_basic_auth_with_ldap_password_or_token(app: Flask, client: FlaskClient, sig: str, ldap_server: Ldap) -> None:
+    assert client.put("/api/v1/tenants/acme/members/user/bob", json={"roles": ["user"]}).status_code == 200
+    _upload(client)
+    c = app.test_client()
+    bob_pw = ldap_server.passwords["bob"]
+    assert c.get(f"{L}/batches", headers=basic("bob", bob_pw)).status_code == 200
+    assert c.get(f"{L}/batches", headers=basic("bob", "wrong")).status_code == 401
+    assert c.get(f"{L}/batches", headers=basic("alice", bob_pw)).status_code == 401
+    # A token as the password: only with its owner's name.
+    token = login(app, "bob", bob_pw)
+    assert c.get(f"{L}/batches", headers=basic("bob", token)).status_code == 200
+    assert c.get(f"{L}/batches", headers=basic("carol", token)).status_code == 401
+    assert c.get(f"{L}/batches", headers=basic("admin", ADMIN_TOKEN)).status_code == 200
+    assert c.get(f"{L}/batches", headers=basic("bob", ADMIN_TOKEN)).status_code == 401
+    created = c.post(f"{L}/batches", json={"file": "files/job.py"}, headers=basic("bob", token))
+    assert created.status_code == 201 and created.get_json()["proxyUser"] == "bob"
+    # Another tenant's user sees nothing, word for word like a missing tenant.
+    dave = basic("dave", ldap_server.passwords["dave"])
+    resp = c.get(f"{L}/batches/{created.get_json()['id']}", headers=dave)
+    assert resp.status_code == 404 and resp.get_json()["msg"] == "tenant 'acme' not found"
+
+
+def test_cookie_sessions_need_x_requested_by(app: Flask, client: FlaskClient, sig: str, ldap_server: Ldap) -> None:
+    assert client.put("/api/v1/tenants/acme/members/user/bob", json={"roles": ["user"]}).status_code == 200
+    _upload(client)
+    token = login(app, "bob", ldap_server.passwords["bob"])
+    c = app.test_client()
+    c.set_cookie("spaas_session", token)
+    assert c.get(f"{L}/batches").status_code == 200
+    resp = c.post(f"{L}/batches", json={"file": "files/job.py"})
+    assert resp.status_code == 400 and "X-Requested-By" in resp.get_json()["msg"]
+    assert c.post(f"{L}/batches", json={"file": "files/job.py"}, headers={"X-Requested-By": "me"}).status_code == 201
+    # Bearer and Basic callers need no such header.
+    assert client_for(app, token).post(f"{L}/batches", json={"file": "files/job.py"}).status_code == 201
