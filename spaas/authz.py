@@ -87,6 +87,8 @@ PERMISSIONS: dict[str, Rule] = {
     "app.log": Rule(Scope.TENANT, APP_ROLES),
     "app.kill": Rule(Scope.TENANT, APP_ROLES),
     "livy.version": Rule(Scope.TENANT, APP_ROLES),
+    "statement.run": Rule(Scope.TENANT, APP_ROLES),  # in the caller's own sessions unless app admin
+    "statement.cancel": Rule(Scope.TENANT, APP_ROLES),
 }
 
 

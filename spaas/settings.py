@@ -143,6 +143,9 @@ class ApiSettings(BaseSettings):
     login_window_s: int = 300
     # Days the audit log keeps entries.
     audit_retention_days: int = 30
+    # Seconds a Livy session may sit idle (no statement, no client heartbeat) before it ends; also
+    # the most a client's heartbeatTimeoutInSecond may ask for.
+    livy_session_timeout_s: int = 3600
 
     @property
     def token_path(self) -> Path:

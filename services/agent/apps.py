@@ -154,7 +154,10 @@ class AppController:
                 return  # someone else moved it (e.g. killed before start); next scan sees it
             assert app.spec is not None
             try:
-                driver = self._make_driver(app.app_id, app.spec.get("request", {}))
+                request = dict(app.spec.get("request", {}))
+                if app.spec.get("session"):
+                    request["session"] = app.spec["session"]  # a Livy session: the driver runs the REPL
+                driver = self._make_driver(app.app_id, request)
                 driver.start()
             except Exception as exc:  # a bad path or a missing file: the app fails, the agent goes on
                 log.warning("app %s: cannot start driver: %s", ident, exc)

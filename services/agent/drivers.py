@@ -33,6 +33,8 @@ class Driver:
     requested_cores: int = 0
     dynamic_allocation: bool = False
     executor_cores: int = 0
+    # A Livy session's REPL exchange directory (services/agent/repl.py); None for batches.
+    repl_dir: Path | None = None
     _scanned: int = field(default=0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

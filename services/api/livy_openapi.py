@@ -53,6 +53,22 @@ SCHEMAS: dict[str, Any] = {
     "LivyState": _obj({"id": STR, "state": {"enum": LIVY_STATES}}),
     "LivyLog": _obj({"id": STR, "from": INT, "total": INT, "log": STR_LIST}),
     "LivyDeleted": _obj({"msg": STR}),
+    "LivySession": _obj({"id": STR, "name": NULL_STR, "owner": NULL_STR, "proxyUser": NULL_STR,
+                         "kind": {"enum": ["pyspark", "sql"]}, "state": {"enum": LIVY_STATES}, "appId": NULL_STR,
+                         "appInfo": _ref("LivyAppInfo"), "log": STR_LIST, "ttl": {"type": "null"},
+                         "heartbeatTimeoutInSecond": INT}),
+    "LivySessionList": _obj({"from": INT, "total": INT,
+                             "sessions": {"type": "array", "items": _ref("LivySession")}}),
+    "LivyStatementRequest": _obj({"code": {"type": "string", "minLength": 1},
+                                  "kind": {"enum": ["pyspark", "python", "pyspark3", "sql"]}}, ["code"]),
+    "LivyStatement": _obj({
+        "id": INT, "code": STR, "state": {"enum": STATEMENT_STATES}, "progress": {"type": "number"},
+        "started": INT, "completed": INT,
+        "output": {"type": ["object", "null"], "properties": {
+            "status": {"enum": ["ok", "error"]}, "execution_count": INT, "data": {"type": "object"},
+            "ename": STR, "evalue": STR, "traceback": STR_LIST}}}),
+    "LivyStatementList": _obj({"total_statements": INT,
+                               "statements": {"type": "array", "items": _ref("LivyStatement")}}),
 }
 
 
@@ -78,6 +94,7 @@ def paths(tenant: dict[str, Any], sig: dict[str, Any], page: list[dict[str, Any]
     """`tenant`, `sig`: the path parameters; `page`: the `from` and `size` query parameters."""
     base = "/api/v1/tenants/{tenant}/sigs/{sig}/livy"
     ts = [tenant, sig]
+    stmt = [{"name": "stmt", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}, "example": 0}]
     bid = [{"name": "id", "in": "path", "required": True, "schema": STR, "example": "0000deadbeef00000000"}]
     return {
         f"{base}/version": {"get": op("livy.version", "Livy version", {200: "LivyVersion"}, params=ts)},
@@ -90,4 +107,22 @@ def paths(tenant: dict[str, Any], sig: dict[str, Any], page: list[dict[str, Any]
             "delete": op("app.kill", "Kill a batch", {200: "LivyDeleted"}, params=ts + bid)},
         f"{base}/batches/{{id}}/state": {"get": op("app.read", "Batch state", {200: "LivyState"}, params=ts + bid)},
         f"{base}/batches/{{id}}/log": {"get": op("app.log", "Batch log", {200: "LivyLog"}, params=ts + bid + page)},
+        f"{base}/sessions": {
+            "post": op("app.submit", "Start an interactive session", {201: "LivySession"}, params=ts,
+                       body="LivySessionRequest", location=True),
+            "get": op("app.list", "List sessions", {200: "LivySessionList"}, params=ts + page)},
+        f"{base}/sessions/{{id}}": {
+            "get": op("app.read", "Get a session", {200: "LivySession"}, params=ts + bid),
+            "delete": op("app.kill", "End a session", {200: "LivyDeleted"}, params=ts + bid)},
+        f"{base}/sessions/{{id}}/state": {"get": op("app.read", "Session state", {200: "LivyState"}, params=ts + bid)},
+        f"{base}/sessions/{{id}}/log": {"get": op("app.log", "Session log", {200: "LivyLog"},
+                                                   params=ts + bid + page)},
+        f"{base}/sessions/{{id}}/statements": {
+            "post": op("statement.run", "Run a statement", {201: "LivyStatement"}, params=ts + bid,
+                       body="LivyStatementRequest", location=True),
+            "get": op("app.read", "List statements", {200: "LivyStatementList"}, params=ts + bid)},
+        f"{base}/sessions/{{id}}/statements/{{stmt}}": {
+            "get": op("app.read", "Get a statement", {200: "LivyStatement"}, params=ts + bid + stmt)},
+        f"{base}/sessions/{{id}}/statements/{{stmt}}/cancel": {
+            "post": op("statement.cancel", "Cancel a statement", {200: "LivyDeleted"}, params=ts + bid + stmt)},
     }

@@ -109,6 +109,32 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                               (200, 404, 404, 404, 403, 401)),
     "livy-their-batch-delete": (Row("DELETE", S + "/livy/batches/{theirs}"), (200, 200, 403, 403, 404, 401),
                                 (200, 404, 404, 404, 403, 401)),
+    "livy-session-create": (Row("POST", S + "/livy/sessions", {"kind": "pyspark"}), (201, 201, 201, 201, 404, 401),
+                            (201, 404, 404, 404, 201, 401)),
+    "livy-sessions-list": (Row("GET", S + "/livy/sessions"), (200, 200, 200, 200, 404, 401),
+                           (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-read": (Row("GET", S + "/livy/sessions/{ms}"), (200, 200, 403, 200, 404, 401),
+                             (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-state": (Row("GET", S + "/livy/sessions/{ms}/state"), (200, 200, 403, 200, 404, 401),
+                              (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-log": (Row("GET", S + "/livy/sessions/{ms}/log"), (200, 200, 403, 200, 404, 401),
+                            (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-delete": (Row("DELETE", S + "/livy/sessions/{ms}"), (200, 200, 403, 200, 404, 401),
+                               (200, 404, 404, 404, 200, 401)),
+    "livy-my-statements-list": (Row("GET", S + "/livy/sessions/{ms}/statements"), (200, 200, 403, 200, 404, 401),
+                                (200, 404, 404, 404, 200, 401)),
+    "livy-my-statement-create": (Row("POST", S + "/livy/sessions/{ms}/statements", {"code": "1 + 1"}),
+                                 (201, 201, 403, 201, 404, 401), (201, 404, 404, 404, 201, 401)),
+    "livy-my-statement-read": (Row("GET", S + "/livy/sessions/{ms}/statements/0"), (200, 200, 403, 200, 404, 401),
+                               (200, 404, 404, 404, 200, 401)),
+    "livy-my-statement-cancel": (Row("POST", S + "/livy/sessions/{ms}/statements/0/cancel"),
+                                 (200, 200, 403, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "livy-their-session-read": (Row("GET", S + "/livy/sessions/{ts}"), (200, 200, 403, 403, 404, 401),
+                                (200, 404, 404, 404, 403, 401)),
+    "livy-their-statement-create": (Row("POST", S + "/livy/sessions/{ts}/statements", {"code": "1 + 1"}),
+                                    (201, 201, 403, 403, 404, 401), (201, 404, 404, 404, 403, 401)),
+    "livy-their-statement-cancel": (Row("POST", S + "/livy/sessions/{ts}/statements/0/cancel"),
+                                    (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
     "audit": (Row("GET", "/api/v1/audit"), (200, 403, 403, 403, 403, 401), (200, 403, 403, 403, 403, 401)),
     "tokens-list": (Row("GET", "/api/v1/tokens"), (200, 200, 200, 200, 200, 401), (200, 200, 200, 200, 200, 401)),
     "token-create": (Row("POST", "/api/v1/tokens", {"name": "ci"}), (201,) * 5 + (401,), (201,) * 5 + (401,)),
@@ -144,6 +170,14 @@ def build_world(admin: FlaskClient, store: Store, keys: Keys) -> dict[str, dict[
             resp = admin.post(f"{sig}/applications", json=APP, headers={"Authorization": f"Bearer {token}"})
             assert resp.status_code == 201, resp.get_json()
             apps[tenant][which] = resp.get_json()["id"]
+            # And a Livy session with one statement (no Spark runs here: it stays not_started).
+            resp = admin.post(f"{sig}/livy/sessions", json={"kind": "pyspark"}, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.get_json()
+            session = resp.get_json()["id"]
+            apps[tenant][which + "_session"] = session
+            resp = admin.post(f"{sig}/livy/sessions/{session}/statements", json={"code": "1"},
+                              headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.get_json()
     return apps
 
 
@@ -158,7 +192,8 @@ def test_cell(app: Flask, client: FlaskClient, anon: FlaskClient, store: Store, 
     else:
         user = LOGIN[role]
         caller = client_for(app, login(app, user, ldap_server.passwords[user]))
-    path = row.path.format(t=tenant, mine=apps[tenant]["mine"], theirs=apps[tenant]["theirs"])
+    path = row.path.format(t=tenant, mine=apps[tenant]["mine"], theirs=apps[tenant]["theirs"],
+                           ms=apps[tenant]["mine_session"], ts=apps[tenant]["theirs_session"])
     kw: dict[str, Any] = {"method": row.method}
     if row.upload:
         kw.update(data={"file": (io.BytesIO(b"print(2)\n"), "other.py")}, content_type="multipart/form-data")
@@ -187,7 +222,8 @@ def test_the_matrix_covers_every_route(app: Flask) -> None:
     normalized = {(m, p.replace("{t}", "<tenant>").replace("s1", "<sig>").replace("{mine}", "<app_id>")
                    .replace("{theirs}", "<app_id>").replace("/user/zed", "/<any(user, group):kind>/<name>")
                    .replace("/user/victim", "/<any(user, group):kind>/<name>")
-                   .replace("/0123456789abcdef", "/<token_id>")) for m, p in covered}
+                   .replace("/0123456789abcdef", "/<token_id>").replace("{ms}", "<app_id>").replace("{ts}", "<app_id>")
+                   .replace("/statements/0", "/statements/<stmt>")) for m, p in covered}
     missing = {(m, r) for m, r in rules if (m, r) not in normalized and r not in ("/metrics",)}
     assert not missing, missing
 
@@ -212,7 +248,7 @@ def test_users_list_only_their_own_applications(app: Flask, client: FlaskClient,
         c = client_for(app, login(app, user, ldap_server.passwords[user]))
         listing[role] = sorted(a["id"] for a in c.get(S.format(t="acme") + "/applications").get_json()["applications"])
     assert listing == {"consumer_admin": sorted(apps["acme"].values()), "sig_configure": [],
-                       "user": [apps["acme"]["mine"]]}
+                       "user": sorted([apps["acme"]["mine"], apps["acme"]["mine_session"]])}
 
 
 def test_admin_token_still_is_cluster_admin(client: FlaskClient, store: Store, keys: Keys) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -13,6 +15,8 @@ from flask.testing import FlaskClient
 from spaas.keys import Keys
 from spaas.store import Store
 
+from services.agent import repl
+from services.agent.sessions import SessionRelay
 from tests.api.conftest import ADMIN_TOKEN, client_for, login
 from tests.ldap_fixture import Ldap
 
@@ -86,7 +90,7 @@ def test_errors_are_livy_shaped(client: FlaskClient, sig: str, anon: FlaskClient
                         ({"file": "files/job.py", "conf": {"spark.master": "local"}}, "conf.spark.master"),
                         ({"file": "files/job.py", "numExecutors": 0}, "numExecutors")):
         resp = client.post(f"{L}/batches", json=body)
-        assert resp.status_code in (400, 422), (body, resp.get_json())
+        assert resp.status_code == 400, (body, resp.get_json())
         err = resp.get_json()
         assert err["msg"] == err["error"]["message"] and err["error"]["field"] == field, err
     resp = client.get(f"{L}/batches/nope")
@@ -131,3 +135,76 @@ def test_cookie_sessions_need_x_requested_by(app: Flask, client: FlaskClient, si
     assert c.post(f"{L}/batches", json={"file": "files/job.py"}, headers={"X-Requested-By": "me"}).status_code == 201
     # Bearer and Basic callers need no such header.
     assert client_for(app, token).post(f"{L}/batches", json={"file": "files/job.py"}).status_code == 201
+
+
+def test_session_statements_through_the_relay(client: FlaskClient, sig: str, keys: Keys, store: Store,
+                                              tmp_path: Path) -> None:
+    """The API's statements reach a REPL's inbox through the agent's relay, and its results come back."""
+    resp = client.post(f"{L}/sessions", json={"kind": "pyspark", "heartbeatTimeoutInSecond": 60, "conf": {}})
+    assert resp.status_code == 201, resp.get_json()
+    session = resp.get_json()
+    sid = session["id"]
+    assert resp.headers["Location"] == f"{L}/sessions/{sid}"
+    assert session["kind"] == "pyspark" and session["state"] == "not_started" and session["proxyUser"] == "admin"
+    spec = store.get(keys.app_spec("acme", "s1", sid))
+    assert spec is not None and spec.value["session"] == {"kind": "pyspark", "heartbeatTimeoutInSecond": 60,
+                                                          "idle_timeout_s": 60}
+    # Sessions and batches are apart in Livy's views, together in /applications.
+    assert [s["id"] for s in client.get(f"{L}/sessions").get_json()["sessions"]] == [sid]
+    assert client.get(f"{L}/batches").get_json()["sessions"] == []
+    assert client.get(f"{L}/batches/{sid}").status_code == 404
+    st = client.post(f"{L}/sessions/{sid}/statements", json={"code": "print(6 * 7)", "kind": "pyspark"})
+    assert st.status_code == 201 and st.headers["Location"] == f"{L}/sessions/{sid}/statements/0"
+    assert st.get_json()["state"] == "waiting" and st.get_json()["output"] is None
+    assert client.post(f"{L}/sessions/{sid}/statements", json={"code": "SELECT 1"}).get_json()["id"] == 1
+    store.put(keys.app_state("acme", "s1", sid), {"state": "RUNNING"})
+    assert client.get(f"{L}/sessions/{sid}/state").get_json()["state"] == "busy"
+
+    relay = SessionRelay(store, keys, tenant="acme", sig="s1")
+    root = tmp_path / "repl"
+    relay.sync_one(sid, root)
+    assert json.loads((root / "in" / "0.json").read_text()) == {"code": "print(6 * 7)", "kind": "pyspark"}
+    assert float((root / "heartbeat").read_text()) > 0  # the client's GETs count as heartbeats
+    # What the REPL writes when statement 0 is done goes back to etcd and to the client.
+    output = {"status": "ok", "execution_count": 0, "data": {"text/plain": "42"}}
+    (root / "out" / "0.json").write_text(json.dumps({"state": "available", "output": output,
+                                                      "started": 1.0, "completed": 2.0}))
+    assert client.post(f"{L}/sessions/{sid}/statements/1/cancel").get_json() == {"msg": "canceled"}
+    relay.sync_one(sid, root)
+    assert (root / "cancel" / "1").exists()
+    got = client.get(f"{L}/sessions/{sid}/statements/0").get_json()
+    assert got == {"id": 0, "code": "print(6 * 7)", "state": "available", "output": output, "progress": 1.0,
+                   "started": 1000, "completed": 2000}
+    listing = client.get(f"{L}/sessions/{sid}/statements").get_json()
+    assert listing["total_statements"] == 2 and listing["statements"][1]["state"] == "cancelling"
+    # Deleting the session: it is shutting down, then killed; unfinished statements show cancelled.
+    assert client.delete(f"{L}/sessions/{sid}").get_json() == {"msg": "deleted"}
+    assert client.get(f"{L}/sessions/{sid}/state").get_json()["state"] == "shutting_down"
+    assert client.post(f"{L}/sessions/{sid}/statements", json={"code": "1"}).status_code == 409
+    store.put(keys.app_state("acme", "s1", sid), {"state": "KILLED"})
+    assert client.get(f"{L}/sessions/{sid}").get_json()["state"] == "killed"
+    assert client.get(f"{L}/sessions/{sid}/statements/1").get_json()["state"] == "cancelled"
+
+
+def test_session_kinds_and_bad_statements(client: FlaskClient, sig: str) -> None:
+    resp = client.post(f"{L}/sessions", json={"kind": "spark"})
+    assert resp.status_code == 400 and "pyspark, sql" in resp.get_json()["msg"], resp.get_json()
+    assert client.post(f"{L}/sessions", json={"kind": "sql", "heartbeatTimeoutInSecond": -1}).status_code == 400
+    sid = client.post(f"{L}/sessions", json={"kind": "sql"}).get_json()["id"]
+    for body in ({}, {"code": ""}, {"code": 1}, {"code": "x", "kind": "sparkr"}):
+        resp = client.post(f"{L}/sessions/{sid}/statements", json=body)
+        assert resp.status_code == 400 and resp.get_json()["msg"], (body, resp.get_json())
+    assert client.get(f"{L}/sessions/{sid}/statements/7").status_code == 404
+    assert client.get(f"{L}/sessions/nope").status_code == 404
+
+
+def test_repl_runs_python_like_livy() -> None:
+    ns: dict[str, object] = {}
+    assert repl.run_python("x = 6\nprint('x is', x)\nx * 7", ns) == "x is 6\n42"
+    assert repl.run_python("y = 1", ns) == "" and ns["y"] == 1
+    try:
+        repl.run_python("raise ValueError('boom')", ns)
+    except ValueError as exc:
+        out = repl.error_output(exc, 3)
+    assert out["status"] == "error" and out["ename"] == "ValueError" and out["evalue"] == "boom"
+    assert any("boom" in line for line in out["traceback"])

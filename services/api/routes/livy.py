@@ -19,12 +19,13 @@ State mapping (application -> Livy):
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
-from spaas.errors import Invalid, NotFound, SpaasError
+from spaas.errors import Conflict, Invalid, NotFound, SpaasError
 from spaas.model import AppState, Application
 from spaas.store import Entry
 
@@ -32,7 +33,7 @@ from services.api.deps import deps, json_body
 from services.api.errors import STATUS, BadRequest, field_of
 from services.api.guard import action, current_principal, current_roles
 from services.api.records import get_sig, get_tenant, group_apps
-from services.api.routes.applications import app_or_404, record_app, request_kill
+from services.api.routes.applications import app_or_404, record_app, request_kill, wake
 from services.api.routes.sigs import _int_arg
 from spaas import authz
 
@@ -63,6 +64,8 @@ def _livy_error(message: str, status: int, code: str, field: str | None = None) 
 @bp.errorhandler(SpaasError)
 def _spaas_error(exc: SpaasError) -> tuple[Response, int]:
     status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+    if status == 422:
+        status = 400  # Livy answers every bad request with 400
     if status >= 500:
         log.error("livy request failed: %s", exc.message)
     return _livy_error(exc.message, status, exc.code, exc.field)
@@ -286,3 +289,168 @@ def batch_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
 def delete_batch(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     request_kill(tenant, sig, app_id, _one(tenant, sig, app_id, session=False))
     return {"msg": "deleted"}
+
+
+# -- interactive sessions ----------------------------------------------------------------------------
+
+SESSION_KINDS = ("pyspark", "sql")
+STATEMENT_KINDS = ("pyspark", "python", "pyspark3", "sql")
+MAX_CODE = 1_000_000
+HEARTBEAT_EVERY_S = 5.0
+
+
+def _kind_error(kind: Any, field: str) -> Invalid:
+    return Invalid(f"{field} {kind!r} is not supported: this SIG runs pyspark and sql sessions "
+                   f"(supported kinds: {', '.join(SESSION_KINDS)})", field=field)
+
+
+def _heartbeat(tenant: str, sig: str, app_id: str, parts: dict[str, Entry]) -> None:
+    """A client reading its session keeps it alive (Livy's heartbeat); written at most every few seconds."""
+    now = time.time()
+    beat = parts.get("heartbeat")
+    if beat is None or now - float(beat.value.get("at", 0)) > HEARTBEAT_EVERY_S:
+        deps().store.put(deps().keys.app_heartbeat(tenant, sig, app_id), {"at": now})
+
+
+def _ended(parts: dict[str, Entry]) -> bool:
+    return "state" in parts and AppState(parts["state"].value["state"]).terminal
+
+
+@bp.post(f"{BASE}/sessions")
+@action("app.submit")
+def create_session(tenant: str, sig: str) -> tuple[Response, int]:
+    d = deps()
+    body = json_body()
+    _sig(tenant, sig)
+    kind = body.get("kind") or "pyspark"
+    if kind not in SESSION_KINDS:
+        raise _kind_error(kind, "kind")
+    beat = body.get("heartbeatTimeoutInSecond") or 0
+    if isinstance(beat, bool) or not isinstance(beat, int) or beat < 0:
+        raise Invalid("heartbeatTimeoutInSecond must be a non-negative integer", field="heartbeatTimeoutInSecond")
+    limit = d.settings.livy_session_timeout_s
+    session = {"kind": kind, "heartbeatTimeoutInSecond": beat, "idle_timeout_s": min(beat, limit) if beat else limit}
+    app_id = record_app(tenant, sig, app_request(body, default_file="livy-session"), session=session)
+    parts = app_or_404(tenant, sig, app_id)
+    return _created(livy_view(tenant, sig, app_id, parts), "sessions", tenant, sig)
+
+
+@bp.get(f"{BASE}/sessions")
+@action("app.list")
+def list_sessions(tenant: str, sig: str) -> dict[str, Any]:
+    _sig(tenant, sig)
+    views = [livy_view(tenant, sig, app_id, parts, with_log=False) for app_id, parts in _mine(tenant, sig, sessions=True)]
+    return _paged(views, "sessions")
+
+
+@bp.get(f"{BASE}/sessions/<app_id>")
+@action("app.read")
+def read_session(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    parts = _one(tenant, sig, app_id, session=True)
+    _heartbeat(tenant, sig, app_id, parts)
+    return livy_view(tenant, sig, app_id, parts)
+
+
+@bp.get(f"{BASE}/sessions/<app_id>/state")
+@action("app.read")
+def session_state(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    parts = _one(tenant, sig, app_id, session=True)
+    _heartbeat(tenant, sig, app_id, parts)
+    return {"id": app_id, "state": livy_state(parts, session=True)}
+
+
+@bp.get(f"{BASE}/sessions/<app_id>/log")
+@action("app.log")
+def session_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    _one(tenant, sig, app_id, session=True)
+    return _log(tenant, sig, app_id)
+
+
+@bp.delete(f"{BASE}/sessions/<app_id>")
+@action("app.kill")
+def delete_session(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    request_kill(tenant, sig, app_id, _one(tenant, sig, app_id, session=True))
+    return {"msg": "deleted"}
+
+
+@bp.post(f"{BASE}/sessions/<app_id>/statements")
+@action("statement.run")
+def create_statement(tenant: str, sig: str, app_id: str) -> tuple[Response, int]:
+    d = deps()
+    body = json_body()
+    parts = _one(tenant, sig, app_id, session=True)
+    code = body.get("code")
+    if not isinstance(code, str) or not code.strip() or len(code) > MAX_CODE:
+        raise Invalid(f"code must be a non-empty string of at most {MAX_CODE} characters", field="code")
+    kind = body.get("kind")
+    if kind is not None and kind not in STATEMENT_KINDS:
+        raise _kind_error(kind, "kind")
+    if kind is None and parts["spec"].value["session"].get("kind") == "sql":
+        kind = "sql"
+    if _ended(parts) or "kill" in parts:
+        raise Conflict(f"session {app_id!r} is {livy_state(parts, session=True)}; start a new one", field="id")
+    for _ in range(20):
+        numbers = [int(k.split("/")[1]) for k in app_or_404(tenant, sig, app_id) if k.startswith("stmts/")]
+        n = max(numbers, default=-1) + 1
+        try:
+            d.store.create(d.keys.app_stmt(tenant, sig, app_id, n, "code"),
+                           {"code": code, "kind": kind, "submitted_at": time.time(), "by": current_principal().name})
+            break
+        except Conflict:
+            continue  # another statement took that number; take the next
+    else:
+        raise Conflict("too many statements submitted at once; try again", field="code")
+    wake(tenant, sig, app_id, "statement")
+    stmt = _statement(tenant, sig, app_id, n)
+    resp = jsonify(stmt)
+    resp.headers["Location"] = f"/api/v1/tenants/{tenant}/sigs/{sig}/livy/sessions/{app_id}/statements/{n}"
+    return resp, 201
+
+
+def _statement(tenant: str, sig: str, app_id: str, n: int) -> dict[str, Any]:
+    parts = app_or_404(tenant, sig, app_id)
+    found = [s for s in statements(parts, ended=_ended(parts)) if s["id"] == n]
+    if not found:
+        raise NotFound(f"statement {n} not found in session {app_id!r}", field="statement")
+    return found[0]
+
+
+@bp.get(f"{BASE}/sessions/<app_id>/statements")
+@action("app.read")
+def list_statements(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+    parts = _one(tenant, sig, app_id, session=True)
+    _heartbeat(tenant, sig, app_id, parts)
+    stmts = statements(parts, ended=_ended(parts))
+    return {"total_statements": len(stmts), "statements": stmts}
+
+
+def _number(stmt: str, app_id: str) -> int:
+    # Matched as a string so a malformed id gets Livy's 404 body from this blueprint too.
+    if not stmt.isdigit() or len(stmt) > 9:
+        raise NotFound(f"statement {stmt!r} not found in session {app_id!r}", field="statement")
+    return int(stmt)
+
+
+@bp.get(f"{BASE}/sessions/<app_id>/statements/<stmt>")
+@action("app.read")
+def read_statement(tenant: str, sig: str, app_id: str, stmt: str) -> dict[str, Any]:
+    parts = _one(tenant, sig, app_id, session=True)
+    _heartbeat(tenant, sig, app_id, parts)
+    return _statement(tenant, sig, app_id, _number(stmt, app_id))
+
+
+@bp.post(f"{BASE}/sessions/<app_id>/statements/<stmt>/cancel")
+@action("statement.cancel")
+def cancel_statement(tenant: str, sig: str, app_id: str, stmt: str) -> dict[str, Any]:
+    d = deps()
+    _one(tenant, sig, app_id, session=True)
+    n = _number(stmt, app_id)
+    current = _statement(tenant, sig, app_id, n)
+    if current["state"] in ("waiting", "running"):
+        try:
+            d.store.create(d.keys.app_stmt(tenant, sig, app_id, n, "cancel"),
+                           {"requested_at": time.time(), "by": current_principal().name})
+        except Conflict:
+            pass
+        wake(tenant, sig, app_id, "cancel")
+    return {"msg": "canceled"}
