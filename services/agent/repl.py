@@ -10,8 +10,8 @@ session's driver directory, and talks to the agent through files below `./repl/`
 
 Statements run one at a time, in order, in one namespace (`spark`, `sc`, `sqlContext` defined).
 Python output is what the statement printed plus the value of a final expression, as
-`text/plain`; SQL gives `application/json` `{schema, data}`. A failure is `status: error` with
-`ename`, `evalue`, `traceback`. Cancelling a statement cancels its Spark job group and interrupts
+`text/plain`; SQL gives `application/json` `{schema, data}`. A failure is, as in Livy, an
+`available` statement whose output has `status: error` with `ename`, `evalue`, `traceback`. Cancelling a statement cancels its Spark job group and interrupts
 Python. With nothing to do for `idle_timeout_s` (counting client heartbeats) the session ends.
 """
 
@@ -157,7 +157,8 @@ class Repl:
             if n in self.cancelled:
                 state, output = "cancelled", None
             else:
-                state, output = "error", error_output(exc, n)
+                # As Livy: the statement ran (state available); its output says it failed.
+                output = error_output(exc, n)
                 if isinstance(exc, SystemExit):
                     write_atomic(out_path, {"state": state, "output": output, "started": started,
                                             "completed": time.time()})
