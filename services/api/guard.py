@@ -1,7 +1,8 @@
 """Authentication, authorization and auditing of every request, in one place.
 
 Each view declares its action with `@action("sig.create")` (the names of `spaas.authz.PERMISSIONS`).
-`install(app)` adds one `before_request` hook that resolves the bearer token to a `Principal`,
+`install(app)` adds one `before_request` hook that resolves the caller (bearer token; HTTP Basic
+with an LDAP password or an owned token, for Livy clients; the `spaas_session` cookie) to a `Principal`,
 reads the caller's roles in the addressed tenant and applies `authz.decide()`, and one
 `after_request` hook that writes an audit record for every mutating request. A view without a
 declared action is refused (fail closed); a test checks that every route has one.

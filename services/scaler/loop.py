@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Gauge
@@ -45,6 +46,27 @@ def requested_cores(request: dict[str, Any]) -> int:
         return int(conf.get("spark.cores.max", 0))
     except ValueError:
         return 0
+
+
+def pending_cores(entries: Iterable[Entry], prefix: str) -> dict[tuple[str, str], int]:
+    """Cores per SIG of sized applications (batches and Livy sessions) that no master has claimed:
+    a spec, no state yet, no kill. Other keys below an application (a session's heartbeat and
+    statements) do not change that."""
+    parts: dict[tuple[str, str, str], set[str]] = {}
+    requests: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for entry in entries:
+        bits = entry.key[len(prefix):].split("/")
+        if len(bits) != 4:
+            continue
+        ident = (bits[0], bits[1], bits[2])
+        parts.setdefault(ident, set()).add(bits[3])
+        if bits[3] == "spec":
+            requests[ident] = entry.value.get("request", {})
+    pending: dict[tuple[str, str], int] = {}
+    for ident, kinds in parts.items():
+        if "spec" in kinds and not kinds & {"state", "kill"}:
+            pending[(ident[0], ident[1])] = pending.get((ident[0], ident[1]), 0) + requested_cores(requests[ident])
+    return pending
 
 
 def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int, int]:
@@ -124,22 +146,7 @@ class Scaler:
 
     def _pending_cores(self) -> dict[tuple[str, str], int]:
         """Cores of sized applications no master has claimed yet (the API's demand signal)."""
-        parts: dict[tuple[str, str, str], set[str]] = {}
-        requests: dict[tuple[str, str, str], dict[str, Any]] = {}
-        prefix = self._keys.prefix + "/apps/"
-        for entry in self._store.list(prefix):
-            bits = entry.key[len(prefix):].split("/")
-            if len(bits) != 4:
-                continue
-            ident = (bits[0], bits[1], bits[2])
-            parts.setdefault(ident, set()).add(bits[3])
-            if bits[3] == "spec":
-                requests[ident] = entry.value.get("request", {})
-        pending: dict[tuple[str, str], int] = {}
-        for ident, kinds in parts.items():
-            if kinds == {"spec"}:
-                pending[(ident[0], ident[1])] = pending.get((ident[0], ident[1]), 0) + requested_cores(requests[ident])
-        return pending
+        return pending_cores(self._store.list(self._keys.prefix + "/apps/"), self._keys.prefix + "/apps/")
 
     def _scale(self, view: SigView, hosts: list[dict[str, Any]], pending_cores: int, room: Room) -> Decision | None:
         """The policy's decision for a deployed SIG; None while it is building, failing or deleting."""

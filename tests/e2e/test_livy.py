@@ -182,3 +182,14 @@ def test_sparkmagic_client_runs_a_statement(world: dict[str, Livy]) -> None:
         assert ok and out.strip() == "135" and mimetype == "text/plain", (ok, out)
     finally:
         session.delete()
+
+
+def test_idle_session_ends_after_its_heartbeat_timeout(world: dict[str, Livy], api: Api) -> None:
+    bob = world["bob"]
+    client = LivyClient(bob.url, auth=bob.auth)
+    sid = client.create_session(SessionKind.PYSPARK, heartbeat_timeout=10).session_id
+    # Watched through /applications, which (unlike Livy's session reads) is no client heartbeat.
+    app = api.wait_app("lv1", SIG, sid, timeout_s=300)
+    assert app["state"] == "FINISHED", app
+    assert bob.get(f"/sessions/{sid}/state").json()["state"] == "dead"
+    assert any("session idle for 10 s" in line for line in bob.get(f"/sessions/{sid}/log?size=10000").json()["log"])

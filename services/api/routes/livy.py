@@ -25,6 +25,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
+from spaas import authz
 from spaas.errors import Conflict, Invalid, NotFound, SpaasError
 from spaas.model import AppState, Application
 from spaas.store import Entry
@@ -35,7 +36,6 @@ from services.api.guard import action, current_principal, current_roles
 from services.api.records import get_sig, get_tenant, group_apps
 from services.api.routes.applications import app_or_404, record_app, request_kill, wake
 from services.api.routes.sigs import _int_arg
-from spaas import authz
 
 log = logging.getLogger(__name__)
 bp = Blueprint("livy", __name__)
