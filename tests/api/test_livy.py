@@ -67,6 +67,8 @@ def test_batch_create_read_state_log_list_delete(client: FlaskClient, sig: str, 
     assert got["log"][-1] == "line 249" and len(got["log"]) == 100
     page = client.get(f"{L}/batches/{batch['id']}/log?from=200&size=30").get_json()
     assert page == {"id": batch["id"], "from": 200, "total": 250, "log": [f"line {i}" for i in range(200, 230)]}
+    tail = client.get(f"{L}/batches/{batch['id']}/log?size=10").get_json()  # no `from`: the last lines
+    assert tail["from"] == 240 and tail["log"] == [f"line {i}" for i in range(240, 250)]
     listing = client.get(f"{L}/batches").get_json()
     assert listing["total"] == 1 and [b["id"] for b in listing["sessions"]] == [batch["id"]]
     assert client.delete(f"{L}/batches/{batch['id']}").get_json() == {"msg": "deleted"}

@@ -221,12 +221,13 @@ def _one(tenant: str, sig: str, app_id: str, *, session: bool) -> dict[str, Entr
 
 
 def _log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
-    start = _int_arg("from", 0)
+    """`size` lines (default 100) from `from`; without `from`, the last `size` lines, as Livy pages."""
     size = _int_arg("size", 100, lo=0, hi=100_000)
     try:
         lines = deps().storage.driver_log(tenant, sig, app_id).read_text(errors="replace").splitlines()
     except FileNotFoundError:
         lines = []
+    start = _int_arg("from", max(0, len(lines) - size))
     return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
 
 
