@@ -125,6 +125,10 @@ class Repl:
                     continue
                 self.cancelled.add(n)
             self.sc.cancelJobGroup(f"livy-{n}")
+            # A Spark job fails on its own once cancelled; interrupt Python only if it keeps running.
+            deadline = time.time() + 2.0
+            while time.time() < deadline and self.current == n:
+                time.sleep(0.05)
             with self.lock:
                 if self.current == n:
                     _thread.interrupt_main()
@@ -165,6 +169,14 @@ class Repl:
                     raise
         write_atomic(out_path, {"state": state, "output": output, "started": started, "completed": time.time()})
 
+    def settle_cancelled(self) -> None:
+        done = self.done()
+        for n in sorted(self.cancelled - done):
+            if (self.root / "in" / f"{n}.json").exists():
+                now = time.time()
+                write_atomic(self.root / "out" / f"{n}.json",
+                             {"state": "cancelled", "output": None, "started": now, "completed": now})
+
     def loop(self) -> int:
         threading.Thread(target=self.watch_cancels, name="cancels", daemon=True).start()
         last_activity = time.time()
@@ -183,7 +195,9 @@ class Repl:
                         return 0
                     time.sleep(POLL_S)
                 except KeyboardInterrupt:
-                    continue  # an interrupt that arrived after its statement ended
+                    # An interrupt that landed outside the statement's own handler: a cancelled
+                    # statement must end cancelled, never run again.
+                    self.settle_cancelled()
         finally:
             self.stop.set()
             self.spark.stop()
