@@ -14,15 +14,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from spaas.errors import Conflict, Unauthorized
+from spaas import safefs
+from spaas.authz import fold
+from spaas.errors import Conflict, Invalid, Unauthorized
 from spaas.keys import Keys
 from spaas.store import Store
 
@@ -42,11 +44,8 @@ def matches(token: str, token_hash: str) -> bool:
 
 
 def _write_secret_file(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text + "\n")
-    os.chmod(path, 0o600)
+    """0600, through a temporary file renamed into place: a link planted at `path` is replaced, not written through."""
+    safefs.write_atomic(path.parent, path.name, (text + "\n").encode(), mode=0o600)
 
 
 def ensure_bootstrap_token(store: Store, keys: Keys, token_file: Path, *, preset: str = "") -> str:
@@ -78,6 +77,19 @@ def ensure_bootstrap_token(store: Store, keys: Keys, token_file: Path, *, preset
     return hash_token(token)
 
 
+# -- login names ----------------------------------------------------------------------------------
+
+def normalize_login(name: str, *, field: str = "username") -> str:
+    """A login name in its one form (`authz.fold`: trimmed, case-folded as LDAP compares it);
+    `Invalid` for control characters or a name that is only blanks."""
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in name):
+        raise Invalid("the login name contains control characters", field=field)
+    folded = fold(name)
+    if not folded:
+        raise Invalid("the login name is empty", field=field)
+    return folded
+
+
 # -- the Authenticator port ------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ class NoDirectory:
 # -- login sessions and personal API tokens ------------------------------------------------------
 
 LEASE_SLACK_S = 60
+# How many tokens deep a token may be minted from tokens (login -> API token -> API token ...).
+MAX_TOKEN_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -124,6 +138,8 @@ class TokenRecord:
     created_at: float
     expires_at: float
     token_hash: str = field(repr=False)
+    # Hashes of the tokens this one was minted with, nearest last: it dies with any of them.
+    ancestors: tuple[str, ...] = field(default=(), repr=False)
 
 
 class Tokens:
@@ -134,23 +150,33 @@ class Tokens:
         self._keys = keys
         self._clock = clock
 
-    def issue(self, identity: Identity, *, kind: str, ttl_s: int, name: str = "") -> IssuedToken:
+    def issue(self, identity: Identity, *, kind: str, ttl_s: int, name: str = "",
+              parent: TokenRecord | None = None) -> IssuedToken:
+        """A new token. Minted with `parent` (another live token), it expires no later than the
+        parent and dies with it (revoking the parent revokes it; `lookup` checks its ancestors)."""
         token = new_token()
         digest = hash_token(token)
         now = self._clock()
         token_id = secrets.token_hex(8)
-        record = {"id": token_id, "kind": kind, "user": identity.name, "groups": sorted(identity.groups),
-                  "name": name, "created_at": now, "expires_at": now + ttl_s}
-        lease = self._store.grant_lease(int(ttl_s) + LEASE_SLACK_S)
+        expires_at = now + ttl_s
+        ancestors: list[str] = []
+        if parent is not None:
+            ancestors = [*parent.ancestors, parent.token_hash]
+            if len(ancestors) > MAX_TOKEN_DEPTH:
+                raise Invalid(f"a token can be minted at most {MAX_TOKEN_DEPTH} tokens deep; "
+                              f"mint this one while logged in", field="Authorization")
+            expires_at = min(expires_at, parent.expires_at)
+        user = fold(identity.name)
+        record = {"id": token_id, "kind": kind, "user": user, "groups": sorted({fold(g) for g in identity.groups}),
+                  "name": name, "created_at": now, "expires_at": expires_at, "ancestors": ancestors}
+        lease = self._store.grant_lease(max(1, int(expires_at - now)) + LEASE_SLACK_S)
         self._store.put(self._keys.token(digest), record, lease=lease)
         if kind == "api":
-            self._store.put(self._keys.user_token(identity.name, token_id), dict(record, hash=digest), lease=lease)
-        log.info("issued %s token %s for %s", kind, token_id, identity.name)
-        return IssuedToken(token=token, id=token_id, expires_at=now + ttl_s)
+            self._store.put(self._keys.user_token(user, token_id), dict(record, hash=digest), lease=lease)
+        log.info("issued %s token %s for %s%s", kind, token_id, user, f" (child of {parent.id})" if parent else "")
+        return IssuedToken(token=token, id=token_id, expires_at=expires_at)
 
-    def lookup(self, token: str) -> TokenRecord | None:
-        """The record of a live token; None for unknown, revoked or expired ones."""
-        digest = hash_token(token)
+    def _record(self, digest: str) -> TokenRecord | None:
         entry = self._store.get(self._keys.token(digest))
         if entry is None:
             return None
@@ -159,13 +185,34 @@ class Tokens:
             return None
         return TokenRecord(id=str(v["id"]), kind=str(v["kind"]), user=str(v["user"]),
                            groups=frozenset(v.get("groups", ())), name=str(v.get("name", "")),
-                           created_at=float(v["created_at"]), expires_at=float(v["expires_at"]), token_hash=digest)
+                           created_at=float(v["created_at"]), expires_at=float(v["expires_at"]), token_hash=digest,
+                           ancestors=tuple(str(a) for a in v.get("ancestors", ())))
+
+    def lookup(self, token: str) -> TokenRecord | None:
+        """The record of a live token; None for unknown, revoked or expired ones, and for tokens
+        whose parent (or its parent...) is no longer live."""
+        record = self._record(hash_token(token))
+        if record is None:
+            return None
+        for ancestor in record.ancestors:
+            if self._record(ancestor) is None:
+                return None
+        return record
+
+    def _revoke_children(self, record: TokenRecord) -> None:
+        """Tokens minted with `record` (always API tokens of the same user) go with it."""
+        for entry in self._store.list(self._keys.user_tokens(record.user)):
+            if record.token_hash in entry.value.get("ancestors", ()):
+                self._store.delete(self._keys.token(str(entry.value.get("hash", ""))))
+                self._store.delete(entry.key)
+                log.info("revoked api token %s of %s with its parent %s", entry.value.get("id"), record.user, record.id)
 
     def revoke(self, record: TokenRecord) -> None:
         self._store.delete(self._keys.token(record.token_hash))
         if record.kind == "api":
             self._store.delete(self._keys.user_token(record.user, record.id))
         log.info("revoked %s token %s of %s", record.kind, record.id, record.user)
+        self._revoke_children(record)
 
     def api_tokens(self, user: str) -> list[dict[str, Any]]:
         """The user's live personal tokens, without secrets or hashes, oldest first."""
@@ -185,4 +232,7 @@ class Tokens:
         self._store.delete(self._keys.token(str(entry.value["hash"])))
         self._store.delete(entry.key)
         log.info("revoked api token %s of %s", token_id, user)
+        v = entry.value
+        self._revoke_children(TokenRecord(id=token_id, kind="api", user=user, groups=frozenset(), name="",
+                                          created_at=0.0, expires_at=0.0, token_hash=str(v["hash"])))
         return True

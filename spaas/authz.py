@@ -103,20 +103,31 @@ class Principal:
     token_id: str = ""
 
 
+def fold(name: str) -> str:
+    """The one form of a user or group name: trimmed and case-folded, as LDAP compares names
+    (caseIgnoreMatch). It is the principal's name, the rate-limit key and what grants and
+    settings are matched with."""
+    return name.strip().casefold()
+
+
 def is_cluster_admin(name: str, groups: Iterable[str], *, admin_users: Iterable[str],
                      admin_groups: Iterable[str]) -> bool:
-    """Cluster admins are named in settings (`SPAAS_CLUSTER_ADMIN_USERS` / `_GROUPS`)."""
-    return name in set(admin_users) or bool(set(groups) & set(admin_groups))
+    """Cluster admins are named in settings (`SPAAS_CLUSTER_ADMIN_USERS` / `_GROUPS`), in any case."""
+    return fold(name) in {fold(u) for u in admin_users} or bool(
+        {fold(g) for g in groups} & {fold(g) for g in admin_groups})
 
 
 def roles_in_tenant(members: Mapping[tuple[str, str], Iterable[str]], principal: Principal) -> frozenset[str]:
     """The union of the roles granted to the principal itself and to each of its groups.
 
-    `members` maps ("user" | "group", name) to granted roles.
+    `members` maps ("user" | "group", name) to granted roles; names match in their `fold()` form.
     """
-    roles: set[str] = set(members.get(("user", principal.name), ()))
+    folded: dict[tuple[str, str], set[str]] = {}
+    for (kind, name), granted in members.items():
+        folded.setdefault((kind, fold(name)), set()).update(granted)
+    roles: set[str] = set(folded.get(("user", fold(principal.name)), ()))
     for group in principal.groups:
-        roles.update(members.get(("group", group), ()))
+        roles.update(folded.get(("group", fold(group)), ()))
     return frozenset(roles & ALL_TENANT_ROLES)
 
 
@@ -142,4 +153,4 @@ def sees_all_apps(principal: Principal, tenant_roles: frozenset[str]) -> bool:
 
 def may_touch_app(principal: Principal, tenant_roles: frozenset[str], submitter: str | None) -> bool:
     """Members act on their own applications; tenant admins and cluster admins on all."""
-    return sees_all_apps(principal, tenant_roles) or (submitter is not None and submitter == principal.name)
+    return sees_all_apps(principal, tenant_roles) or (submitter is not None and fold(submitter) == fold(principal.name))

@@ -168,7 +168,7 @@ class BuilderSettings(BaseSettings):
     pip_args: tuple[str, ...] = ()
     # Port of /healthz and /metrics (0 disables).
     health_port: int = 0
-    # What artifacts are built for: "process" (local environments) or "docker" (images).
+    # What artifacts are built for: "process" (local environments), "docker" or "kubernetes" (images).
     runtime: str = "process"
     # Docker engine URL for the docker runtime (empty: the local socket, /var/run/docker.sock).
     docker_url: str = ""
@@ -182,6 +182,17 @@ class BuilderSettings(BaseSettings):
     registry_user: str = ""
     # Docker: password of registry_user.
     registry_password: str = field(default="", repr=False)
+    # Kubernetes: API server URL (empty: in-cluster, the pod's ServiceAccount).
+    k8s_api_url: str = ""
+    # Kubernetes: namespace of build Jobs (the release's; the chart sets it).
+    k8s_namespace: str = "default"
+    # Kubernetes: prefix of build Job names and their app.kubernetes.io/instance (the chart's fullname, release).
+    k8s_stack: str = "spaas"
+    k8s_instance: str = "spaas"
+    # Kubernetes: dockerconfigjson Secret Kaniko pushes with (empty: anonymous).
+    k8s_push_secret: str = ""
+    # Kubernetes: the Kaniko executor image of build Jobs.
+    kaniko_image: str = "gcr.io/kaniko-project/executor:v1.23.2"
 
     @property
     def layers_path(self) -> Path:
@@ -190,7 +201,7 @@ class BuilderSettings(BaseSettings):
 
 @dataclass(frozen=True)
 class ScalerSettings(BaseSettings):
-    # Which runtime runs SIG containers: "process" or "docker".
+    # Which runtime runs SIG containers: "process", "docker" or "kubernetes".
     runtime: str = "process"
     # Docker engine URL for the docker runtime (empty: the local socket, /var/run/docker.sock).
     docker_url: str = ""
@@ -208,6 +219,31 @@ class ScalerSettings(BaseSettings):
     agent_python: str = ""
     # Port of /healthz and /metrics (0 disables).
     health_port: int = 0
+    # Kubernetes: API server URL (empty: in-cluster, the pod's ServiceAccount).
+    k8s_api_url: str = ""
+    # Kubernetes: namespace of SIG objects (the release's; the chart sets it).
+    k8s_namespace: str = "default"
+    # Kubernetes: prefix of SIG object names (the chart's fullname).
+    k8s_stack: str = "spaas"
+    # Kubernetes: app.kubernetes.io/instance of SIG objects (the release name; its NetworkPolicies select it).
+    k8s_instance: str = "spaas"
+    # Kubernetes: PVC of the platform's state; SIG pods mount their storage/<tenant>/<sig> of it (empty: none).
+    k8s_state_claim: str = ""
+    # Kubernetes: ServiceAccount of SIG pods (empty: the namespace's default).
+    k8s_service_account: str = ""
+    # Kubernetes: dockerconfigjson Secret for pulling SIG images (empty: none).
+    k8s_pull_secret: str = ""
+    # Kubernetes: CPU and memory requests of SIG master pods (the seed's master.cpu/memory; empty: the SIG's).
+    k8s_master_cpu: str = ""
+    k8s_master_memory: str = ""
+    # Kubernetes: node preference per architecture, 0 never .. 3 most preferred (the seed's arch.*).
+    k8s_arch_amd64: int = 2
+    k8s_arch_ppc64le: int = 2
+    # Kubernetes: PVCs of the deep-learning add-on mounted into SIG pods (empty: none).
+    k8s_dli_frameworks_claim: str = ""
+    k8s_dli_sharedfs_claim: str = ""
+    # Kubernetes: keep a ResourceQuota of the sum of the tenants' quotas over SIG pods.
+    k8s_resource_quota: bool = True
 
 
 @dataclass(frozen=True)

@@ -3,19 +3,26 @@
 Layout under `root`:  {tenant}/{sig}/files/...   uploaded by tenants
                       {tenant}/{sig}/apps/{id}/driver.log   written by the master's agent
 Paths that tenants pass (application `file`, `pyFiles`) are relative to the SIG root and may
-not leave it.
+not leave it. Everything below `root` can be changed by tenant code (a SIG container has its
+SIG's directory mounted read-write), so every access goes through `spaas.safefs`: no link is
+followed, no special file is opened for reading, reads are bounded.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-import shutil
 from pathlib import Path
 
+from spaas import safefs
 from spaas.errors import Invalid
+from spaas.safefs import UnsafeFile
+
+log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+DRIVER_LOG = "driver.log"
 
 
 class SigStorage:
@@ -32,7 +39,17 @@ class SigStorage:
         return self.sig_dir(tenant, sig) / "apps" / app_id
 
     def driver_log(self, tenant: str, sig: str, app_id: str) -> Path:
-        return self.app_dir(tenant, sig, app_id) / "driver.log"
+        return self.app_dir(tenant, sig, app_id) / DRIVER_LOG
+
+    @staticmethod
+    def _rel(tenant: str, sig: str, *rest: str) -> list[str]:
+        return [tenant, sig, *rest]
+
+    def ensure_sig_dir(self, tenant: str, sig: str) -> Path:
+        """Make the SIG's directory (no link followed on the way); returns its path."""
+        with safefs.directory(self.root, self._rel(tenant, sig), create=True):
+            pass
+        return self.sig_dir(tenant, sig)
 
     def save_file(self, tenant: str, sig: str, filename: str, data: bytes) -> str:
         """Store an upload; returns its SIG-relative path (`files/<name>`)."""
@@ -42,20 +59,47 @@ class SigStorage:
                 "file name must be 1-128 characters of letters, digits, '.', '_' or '-', not starting with a dot",
                 field="file",
             )
-        target_dir = self.files_dir(tenant, sig)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        tmp = target_dir / f".{name}.upload"
-        tmp.write_bytes(data)
-        tmp.replace(target_dir / name)
+        try:
+            safefs.write_atomic(self.root, self._rel(tenant, sig, "files", name), data)
+        except UnsafeFile as exc:
+            log.warning("sig %s/%s: upload of %s refused: %s", tenant, sig, name, exc.message)
+            raise UnsafeFile(f"cannot store files/{name}: {exc.message}", field="file") from None
         return f"files/{name}"
 
     def resolve(self, tenant: str, sig: str, rel: str, *, field: str) -> Path:
-        """The absolute path of a SIG-relative path; `Invalid` if it escapes the SIG or is missing."""
-        base = self.sig_dir(tenant, sig).resolve()
-        candidate = (base / rel).resolve()
-        if rel.startswith("/") or base not in candidate.parents or not candidate.is_file():
-            raise Invalid(f"{rel!r} is not a file in this SIG's storage (upload it with POST .../files)", field=field)
-        return candidate
+        """The path of a SIG-relative file; `Invalid` if it escapes the SIG, passes through a
+        link, is not a regular file or is missing."""
+        try:
+            parts = safefs.parts_of(rel)
+            safefs.check_regular(self.root, self._rel(tenant, sig, *parts))
+        except (UnsafeFile, OSError):
+            raise Invalid(f"{rel!r} is not a file in this SIG's storage (upload it with POST .../files)",
+                          field=field) from None
+        return self.sig_dir(tenant, sig).joinpath(*parts)
+
+    def read_driver_log(self, tenant: str, sig: str, app_id: str, *, max_bytes: int) -> tuple[bytes, bool]:
+        """(up to `max_bytes` of the driver log, truncated); empty if there is none yet;
+        `UnsafeFile` if tenant code replaced it with a link, a hard link or a special file."""
+        try:
+            return safefs.read_bytes(self.root, self._rel(tenant, sig, "apps", app_id, DRIVER_LOG),
+                                     max_bytes=max_bytes, single_link=True)
+        except FileNotFoundError:
+            return b"", False
+        except UnsafeFile as exc:
+            log.warning("app %s/%s/%s: driver log not served: %s", tenant, sig, app_id, exc.message)
+            raise UnsafeFile(f"the driver log of application {app_id!r} was replaced by something that is not a "
+                             f"regular file of its own (a link or a special file); it is not served",
+                             field="id") from None
+
+    def open_driver_log(self, tenant: str, sig: str, app_id: str) -> int:
+        """A read/write append fd of the driver log, made if missing (for the master's agent)."""
+        return safefs.open_append(self.root, self._rel(tenant, sig, "apps", app_id, DRIVER_LOG))
 
     def delete_sig(self, tenant: str, sig: str) -> None:
-        shutil.rmtree(self.sig_dir(tenant, sig), ignore_errors=True)
+        """Remove the SIG's whole tree without following any link in it."""
+        try:
+            safefs.remove(self.root, self._rel(tenant, sig))
+        except UnsafeFile as exc:
+            log.warning("sig %s/%s: storage not removed: %s", tenant, sig, exc.message)
+        except OSError as exc:
+            log.warning("sig %s/%s: storage not fully removed: %s", tenant, sig, exc)

@@ -10,9 +10,9 @@ the container (a container is only as alive as its daemon).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import shutil
 import signal
 import threading
 import time
@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from spaas import messages
+from spaas import messages, safefs
 from spaas.bus import Bus
 from spaas.demand import Demand, DemandStore
 from spaas.errors import TemporaryError
@@ -40,6 +40,9 @@ from services.agent.host import HostRegistration
 from services.agent.sessions import SessionRelay
 
 log = logging.getLogger(__name__)
+
+# Beneath the container's directory; holds the SIG's Spark secret while the daemon runs.
+DAEMON_PROPERTIES = "conf/daemon.properties"
 
 
 class Agent:
@@ -66,12 +69,20 @@ class Agent:
             raise SystemExit(f"{self.ident}: SIG is gone; nothing to run")
         return str(secret_entry.value["secret"]), dict(spec_entry.value["spec"].get("spark_conf", {}))
 
-    def _write_private(self, path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        return path
+    def _write_private(self, rel: str, text: str) -> Path:
+        """A 0600 file beneath the container's directory, which the SIG's own code can change:
+        written through an O_EXCL temporary file renamed into place, no link followed."""
+        safefs.write_atomic(self.cdir, rel, text.encode(), mode=0o600)
+        return self.cdir / rel
+
+    def _remove_secrets(self) -> None:
+        """Properties files hold the SIG's Spark secret: gone when the agent stops, and any left
+        by a crashed predecessor in this container directory gone when it starts."""
+        for rel in (DAEMON_PROPERTIES, "drivers"):
+            try:
+                safefs.remove(self.cdir, rel)
+            except (OSError, safefs.UnsafeFile) as exc:
+                log.warning("%s: cannot remove %s: %s", self.ident, rel, exc)
 
     def _daemon_env(self) -> dict[str, str]:
         return child_env({
@@ -100,18 +111,22 @@ class Agent:
         }
 
     def run(self) -> int:
+        self._remove_secrets()
         try:
             return self.run_master() if self.s.role == "master" else self.run_worker()
         finally:
-            self.registration.withdraw()
-            if self.daemon:
-                self.daemon.stop()
+            try:
+                self.registration.withdraw()
+                if self.daemon:
+                    self.daemon.stop()
+            finally:
+                self._remove_secrets()
 
     # -- master --------------------------------------------------------------------------
     def run_master(self) -> int:
         secret, sig_conf = self._sig_inputs()
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
-        prop_file = self._write_private(self.cdir / "conf" / "daemon.properties", spark.render_properties(props))
+        prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
             spark.master_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port, properties=prop_file),
@@ -131,15 +146,21 @@ class Agent:
         storage = SigStorage(self.s.storage_dir)
 
         def make_driver(app_id: str, spec: dict[str, Any]) -> Driver:
+            try:
+                return build_driver(app_id, spec)
+            except BaseException:
+                with contextlib.suppress(OSError, safefs.UnsafeFile):
+                    safefs.remove(self.cdir, ["drivers", app_id])  # with the secret it may hold
+                raise
+
+        def build_driver(app_id: str, spec: dict[str, Any]) -> Driver:
             app_conf = dict(spec.get("conf", {}))
             session = spec.get("session")
             workdir = self.cdir / "drivers" / app_id
             if session:
                 # A Livy session: the platform's REPL, run by the SIG's Python like any PySpark driver.
                 # A copy in the driver's directory, so the agent's other modules are not on its path.
-                file = workdir / "spaas_repl.py"
-                workdir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(repl.__file__, file)
+                file = self._write_private(f"drivers/{app_id}/spaas_repl.py", Path(repl.__file__).read_text())
                 spec = dict(spec, args=[str(session.get("kind", "pyspark")), str(session.get("idle_timeout_s", 3600))],
                             name=spec.get("name") or f"livy-session-{app_id}")
             else:
@@ -149,7 +170,7 @@ class Agent:
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
                                              driver_host=self.s.advertise_ip, ui_port=ui_port,
                                              python=self.env.python)
-            dprop_file = self._write_private(workdir / "driver.properties", spark.render_properties(dprops))
+            dprop_file = self._write_private(f"drivers/{app_id}/driver.properties", spark.render_properties(dprops))
             argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
                                      py_files=py_files)
             env = child_env({"SPARK_HOME": str(self.env.spark_home), "PYSPARK_PYTHON": str(self.env.python),
@@ -158,6 +179,7 @@ class Agent:
             merged = {**sig_conf, **app_conf}
             return Driver(app_id=app_id, argv=argv, env=env, cwd=workdir, repl_dir=workdir / "repl" if session else None,
                           log_path=storage.driver_log(self.s.tenant, self.s.sig, app_id),
+                          open_log=lambda: storage.open_driver_log(self.s.tenant, self.s.sig, app_id),
                           ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
                           requested_cores=spark.requested_cores(spec, merged),
                           dynamic_allocation=merged.get("spark.dynamicAllocation.enabled", "").lower() == "true",
@@ -205,7 +227,7 @@ class Agent:
     def run_worker(self) -> int:
         secret, sig_conf = self._sig_inputs()
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
-        prop_file = self._write_private(self.cdir / "conf" / "daemon.properties", spark.render_properties(props))
+        prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         master: dict[str, Any] | None = None
         while not self.stop.is_set():
             if self.daemon is None or self.daemon.exited() is not None:

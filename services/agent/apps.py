@@ -9,7 +9,6 @@ put-if-absent of the application's state key, so two masters can never run the s
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -153,6 +152,7 @@ class AppController:
             except Conflict:
                 return  # someone else moved it (e.g. killed before start); next scan sees it
             assert app.spec is not None
+            driver: Driver | None = None
             try:
                 request = dict(app.spec.get("request", {}))
                 if app.spec.get("session"):
@@ -160,6 +160,8 @@ class AppController:
                 driver = self._make_driver(app.app_id, request)
                 driver.start()
             except Exception as exc:  # a bad path or a missing file: the app fails, the agent goes on
+                if driver is not None:
+                    driver.cleanup()  # its properties file holds the SIG's secret
                 log.warning("app %s: cannot start driver: %s", ident, exc)
                 self._set_state(app.app_id, AppState.FAILED, reason="DriverStartFailed", message=str(exc)[:2000],
                                 finished_at=time.time())
@@ -182,6 +184,7 @@ class AppController:
             if code is None:
                 continue
             spark_id = driver.find_spark_app_id()
+            driver.cleanup()  # the secret goes as soon as the driver has, whatever the state write does
             extra: dict[str, Any] = {"exit_code": code, "finished_at": time.time()}
             if spark_id:
                 extra["spark_app_id"] = spark_id
@@ -194,13 +197,13 @@ class AppController:
                                      message=f"driver exited with code {code}", **extra)
             log.info("app %s/%s/%s: driver exited with %d", self._tenant, self._sig, app_id, code)
             if ok or self._store.get(self._keys.app_spec(self._tenant, self._sig, app_id)) is None:
-                shutil.rmtree(driver.cwd, ignore_errors=True)
                 del self.drivers[app_id]
 
     def shutdown(self, reason: str) -> None:
         """Kill every driver (the container is stopping) and record why."""
         for app_id, driver in list(self.drivers.items()):
             driver.kill(grace_s=5.0)
+            driver.cleanup()
             try:
                 self._set_state(app_id, AppState.FAILED, reason="ContainerStopped", message=reason,
                                 exit_code=driver.poll(), finished_at=time.time())

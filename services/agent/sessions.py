@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from spaas import safefs
 from spaas.keys import Keys
 from spaas.store import Store
 
@@ -24,10 +24,15 @@ from services.agent.drivers import Driver
 log = logging.getLogger(__name__)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+RESULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+def _exists(root: Path, rel: list[str]) -> bool:
+    try:
+        safefs.check_regular(root, rel)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class SessionRelay:
@@ -42,33 +47,41 @@ class SessionRelay:
             if driver.repl_dir is not None and driver.poll() is None and not driver.kill_requested:
                 self.sync_one(app_id, driver.repl_dir)
 
-    def sync_one(self, app_id: str, root: Path) -> None:
-        for sub in ("in", "out", "cancel"):
-            (root / sub).mkdir(parents=True, exist_ok=True)
+    def sync_one(self, app_id: str, repl_dir: Path) -> None:
+        """The driver runs tenant code that can change its own directory: every file here is
+        reached through `spaas.safefs` beneath the driver directory, no link followed."""
+        base, sub = repl_dir.parent, repl_dir.name
         prefix = self._keys.app_stmts(self._tenant, self._sig, app_id)
         parts: dict[int, dict[str, Any]] = {}
         for entry in self._store.list(prefix):
             n, _, part = entry.key[len(prefix):].partition("/")
             if n.isdigit():
                 parts.setdefault(int(n), {})[part] = entry.value
-        for n, p in sorted(parts.items()):
-            inbox = root / "in" / f"{n}.json"
-            if "code" in p and not inbox.exists():
-                write_atomic(inbox, json.dumps({"code": p["code"].get("code", ""), "kind": p["code"].get("kind")}))
-            cancel = root / "cancel" / str(n)
-            if "cancel" in p and not cancel.exists():
-                cancel.touch()
-            out = root / "out" / f"{n}.json"
-            try:
-                result = json.loads(out.read_text())
-            except (OSError, ValueError):
-                continue
-            if result != p.get("result"):
-                self._store.put(self._keys.app_stmt(self._tenant, self._sig, app_id, n, "result"), result)
-                log.info("session %s/%s/%s: statement %d %s", self._tenant, self._sig, app_id, n, result.get("state"))
-        beat = self._store.get(self._keys.app_heartbeat(self._tenant, self._sig, app_id))
-        if beat is not None:
-            text = str(float(beat.value.get("at", 0)))
-            path = root / "heartbeat"
-            if not path.exists() or path.read_text() != text:
-                write_atomic(path, text)
+        try:
+            for n, p in sorted(parts.items()):
+                if "code" in p and not _exists(base, [sub, "in", f"{n}.json"]):
+                    body = {"code": p["code"].get("code", ""), "kind": p["code"].get("kind")}
+                    safefs.write_atomic(base, [sub, "in", f"{n}.json"], json.dumps(body).encode(), mode=0o600)
+                if "cancel" in p and not _exists(base, [sub, "cancel", str(n)]):
+                    safefs.write_atomic(base, [sub, "cancel", str(n)], b"", mode=0o600)
+                try:
+                    data, _ = safefs.read_bytes(base, [sub, "out", f"{n}.json"], max_bytes=RESULT_MAX_BYTES,
+                                                single_link=False)
+                    result = json.loads(data)
+                except (FileNotFoundError, ValueError):
+                    continue
+                if isinstance(result, dict) and result != p.get("result"):
+                    self._store.put(self._keys.app_stmt(self._tenant, self._sig, app_id, n, "result"), result)
+                    log.info("session %s/%s/%s: statement %d %s", self._tenant, self._sig, app_id, n,
+                             result.get("state"))
+            beat = self._store.get(self._keys.app_heartbeat(self._tenant, self._sig, app_id))
+            if beat is not None:
+                text = str(float(beat.value.get("at", 0))).encode()
+                try:
+                    current, _ = safefs.read_bytes(base, [sub, "heartbeat"], max_bytes=64, single_link=False)
+                except FileNotFoundError:
+                    current = b""
+                if current != text:
+                    safefs.write_atomic(base, [sub, "heartbeat"], text, mode=0o600)
+        except safefs.UnsafeFile as exc:
+            log.warning("session %s/%s/%s: REPL files refused: %s", self._tenant, self._sig, app_id, exc.message)

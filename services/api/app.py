@@ -20,7 +20,7 @@ from spaas.settings import ApiSettings
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.api import errors, guard, openapi
+from services.api import errors, guard, inputcheck, openapi
 from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
@@ -62,10 +62,14 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
                  max_per_user=settings.login_max_failures, max_per_addr=settings.login_max_failures_per_addr,
                  window_s=settings.login_window_s, timeout_s=settings.call_timeout_s),
              audit=AuditLog(store, keys, retention_days=settings.audit_retention_days))
+    if settings.token_path.resolve().is_relative_to(settings.storage_dir.resolve()):
+        raise SystemExit(f"the admin token file {settings.token_path} must not be inside SIG storage "
+                         f"({settings.storage_dir}), which SIG containers can read")
     d.token_hash = auth.ensure_bootstrap_token(store, keys, settings.token_path, preset=settings.admin_token)
     app.extensions["spaas"] = d
 
     errors.register(app)
+    inputcheck.install(app)  # before the guard: nothing reads a control character
     guard.install(app)
 
     @app.after_request

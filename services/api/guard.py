@@ -165,7 +165,8 @@ def member_tenants(d: Deps, principal: Principal) -> set[str]:
         tenant, _, rest = entry.key[len(prefix):].partition("/")
         kind, _, quoted = rest.partition("/")
         name = unquote(quoted)
-        if (kind == "user" and name == principal.name) or (kind == "group" and name in principal.groups):
+        if (kind == "user" and authz.fold(name) == authz.fold(principal.name)) or (
+                kind == "group" and authz.fold(name) in {authz.fold(g) for g in principal.groups}):
             if entry.value.get("roles"):
                 found.add(tenant)
     return found

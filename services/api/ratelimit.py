@@ -3,7 +3,8 @@
 Each failure increments a counter per user name and one per client address; the first increment
 starts the window (`EXPIRE`). While a counter is at its limit, logins for that name or from that
 address are refused with 429 and `Retry-After` = the counter's remaining lifetime, before any
-password is checked. A success clears the user-name counter (not the address's).
+password is checked. A success clears the user-name counter (not the address's). The user-name
+key is the name's one normalised form (`spaas.authz.fold`), so " Alice" and "ALICE" share it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Protocol
 
 import redis
 
+from spaas.authz import fold
 from spaas.errors import TemporaryError
 
 
@@ -35,7 +37,7 @@ class RedisLoginLimiter:
         self._window = window_s
 
     def _user_key(self, username: str) -> str:
-        return f"{self._prefix}user:{username.lower()}"
+        return f"{self._prefix}user:{fold(username)}"
 
     def _addr_key(self, address: str) -> str:
         return f"{self._prefix}addr:{address}"

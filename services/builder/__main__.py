@@ -17,6 +17,7 @@ from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.logstream import RedisLogStreams
 from spaas.observability import serve_health, setup_logging
+from spaas.redact import Redactor
 from spaas.settings import BuilderSettings
 
 from services.builder.localenv import LocalEnvBuilder
@@ -54,6 +55,8 @@ def main() -> None:
     logs = RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s)
     artifacts: ArtifactBuilder
     base_for = None
+    # Operator credentials (pip index URLs, the registry password) never reach a build log or status.
+    redact = Redactor([settings.registry_password], texts=(*settings.pip_args, settings.registry))
     if settings.runtime == "docker":
         from services.builder.dockerimage import DockerImageBuilder
         from spaas.runtimes.docker import connect
@@ -64,13 +67,27 @@ def main() -> None:
             registry_user=settings.registry_user, registry_password=settings.registry_password,
             pip_args=settings.pip_args, timeout_s=settings.build_timeout_s)
         artifacts, base_for = images, images.base_for
+    elif settings.runtime == "kubernetes":
+        from services.builder.kanikojob import KanikoJobBuilder
+        from spaas.runtimes.kube_manifests import KubeOptions
+        from spaas.runtimes.kubernetes import connect as kube_connect
+
+        kaniko = KanikoJobBuilder(
+            kube_connect(settings.k8s_api_url),
+            KubeOptions(namespace=settings.k8s_namespace, stack=settings.k8s_stack, instance=settings.k8s_instance),
+            registry=settings.registry, spark_image=settings.spark_image, repository=settings.image_repository,
+            push_secret=settings.k8s_push_secret, kaniko_image=settings.kaniko_image, pip_args=settings.pip_args,
+            timeout_s=settings.build_timeout_s, call_timeout_s=max(10.0, settings.call_timeout_s))
+        artifacts, base_for = kaniko, kaniko.base_for
     elif settings.runtime == "process":
         artifacts = LocalEnvBuilder(settings.artifacts_dir, settings.layers_path, pip_args=settings.pip_args,
-                                    timeout_s=settings.build_timeout_s)
+                                    timeout_s=settings.build_timeout_s, redact=redact)
     else:
-        raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process' or 'docker'")
+        raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; "
+                         "use 'process', 'docker' or 'kubernetes'")
     service = BuildService(store, bus, logs, artifacts, keys=Keys(settings.etcd_prefix), lock_ttl_s=settings.lock_ttl_s,
-                           join_timeout_s=settings.build_timeout_s, runtime=settings.runtime, base_for=base_for)
+                           join_timeout_s=settings.build_timeout_s, runtime=settings.runtime, base_for=base_for,
+                           redact=redact)
 
     @celery.task(name=messages.BUILD_TASK, bind=True, autoretry_for=(TemporaryError,), retry_backoff=True,
                  retry_backoff_max=30, max_retries=20)

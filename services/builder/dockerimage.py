@@ -2,7 +2,13 @@
 
     FROM <the Spark image of the SIG's version, by image id>
     LABEL spaas.build_key=... spaas.tenant=... spaas.sig=... spaas.spark_version=...
-    RUN /opt/sig/venv/bin/pip install <the SIG's python_packages>      (its own layer)
+    ARG SPAAS_PIP_ARG_0 ...                                             (only with SPAAS_PIP_ARGS)
+    RUN /opt/sig/venv/bin/pip install "$SPAAS_PIP_ARG_0" ... <the SIG's python_packages>   (its own layer)
+
+The operator's pip arguments (an index URL with a password, say) are build arguments, not text
+of the Dockerfile: the Dockerfile shown in the build log holds no credential, and neither does
+the image's filesystem or environment (only `docker history`, which tenants never see). Every
+line logged and every error passes the redactor (`spaas.redact`).
 
 Tagged `<repo>:<build key>`; the tag is the artifact (pushed to a registry first when one is
 configured). Spark conf is not baked in: the agent applies it when a container starts, so a
@@ -24,6 +30,7 @@ import docker
 import docker.errors
 
 from spaas.errors import PermanentError, TemporaryError
+from spaas.redact import Redactor
 from spaas.runtimes.docker import ENGINE_ERRORS, translate
 
 from services.builder.planner import BuildPlan
@@ -31,15 +38,23 @@ from services.builder.planner import BuildPlan
 Log = Callable[[str], None]
 
 
+def build_args(pip_args: tuple[str, ...]) -> dict[str, str]:
+    """The Docker build arguments that carry the operator's pip arguments (pure)."""
+    return {f"SPAAS_PIP_ARG_{i}": arg for i, arg in enumerate(pip_args)}
+
+
 def dockerfile(plan: BuildPlan, spark_image: str, *, pip_args: tuple[str, ...] = (),
                tenant: str = "", sig: str = "") -> str:
-    """The SIG image's Dockerfile (pure)."""
+    """The SIG image's Dockerfile (pure). `pip_args` appear only as references to build
+    arguments (`build_args`), never as their values."""
     label_values = {"spaas.image": "sig", "spaas.build_key": plan.key, "spaas.spark_version": plan.spark_version,
                     "spaas.tenant": tenant, "spaas.sig": sig}
     lines = [f"FROM {spark_image}",
              "LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in label_values.items())]
     if plan.python_packages:
-        args = " ".join(shlex.quote(a) for a in (*pip_args, *plan.python_packages))
+        names = list(build_args(pip_args))
+        lines += [f"ARG {name}" for name in names]
+        args = " ".join([*(f'"${name}"' for name in names), *(shlex.quote(a) for a in plan.python_packages)])
         lines.append("RUN /opt/sig/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-input "
                      f"{args} && /opt/sig/venv/bin/python -c 'import pyspark'")
     return "\n".join(lines) + "\n"
@@ -68,6 +83,7 @@ class DockerImageBuilder:
         self._auth = {"username": registry_user, "password": registry_password} if registry_user else None
         self._pip_args = pip_args
         self._timeout = timeout_s
+        self._redact = Redactor([registry_password], texts=(*pip_args, registry))
 
     def image_ref(self, plan: BuildPlan) -> str:
         return f"{self._repo}:{plan.key}"
@@ -101,17 +117,18 @@ class DockerImageBuilder:
         text = dockerfile(plan, self.spark_image_id(plan.spark_version), pip_args=self._pip_args,
                           tenant=plan.tenant, sig=plan.sig)
         for line in text.splitlines():
-            log("| " + line)
+            log(self._redact("| " + line))
         deadline = time.monotonic() + self._timeout
         errors: list[str] = []
         tail: list[str] = []
         try:
             stream = self._client.api.build(fileobj=_context(text), custom_context=True, tag=ref, rm=True,
-                                            forcerm=True, pull=False, decode=True, timeout=int(self._timeout))
+                                            forcerm=True, pull=False, decode=True, timeout=int(self._timeout),
+                                            buildargs=build_args(self._pip_args) or None)
             for chunk in stream:
-                line = str(chunk.get("stream") or chunk.get("status") or "").rstrip("\n")
+                line = self._redact(str(chunk.get("stream") or chunk.get("status") or "").rstrip("\n"))
                 if chunk.get("error"):
-                    errors.append(str(chunk["error"]).strip())
+                    errors.append(self._redact(str(chunk["error"]).strip()))
                     line = "ERROR: " + errors[-1]
                 for part in line.splitlines():
                     if part.strip():
@@ -120,7 +137,7 @@ class DockerImageBuilder:
                 if time.monotonic() > deadline:
                     raise PermanentError(f"image build timed out after {self._timeout:.0f}s")
         except ENGINE_ERRORS as exc:
-            raise translate(f"building image {ref}", exc) from exc
+            raise TemporaryError(self._redact(translate(f"building image {ref}", exc).message)) from None
         if errors:
             self._prune(plan)
             pip_errors = [t for t in tail if "ERROR" in t or "error" in t] or errors
@@ -142,11 +159,11 @@ class DockerImageBuilder:
         try:
             for chunk in self._client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=self._auth):
                 if chunk.get("error"):
-                    raise PermanentError(f"pushing {ref} failed: {chunk['error']}")
+                    raise PermanentError(self._redact(f"pushing {ref} failed: {chunk['error']}"))
                 if chunk.get("status") and not chunk.get("progressDetail"):
-                    log(str(chunk["status"]))
+                    log(self._redact(str(chunk["status"])))
         except ENGINE_ERRORS as exc:
-            raise translate(f"pushing {ref}", exc) from exc
+            raise TemporaryError(self._redact(translate(f"pushing {ref}", exc).message)) from None
 
     def size(self, ref: str) -> dict[str, Any]:
         img = self._client.images.get(ref)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spaas.errors import PermanentError
+from spaas.redact import Redactor
 
 from services.builder.planner import BuildPlan
 
@@ -31,7 +32,10 @@ Log = Callable[[str], None]
 
 class LocalEnvBuilder:
     def __init__(self, artifacts_dir: Path, layers_dir: Path, *, python: str = "", pip_args: tuple[str, ...] = (),
-                 timeout_s: float = 1800.0) -> None:
+                 timeout_s: float = 1800.0, redact: Callable[[str], str] | None = None) -> None:
+        """`redact`: masks operator credentials in what goes to the build log and errors
+        (default: URL credentials, and those in `pip_args`)."""
+        self._redact = redact or Redactor(texts=pip_args)
         self._artifacts = Path(artifacts_dir)
         self._layers = Path(layers_dir)
         self._python = python or sys.executable
@@ -50,13 +54,13 @@ class LocalEnvBuilder:
         shutil.rmtree(artifact, ignore_errors=True)
 
     def _run(self, argv: list[str], log: Log, *, deadline: float) -> None:
-        log("$ " + " ".join(argv))
+        log(self._redact("$ " + " ".join(argv)))
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 text=True, bufsize=1, start_new_session=True)
         tail: list[str] = []
         assert proc.stdout is not None
         for line in proc.stdout:
-            line = line.rstrip("\n")
+            line = self._redact(line.rstrip("\n"))
             log(line)
             tail = (tail + [line])[-30:]
             if time.monotonic() > deadline:
@@ -65,7 +69,8 @@ class LocalEnvBuilder:
         code = proc.wait()
         if code != 0:
             errors = [t for t in tail if "ERROR" in t or "error" in t] or tail[-10:]
-            raise PermanentError(f"`{' '.join(argv[:4])} ...` exited with {code}: " + " | ".join(errors)[-1500:])
+            raise PermanentError(self._redact(f"`{' '.join(argv[:4])} ...` exited with {code}: "
+                                              + " | ".join(errors)[-1500:]))
 
     def _pip(self, *args: str) -> list[str]:
         return [self._python, "-m", "pip", "--disable-pip-version-check", "--no-input", *args, *self._pip_args]

@@ -26,6 +26,7 @@ from spaas.errors import Conflict, PermanentError, TemporaryError
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, key_build_stream, sig_build_stream
 from spaas.model import BuildState
+from spaas.redact import redact_urls
 from spaas.store import Store, read_modify_write
 
 from services.builder.planner import BuildPlan, plan
@@ -46,9 +47,12 @@ class ArtifactBuilder(Protocol):
 class BuildService:
     def __init__(self, store: Store, bus: Bus, logs: LogStreams, builder: ArtifactBuilder, *, keys: Keys,
                  lock_ttl_s: int = 10, join_timeout_s: float = 1800.0, runtime: str = "process",
-                 base_for: Callable[[str], str] | None = None) -> None:
+                 base_for: Callable[[str], str] | None = None, redact: Callable[[str], str] = redact_urls) -> None:
         """`base_for(spark_version)`: what the artifact is built on, part of the build key
-        (Docker: the Spark image's id); default: this machine's Python and platform."""
+        (Docker: the Spark image's id); default: this machine's Python and platform.
+        `redact`: masks operator credentials in every log line and error message tenants can
+        read (default: credentials in URLs; `__main__` adds the configured secrets)."""
+        self._redact = redact
         self._store = store
         self._bus = bus
         self._logs = logs
@@ -125,10 +129,11 @@ class BuildService:
         try:
             artifact, how = self._artifact(the_plan, stream, ident)
         except PermanentError as exc:
-            log.warning("build %s failed: %s", ident, exc.message)
-            self._logs.append(stream, f"build failed: {exc.message}")
+            message = self._redact(exc.message)
+            log.warning("build %s failed: %s", ident, message)
+            self._logs.append(stream, f"build failed: {message}")
             self._finish(tenant, sig, generation, the_plan, started, state=BuildState.FAILED, reason="BuildFailed",
-                         message=exc.message)
+                         message=message)
             BUILDS.labels("failed").inc()
             return "failed"
         self._logs.append(stream, f"artifact ready: {how}")
@@ -199,7 +204,7 @@ class BuildService:
         last_flush = [time.monotonic()]
 
         def emit(line: str) -> None:
-            buffer.append(line)
+            buffer.append(self._redact(line))
             if len(buffer) >= 20 or time.monotonic() - last_flush[0] > 0.5:
                 flush()
 
@@ -221,7 +226,8 @@ class BuildService:
                 artifact = self._builder.build(the_plan, emit)
         except PermanentError as exc:
             flush()
-            self._store.put(self._keys.build(the_plan.key), {"state": BuildState.FAILED.value, "message": exc.message,
+            self._store.put(self._keys.build(the_plan.key), {"state": BuildState.FAILED.value,
+                                                             "message": self._redact(exc.message),
                                                              "finished_at": time.time()})
             raise
         finally:

@@ -41,7 +41,11 @@ def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runt
                              stack=settings.docker_stack, platform_network=settings.docker_network,
                              state_volume=settings.docker_state_volume, state_dir=settings.state_dir.resolve(),
                              env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s)
-    raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process' or 'docker'")
+    if settings.runtime == "kubernetes":
+        from spaas.runtimes.kubernetes import kubernetes_runtime
+
+        return kubernetes_runtime(settings, store, keys, env)
+    raise SystemExit(f"SPAAS_RUNTIME={settings.runtime!r} is not available; use 'process', 'docker' or 'kubernetes'")
 
 
 def etcd_credentials(settings: ScalerSettings, store: EtcdStore, keys: Keys,

@@ -29,6 +29,7 @@ import requests
 
 from spaas.errors import TemporaryError
 from spaas.runtimes.base import Container, ContainerSpec
+from spaas.storage import SigStorage
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +162,12 @@ class DockerRuntime:
             except ENGINE_ERRORS as exc:
                 raise translate(f"volume {self._state_volume}", exc) from exc
             source = Path(vol.attrs["Mountpoint"]) / "storage" / tenant / sig
-            # The scaler has the same volume mounted at state_dir: make the directory there.
-            inside.mkdir(parents=True, exist_ok=True)
+            # The scaler has the same volume mounted at state_dir: make the directory there,
+            # following no link (Docker would follow one in a bind source).
+            SigStorage(self._state_dir / "storage").ensure_sig_dir(tenant, sig)
         else:
             root = self._host_state_dir or self._state_dir
-            source = root / "storage" / tenant / sig
-            source.mkdir(parents=True, exist_ok=True)
+            source = SigStorage(root / "storage").ensure_sig_dir(tenant, sig)
         return {str(source): {"bind": str(inside), "mode": "rw"}}
 
     def _find(self, name: str) -> Any | None:

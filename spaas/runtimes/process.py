@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from spaas import safefs
 from spaas.runtimes.base import Container, ContainerSpec
 
 log = logging.getLogger(__name__)
@@ -175,7 +175,11 @@ class ProcessRuntime:
         log.info("stopped container %s", name)
 
     def cleanup_sig(self, tenant: str, sig: str) -> None:
-        shutil.rmtree(self._state_dir / "runtime" / tenant / sig, ignore_errors=True)
+        """Remove the SIG's container directories; tenant code wrote in them, so no link is followed."""
+        try:
+            safefs.remove(self._state_dir / "runtime", [tenant, sig])
+        except (OSError, safefs.UnsafeFile) as exc:
+            log.warning("sig %s/%s: container directories not fully removed: %s", tenant, sig, exc)
 
     def stop_all(self, *, grace_s: float = 10.0) -> None:
         for name in list(self._members()):

@@ -165,6 +165,28 @@ TABLE: list[Any] = [
          json={**APP, "executorCores": 0}),
     case("app-args-not-list", "POST", f"{S}/applications", 422, "args", json={**APP, "args": "--fast"}),
     case("app-unknown-field", "POST", f"{S}/applications", 422, "proxyUser", json={**APP, "proxyUser": "root"}),
+    # -- NUL bytes and other control characters, anywhere: 422 naming where -----------------------
+    case("nul-tenant-name", "POST", "/api/v1/tenants", 422, "name", json={"name": "ac\x00me"}),
+    case("nul-sig-conf-key", "POST", f"{T}/sigs", 422, "spark_conf", json=sig_with(spark_conf={"spark.x\x00": "1"})),
+    case("nul-sig-conf-value", "POST", f"{T}/sigs", 422, "spark_conf.spark.app.name",
+         json=sig_with(spark_conf={"spark.app.name": "a\x00"})),
+    case("nul-app-file", "POST", f"{S}/applications", 422, "file", json={"file": "files/job.py\x00.txt"}),
+    case("nul-app-arg", "POST", f"{S}/applications", 422, "args.1", json={**APP, "args": ["ok", "a\x00b"]}),
+    case("escape-app-conf", "POST", f"{S}/applications", 422, "conf.spark.app.name",
+         json={**APP, "conf": {"spark.app.name": "x\x1b[31m"}}),
+    case("nul-raw-json-escape", "POST", "/api/v1/tenants", 422, "name", raw='{"name": "a\\u0000b"}'),
+    case("nul-in-path-tenant", "GET", f"{T}%00/sigs", 422, "path"),
+    case("nul-in-path-sig", "PUT", f"{T}/sigs/s1%00", 422, "path", json=sig_body()),
+    case("nul-in-path-app", "GET", f"{S}/applications/{{app}}%00/log", 422, "path"),
+    case("nul-in-path-member", "PUT", f"{T}/members/user/al%00ice", 422, "path", json={"roles": ["user"]}),
+    case("newline-in-path", "DELETE", f"{T}/members/user/alice%0A", 422, "path"),
+    case("nul-in-query-value", "GET", f"{S}/applications/{{app}}/log", 422, "from", query={"from": "1\x00"}),
+    case("nul-in-query-name", "GET", f"{S}/build/log", 422, "query", query={"si\x00ze": "1"}),
+    case("nul-login-name", "POST", "/api/v1/login", 422, "username", json={"username": "alice\x00", "password": "x"}),
+    case("escape-login-name", "POST", "/api/v1/login", 422, "username", json={"username": "\x1balice", "password": "x"}),
+    case("format-char-login-name", "POST", "/api/v1/login", 422, "username",
+         json={"username": "ali\u200bce", "password": "x"}),
+    case("nul-token-name", "POST", "/api/v1/tokens", 422, "name", json={"name": "ci\x00"}),
     # -- routing -------------------------------------------------------------------------------
     case("unknown-route", "GET", "/api/v1/nothing", 404),
     case("sig-patch", "PATCH", S, 405, json=sig_body()),
@@ -311,3 +333,8 @@ def test_quota_refusals_carry_the_numbers(client: FlaskClient, quota: dict[str, 
     # A change that would not fit is refused the same way.
     resp = client.put("/api/v1/tenants/small/sigs/one", json=sig_body("one", **{**sig, "scaling": {"min_workers": 5}}))
     assert resp.status_code == 422 and error_of(resp.get_json())["field"] == field
+
+
+def test_tabs_and_newlines_in_json_values_are_accepted(client: FlaskClient, app_id: str) -> None:
+    resp = client.post(f"{S}/applications", json={**APP, "args": ["line 1\nline 2", "a\tb\r\n"]})
+    assert resp.status_code == 201, resp.get_json()

@@ -169,16 +169,22 @@ def test_session_statements_through_the_relay(client: FlaskClient, sig: str, key
     assert float((root / "heartbeat").read_text()) > 0  # the client's GETs count as heartbeats
     # What the REPL writes when statement 0 is done goes back to etcd and to the client.
     output = {"status": "ok", "execution_count": 0, "data": {"text/plain": "42"}}
+    (root / "out").mkdir()
     (root / "out" / "0.json").write_text(json.dumps({"state": "available", "output": output,
                                                       "started": 1.0, "completed": 2.0}))
     assert client.post(f"{L}/sessions/{sid}/statements/1/cancel").get_json() == {"msg": "canceled"}
     relay.sync_one(sid, root)
     assert (root / "cancel" / "1").exists()
+    # A link planted by the session's own code is refused, never followed.
+    (root / "in" / "9.json").symlink_to(tmp_path / "elsewhere")
+    store.put(keys.app_stmt("acme", "s1", sid, 9, "code"), {"code": "x"})
+    relay.sync_one(sid, root)
+    assert not (tmp_path / "elsewhere").exists()
     got = client.get(f"{L}/sessions/{sid}/statements/0").get_json()
     assert got == {"id": 0, "code": "print(6 * 7)", "state": "available", "output": output, "progress": 1.0,
                    "started": 1000, "completed": 2000}
     listing = client.get(f"{L}/sessions/{sid}/statements").get_json()
-    assert listing["total_statements"] == 2 and listing["statements"][1]["state"] == "cancelling"
+    assert listing["total_statements"] == 3 and listing["statements"][1]["state"] == "cancelling"
     # Deleting the session: it is shutting down, then killed; unfinished statements show cancelled.
     assert client.delete(f"{L}/sessions/{sid}").get_json() == {"msg": "deleted"}
     assert client.get(f"{L}/sessions/{sid}/state").get_json()["state"] == "shutting_down"

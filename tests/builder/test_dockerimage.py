@@ -53,3 +53,24 @@ def test_a_package_pip_cannot_find_fails_the_build_with_pips_error(builder: obje
         builder.build(p, lambda _line: None)  # type: ignore[attr-defined]
     assert "spaas-no-such-package-anywhere" in err.value.message
     assert builder.existing(p) is None  # type: ignore[attr-defined]
+
+
+def test_credentialed_pip_args_reach_pip_but_not_the_log_or_the_error() -> None:
+    """The operator's index URL (with a password) is a build argument: pip uses it (and fails at
+    once on this unreachable loopback index), the logged Dockerfile and the error do not show it."""
+    require_docker(image=f"spaas-spark:{SPARK}")
+    from services.builder.dockerimage import DockerImageBuilder
+    from spaas.errors import PermanentError
+    from spaas.runtimes.docker import connect
+
+    password = "S3cret-" + uuid.uuid4().hex[:8]
+    builder = DockerImageBuilder(connect(timeout_s=300), repository="spaas-sig-test", pip_args=(
+        f"--index-url=https://ci:{password}@127.0.0.1:9/simple", "--retries=0", "--timeout=2"))
+    p = _plan(builder, ["toolz==0.12.1"])
+    lines: list[str] = []
+    with pytest.raises(PermanentError) as err:
+        builder.build(p, lines.append)
+    text = "\n".join(lines)
+    assert password not in text and password not in err.value.message
+    assert '"$SPAAS_PIP_ARG_0"' in text  # the Dockerfile as logged
+    assert "127.0.0.1" in text + err.value.message  # pip did use the operator's index

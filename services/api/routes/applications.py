@@ -21,6 +21,8 @@ from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
 bp = Blueprint("applications", __name__)
+# Most of a driver log the API reads for one request.
+LOG_MAX_BYTES = 32 * 1024 * 1024
 
 
 def new_app_id() -> str:
@@ -113,12 +115,14 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     app_or_404(tenant, sig, app_id)
     start = _int_arg("from", 0)
     size = _int_arg("size", 1000, lo=1, hi=100_000)
-    path = d.storage.driver_log(tenant, sig, app_id)
-    try:
-        lines = path.read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        lines = []
-    return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
+    # The log lives where the application's own code can write: read it without following links,
+    # only if it is a regular file with one link, and only its first LOG_MAX_BYTES.
+    data, truncated = d.storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
+    lines = data.decode(errors="replace").splitlines()
+    result: dict[str, Any] = {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
+    if truncated:
+        result["truncated"] = True
+    return result
 
 
 def request_kill(tenant: str, sig: str, app_id: str, parts: dict[str, Any]) -> bool:

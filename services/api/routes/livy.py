@@ -34,7 +34,7 @@ from services.api.deps import deps, json_body
 from services.api.errors import STATUS, BadRequest, field_of
 from services.api.guard import action, current_principal, current_roles
 from services.api.records import get_sig, get_tenant, group_apps
-from services.api.routes.applications import app_or_404, record_app, request_kill, wake
+from services.api.routes.applications import LOG_MAX_BYTES, app_or_404, record_app, request_kill, wake
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
@@ -137,12 +137,14 @@ def livy_state(parts: dict[str, Entry], *, session: bool) -> str:
                          for s in statements(parts, ended=False)) else "idle"
 
 
+def _log_lines(tenant: str, sig: str, app_id: str) -> list[str]:
+    # The log lives where the application's own code can write: read as /applications/{id}/log does.
+    data, _ = deps().storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
+    return data.decode(errors="replace").splitlines()
+
+
 def _log_tail(tenant: str, sig: str, app_id: str, size: int = LOG_TAIL) -> list[str]:
-    try:
-        lines = deps().storage.driver_log(tenant, sig, app_id).read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        return []
-    return lines[-size:]
+    return _log_lines(tenant, sig, app_id)[-size:]
 
 
 def livy_view(tenant: str, sig: str, app_id: str, parts: dict[str, Entry], *, with_log: bool = True) -> dict[str, Any]:
@@ -223,10 +225,7 @@ def _one(tenant: str, sig: str, app_id: str, *, session: bool) -> dict[str, Entr
 def _log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     """`size` lines (default 100) from `from`; without `from`, the last `size` lines, as Livy pages."""
     size = _int_arg("size", 100, lo=0, hi=100_000)
-    try:
-        lines = deps().storage.driver_log(tenant, sig, app_id).read_text(errors="replace").splitlines()
-    except FileNotFoundError:
-        lines = []
+    lines = _log_lines(tenant, sig, app_id)
     start = _int_arg("from", max(0, len(lines) - size))
     return {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
 

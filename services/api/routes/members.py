@@ -14,6 +14,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint
 
+from spaas.authz import fold
 from spaas.errors import Invalid, NotFound
 from spaas.model import PRINCIPAL_RE, MemberRoles
 
@@ -27,6 +28,8 @@ NAME = re.compile(PRINCIPAL_RE)
 
 
 def _name(name: str) -> str:
+    """The grant's name in its one form (`authz.fold`: trimmed, case-folded), as logins are."""
+    name = fold(name)
     if not NAME.match(name):
         raise Invalid("user and group names are 1-128 letters, digits, '.', '_', '@' or '-'", field="name")
     return name
@@ -50,7 +53,7 @@ def list_members(tenant: str) -> dict[str, Any]:
 def put_member(tenant: str, kind: str, name: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    _name(name)
+    name = _name(name)
     grant = MemberRoles.model_validate(json_body())
     roles = [r.value for r in grant.roles]
     d.store.put(d.keys.member(tenant, kind, name), {"roles": roles, "granted_by": current_principal().name,
@@ -64,7 +67,7 @@ def put_member(tenant: str, kind: str, name: str) -> dict[str, Any]:
 def delete_member(tenant: str, kind: str, name: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    _name(name)
+    name = _name(name)
     if not d.store.delete(d.keys.member(tenant, kind, name)):
         raise NotFound(f"{kind} {name!r} is not a member of tenant {tenant!r}", field="name")
     log.info("tenant %s: %s %s removed by %s", tenant, kind, name, current_principal().name)
