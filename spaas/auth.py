@@ -26,6 +26,7 @@ from spaas import safefs
 from spaas.authz import fold
 from spaas.errors import Conflict, Invalid, Unauthorized
 from spaas.keys import Keys
+from spaas.records import UserTokenRecord, get_record, read_user_tokens
 from spaas.store import Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 
 def new_token() -> str:
     return "spaas_" + secrets.token_urlsafe(32)
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token of a session: the proxy hands it to the page, the console checks it on every change."""
+    return hashlib.sha256(b"spaas-csrf\0" + session_token.encode()).hexdigest()[:40]
 
 
 def hash_token(token: str) -> str:
@@ -177,16 +183,12 @@ class Tokens:
         return IssuedToken(token=token, id=token_id, expires_at=expires_at)
 
     def _record(self, digest: str) -> TokenRecord | None:
-        entry = self._store.get(self._keys.token(digest))
-        if entry is None:
-            return None
-        v = entry.value
-        if float(v.get("expires_at", 0)) <= self._clock():
-            return None
-        return TokenRecord(id=str(v["id"]), kind=str(v["kind"]), user=str(v["user"]),
-                           groups=frozenset(v.get("groups", ())), name=str(v.get("name", "")),
-                           created_at=float(v["created_at"]), expires_at=float(v["expires_at"]), token_hash=digest,
-                           ancestors=tuple(str(a) for a in v.get("ancestors", ())))
+        v = get_record(self._store, self._keys.token(digest), UserTokenRecord)
+        if not isinstance(v, UserTokenRecord) or v.expires_at <= self._clock():
+            return None  # unknown, expired, or a malformed record (which authenticates nobody)
+        return TokenRecord(id=v.id, kind=v.kind, user=v.user, groups=frozenset(v.groups), name=v.name,
+                           created_at=v.created_at, expires_at=v.expires_at, token_hash=digest,
+                           ancestors=tuple(v.ancestors))
 
     def lookup(self, token: str) -> TokenRecord | None:
         """The record of a live token; None for unknown, revoked or expired ones, and for tokens
@@ -201,11 +203,12 @@ class Tokens:
 
     def _revoke_children(self, record: TokenRecord) -> None:
         """Tokens minted with `record` (always API tokens of the same user) go with it."""
-        for entry in self._store.list(self._keys.user_tokens(record.user)):
-            if record.token_hash in entry.value.get("ancestors", ()):
-                self._store.delete(self._keys.token(str(entry.value.get("hash", ""))))
-                self._store.delete(entry.key)
-                log.info("revoked api token %s of %s with its parent %s", entry.value.get("id"), record.user, record.id)
+        for child in read_user_tokens(self._store, self._keys.user_tokens(record.user)):
+            if record.token_hash in child.ancestors:
+                if child.hash:
+                    self._store.delete(self._keys.token(child.hash))
+                self._store.delete(self._keys.user_token(record.user, child.id))
+                log.info("revoked api token %s of %s with its parent %s", child.id, record.user, record.id)
 
     def revoke(self, record: TokenRecord) -> None:
         self._store.delete(self._keys.token(record.token_hash))
@@ -218,21 +221,21 @@ class Tokens:
         """The user's live personal tokens, without secrets or hashes, oldest first."""
         now = self._clock()
         out = []
-        for entry in self._store.list(self._keys.user_tokens(user)):
-            v = entry.value
-            if float(v.get("expires_at", 0)) > now:
-                out.append({k: v.get(k) for k in ("id", "name", "created_at", "expires_at")})
+        for v in read_user_tokens(self._store, self._keys.user_tokens(user)):
+            if v.expires_at > now:
+                out.append({"id": v.id, "name": v.name, "created_at": v.created_at, "expires_at": v.expires_at})
         return sorted(out, key=lambda t: (t["created_at"], t["id"]))
 
     def revoke_api_token(self, user: str, token_id: str) -> bool:
         """False if the user has no such token (someone else's id is "no such token" too)."""
-        entry = self._store.get(self._keys.user_token(user, token_id))
-        if entry is None:
+        record = get_record(self._store, self._keys.user_token(user, token_id), UserTokenRecord)
+        if record is None:
             return False
-        self._store.delete(self._keys.token(str(entry.value["hash"])))
-        self._store.delete(entry.key)
+        if isinstance(record, UserTokenRecord) and record.hash:
+            self._store.delete(self._keys.token(record.hash))
+        self._store.delete(self._keys.user_token(user, token_id))  # a malformed one goes too
         log.info("revoked api token %s of %s", token_id, user)
-        v = entry.value
-        self._revoke_children(TokenRecord(id=token_id, kind="api", user=user, groups=frozenset(), name="",
-                                          created_at=0.0, expires_at=0.0, token_hash=str(v["hash"])))
+        if isinstance(record, UserTokenRecord) and record.hash:
+            self._revoke_children(TokenRecord(id=token_id, kind="api", user=user, groups=frozenset(), name="",
+                                              created_at=0.0, expires_at=0.0, token_hash=record.hash))
         return True

@@ -70,6 +70,7 @@ PERMISSIONS: dict[str, Rule] = {
     "audit.read": Rule(Scope.CLUSTER),
     "tenant.read": Rule(Scope.TENANT, ALL_TENANT_ROLES),
     "tenant.delete": Rule(Scope.TENANT),  # cluster admins only, but 404 to outsiders
+    "tenant.update": Rule(Scope.TENANT),  # the quota: cluster admins only, 404 to outsiders
     "member.list": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "member.put": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "member.delete": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
@@ -89,6 +90,9 @@ PERMISSIONS: dict[str, Rule] = {
     "livy.version": Rule(Scope.TENANT, APP_ROLES),
     "statement.run": Rule(Scope.TENANT, APP_ROLES),  # in the caller's own sessions unless app admin
     "statement.cancel": Rule(Scope.TENANT, APP_ROLES),
+    # The console's pages (/platform): what they show and change goes through the actions above.
+    "console.page": Rule(Scope.AUTHENTICATED),
+    "console.tenant": Rule(Scope.TENANT, ALL_TENANT_ROLES),
 }
 
 

@@ -43,6 +43,10 @@ class Bus(Protocol):
 
     def delete_queue(self, queue: str) -> None: ...
 
+    def declare_queue(self, queue: str, routing_keys: Sequence[str]) -> None:
+        """Create a durable queue bound to the exchange (idempotent)."""
+        ...
+
 
 def make_celery(redis_url: str) -> Celery:
     """The Celery app shared by the builder (worker) and the API (sender)."""
@@ -65,20 +69,24 @@ def make_celery(redis_url: str) -> Celery:
 
 
 class RedisBus:
-    def __init__(self, redis_url: str, *, timeout_s: float = 5.0, celery: Celery | None = None) -> None:
+    def __init__(self, redis_url: str, *, timeout_s: float = 5.0, celery: Celery | None = None,
+                 confined: bool = False) -> None:
+        """`confined`: the bus of a SIG's agent, which may touch only its own Redis keys
+        (spaas/redisauth.py): it consumes a queue the scaler declared, without kombu's shared
+        `unacked*` keys, and sends its events straight to their consumer's queue."""
         self._url = redis_url
         self._timeout = timeout_s
+        self._confined = confined
         self._exchange = Exchange(messages.EXCHANGE, type="topic", durable=True)
         self._celery = celery or make_celery(redis_url)
         self._lock = threading.Lock()
         self._conn: Connection | None = None
 
     def _connection(self) -> Connection:
-        return Connection(
-            self._url,
-            connect_timeout=self._timeout,
-            transport_options={"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout},
-        )
+        options: dict[str, object] = {"socket_timeout": self._timeout, "socket_connect_timeout": self._timeout}
+        if self._confined:
+            options["ack_emulation"] = False  # no shared unacked/unacked_index/unacked_mutex keys
+        return Connection(self._url, connect_timeout=self._timeout, transport_options=options)
 
     def publish(self, event: Event) -> None:
         body = event.to_json()
@@ -86,14 +94,20 @@ class RedisBus:
             try:
                 if self._conn is None:
                     self._conn = self._connection()
-                producer = self._conn.Producer(exchange=self._exchange)
+                if self._confined:
+                    # The anonymous exchange puts the message on the named queue: no binding lookup.
+                    producer = self._conn.Producer(exchange=Exchange(""))
+                    routing_key, declare = messages.consumer_queue(event), []
+                else:
+                    producer = self._conn.Producer(exchange=self._exchange)
+                    routing_key, declare = event.routing_key, [self._exchange]
                 publish = self._conn.ensure(producer, producer.publish, max_retries=3, interval_start=0.2, interval_step=0.5)
                 publish(
                     body,
-                    routing_key=event.routing_key,
+                    routing_key=routing_key,
                     content_type="application/json",
                     content_encoding="utf-8",
-                    declare=[self._exchange],
+                    declare=declare,
                 )
             except Exception as exc:  # kombu raises many transport-specific classes
                 self._close()
@@ -118,6 +132,14 @@ class RedisBus:
             except Exception:
                 pass
             self._conn = None
+
+    def declare_queue(self, queue: str, routing_keys: Sequence[str]) -> None:
+        bindings = [binding(self._exchange, routing_key=key) for key in routing_keys]
+        try:
+            with self._connection() as conn:
+                Queue(queue, bindings=bindings, durable=True)(conn.default_channel).declare()
+        except Exception as exc:
+            raise TemporaryError(f"cannot declare queue {queue}: {exc.__class__.__name__}: {exc}") from None
 
     def delete_queue(self, queue: str) -> None:
         try:
@@ -158,7 +180,8 @@ class RedisBus:
         while not stop.is_set():
             try:
                 with self._connection() as conn:
-                    with conn.Consumer([q], callbacks=[on_message], accept=["json", "application/json"]):
+                    with conn.Consumer([q], callbacks=[on_message], accept=["json", "application/json"],
+                                       auto_declare=not self._confined):
                         backoff = 0.5
                         while not stop.is_set():
                             try:

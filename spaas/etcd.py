@@ -181,12 +181,26 @@ class EtcdStore:
 
     @staticmethod
     def _entry(kv: dict[str, Any]) -> Entry:
+        """One key-value; a value that is not a JSON object (written by hand or by tenant code
+        in its own prefix) gives an entry with `error` set instead of failing the whole call."""
+        value: Any = {}
+        error = ""
+        if kv.get("value"):
+            try:
+                value = json.loads(base64.b64decode(kv["value"]).decode("utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                value, error = {}, f"not JSON ({exc.__class__.__name__})"
+            if not isinstance(value, dict):
+                value, error = {}, f"not a JSON object but {type(value).__name__}"
+        else:
+            error = "empty value"
         return Entry(
-            key=_unb64(kv["key"]),
-            value=json.loads(_unb64(kv.get("value", ""))) if kv.get("value") else {},
+            key=base64.b64decode(kv["key"]).decode("utf-8", errors="replace"),
+            value=value,
             mod_revision=int(kv.get("mod_revision", 0)),
             create_revision=int(kv.get("create_revision", 0)),
             lease=int(kv.get("lease", 0)),
+            error=error,
         )
 
     @staticmethod

@@ -86,6 +86,18 @@ class HostChanged(Event):
     host: str = ""
 
 
+# Where a confined publisher (a SIG's agent, spaas/redisauth.py) sends each event it may send:
+# straight to the consumer's queue, since it may not read the exchange's bindings.
+CONSUMER_QUEUES: dict[str, str] = {DemandChanged.type: SCALER_QUEUE, HostChanged.type: SCALER_QUEUE}
+
+
+def consumer_queue(event: Event) -> str:
+    try:
+        return CONSUMER_QUEUES[event.type]
+    except KeyError:
+        raise ValueError(f"{event.type} events are not sent by SIG containers") from None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls for cls in (SigChanged, SigBuilt, AppEvent, DemandChanged, HostChanged)
 }

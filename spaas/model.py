@@ -21,6 +21,8 @@ from typing import Annotated, Any
 from packaging.requirements import InvalidRequirement, Requirement
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from spaas.sparkconf import numeric_errors
+
 # DNS-1123 label, short enough that "<tenant>-<sig>-worker-NNN" stays a valid hostname (<= 63).
 NAME_MAX = 24
 NAME_RE = r"^[a-z]([-a-z0-9]{0,22}[a-z0-9])?$"
@@ -99,6 +101,11 @@ class SigSpec(Strict):
                 raise ValueError(f"{item!r}: direct URL references are not allowed")
         return value
 
+    @field_validator("spark_conf")
+    @classmethod
+    def _numbers(cls, value: dict[str, str]) -> dict[str, str]:
+        return _numeric_conf(value)
+
 
 class Application(Strict):
     """A batch application, in Livy's shape (camelCase as Livy has it)."""
@@ -113,6 +120,19 @@ class Application(Strict):
     executorMemory: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,6}[kmgtKMGT]?$")] | None = None
     executorCores: int | None = Field(default=None, ge=1, le=256)
     numExecutors: int | None = Field(default=None, ge=1, le=10_000)
+
+    @field_validator("conf")
+    @classmethod
+    def _numbers(cls, value: dict[str, str]) -> dict[str, str]:
+        return _numeric_conf(value)
+
+
+def _numeric_conf(conf: dict[str, str]) -> dict[str, str]:
+    """Spark conf keys the platform computes with must hold sane whole numbers."""
+    errors = numeric_errors(conf)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return conf
 
 
 class Phase(str, enum.Enum):

@@ -24,23 +24,28 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def health_app(check: Callable[[], bool]) -> Callable[..., Any]:
+def health_app(check: Callable[[], bool | tuple[bool, str]]) -> Callable[..., Any]:
+    """`check` returns ok, or (ok, reason): the reason is shown with a 503."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         path = environ.get("PATH_INFO", "")
         if path == "/metrics":
             start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
             return [generate_latest()]
         if path == "/healthz":
-            ok = check()
+            result = check()
+            ok, reason = result if isinstance(result, tuple) else (result, "")
             start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
-            return [json.dumps({"status": "ok" if ok else "unhealthy"}).encode()]
+            body: dict[str, str] = {"status": "ok" if ok else "unhealthy"}
+            if not ok and reason:
+                body["reason"] = reason
+            return [json.dumps(body).encode()]
         start_response("404 Not Found", [("Content-Type", "application/json")])
         return [b'{"error": {"code": "NotFound", "message": "no such path"}}']
 
     return app
 
 
-def serve_health(host: str, port: int, check: Callable[[], bool]) -> WSGIServer | None:
+def serve_health(host: str, port: int, check: Callable[[], bool | tuple[bool, str]]) -> WSGIServer | None:
     """Serve /healthz and /metrics in a daemon thread; `port` 0 disables it."""
     if not port:
         return None

@@ -106,6 +106,8 @@ class ApiSettings(BaseSettings):
     max_upload_bytes: int = 64 * 1024 * 1024
     # WSGI worker threads.
     threads: int = 8
+    # Longest one `?follow=true` log stream stays open, in seconds (it holds a worker thread; clients reconnect).
+    follow_max_s: float = 55.0
     # LDAP server URL (ldap://host:389 or ldaps://host:636); empty disables LDAP login.
     ldap_url: str = ""
     # Base DN under which users and groups are searched (the seed's cluster.ldapBaseDn).
@@ -146,6 +148,9 @@ class ApiSettings(BaseSettings):
     # Seconds a Livy session may sit idle (no statement, no client heartbeat) before it ends; also
     # the most a client's heartbeatTimeoutInSecond may ask for.
     livy_session_timeout_s: int = 3600
+    # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
+    # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
+    proxy_public_url: str = ""
 
     @property
     def token_path(self) -> Path:
@@ -211,6 +216,8 @@ class ScalerSettings(BaseSettings):
     docker_state_volume: str = ""
     # Docker: prefix of container and network names, and the value of their spaas.stack label.
     docker_stack: str = "spaas"
+    # Docker: the proxy's container, connected to every SIG network (empty: none).
+    docker_proxy_container: str = ""
     # Seconds a stopping container gets after SIGTERM (a worker decommissions) before it is killed.
     stop_grace_s: float = 30.0
     # Seconds between full reconciliations of every SIG.
@@ -301,9 +308,51 @@ class StackSettings(BaseSettings):
 
     api_port: int = 8080
     registry_port: int = 8081
+    # services/proxy, the one door for users (0 = pick a free port).
+    proxy_port: int = 8090
     # 0 = pick a free port.
     redis_port: int = 0
     etcd_port: int = 0
     spark_versions: tuple[str, ...] = DEFAULT_SPARK_VERSIONS
     # Shared Spark layers directory passed to the builder (default: STATE_DIR/layers).
     layers_dir: Path = Path("")
+
+
+@dataclass(frozen=True)
+class ProxySettings(BaseSettings):
+    """`services/proxy`: the one authenticated door (ingress paths and forward-proxy mode)."""
+
+    # Address the proxy binds to.
+    host: str = "127.0.0.1"
+    # Port of the proxy (0 picks a free one).
+    port: int = 8090
+    # Port of /healthz and /metrics for Prometheus on 127.0.0.1-only scraping (0 disables; /healthz is also on `port`).
+    health_port: int = 0
+    # The API the proxy forwards /api/v1/ to.
+    api_url: str = "http://127.0.0.1:8080"
+    # PEM certificate chain; with proxy_tls_key the proxy speaks HTTPS only (session cookies get Secure).
+    proxy_tls_cert: str = ""
+    # PEM private key of proxy_tls_cert.
+    proxy_tls_key: str = field(default="", repr=False)
+    # Seconds between refreshes of the route table (SIG hosts, SIGs, grants) from etcd.
+    refresh_s: float = 1.0
+    # Seconds a resolved token (principal) is reused without asking etcd again.
+    auth_cache_s: float = 10.0
+    # Users who are cluster admins (as for the API), comma separated.
+    cluster_admin_users: tuple[str, ...] = ()
+    # LDAP groups whose members are cluster admins (as for the API), comma separated.
+    cluster_admin_groups: tuple[str, ...] = ()
+    # Seconds allowed to connect to an upstream.
+    connect_timeout_s: float = 5.0
+    # Seconds an upstream may take to start its answer (its status line and headers).
+    upstream_timeout_s: float = 60.0
+    # Seconds an idle client keep-alive connection stays open.
+    idle_timeout_s: float = 75.0
+    # Largest request line plus headers, in bytes (431 beyond).
+    max_header_bytes: int = 64 * 1024
+    # Largest request body, in bytes (413 beyond); the API's own upload limit is lower.
+    max_body_bytes: int = 128 * 1024 * 1024
+    # Largest response body from a Spark UI, in bytes (the response is cut beyond); 0: no limit.
+    max_response_bytes: int = 512 * 1024 * 1024
+    # Extra host:port pairs forward mode must never reach (the platform's own are always refused).
+    proxy_deny: tuple[str, ...] = ()

@@ -86,3 +86,29 @@ def check(conf: Mapping[str, str], *, field: str) -> None:
             f"these Spark conf keys may not be set by tenants: {', '.join(sorted(bad))}",
             field=f"{field}.{bad[0]}",
         )
+
+
+# Keys the platform reads as numbers (demand, executor sizing): each must be a whole number in
+# range, so a value like "x" or 10**12 is refused at the API and makes a stored record invalid
+# instead of breaking a controller's pass.
+NUMERIC_KEYS: dict[str, tuple[int, int]] = {
+    "spark.executor.cores": (1, 256),
+    "spark.driver.cores": (1, 256),
+    "spark.task.cpus": (1, 256),
+    "spark.cores.max": (1, 100_000),
+    "spark.executor.instances": (0, 10_000),
+    "spark.dynamicAllocation.minExecutors": (0, 10_000),
+    "spark.dynamicAllocation.initialExecutors": (0, 10_000),
+    "spark.dynamicAllocation.maxExecutors": (0, 1_000_000),
+}
+
+
+def numeric_errors(conf: Mapping[str, str]) -> list[str]:
+    """One message per key of NUMERIC_KEYS whose value is not a whole number in its range."""
+    errors = []
+    for key, (lo, hi) in NUMERIC_KEYS.items():
+        if key in conf:
+            raw = str(conf[key]).strip()
+            if not raw.isdigit() or not lo <= int(raw[:12]) <= hi:
+                errors.append(f"{key} must be a whole number from {lo} to {hi}, not {str(conf[key])[:40]!r}")
+    return errors

@@ -23,7 +23,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("etcd_registry", "builder", "scaler", "api")
+SERVICES = ("etcd_registry", "builder", "scaler", "api", "proxy")
 
 MISSING_HINT = {
     "redis-server": "apt-get install redis-server",
@@ -75,18 +75,21 @@ def _wait(check: object, what: str, timeout_s: float, proc: subprocess.Popen[byt
     raise StackError(f"{what} did not become ready within {timeout_s:.0f}s")
 
 
-def start_redis(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+def start_redis(data_dir: Path, port: int, log_path: Path, *, password: str = "") -> subprocess.Popen[bytes]:
+    """`password`: require it (the default user's); SIG users are then made by spaas.redisauth."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    # On the command line (visible in ps): for tests and single-user machines; compose uses its own.
+    auth = ["--requirepass", password] if password else []
     proc = _spawn(
         ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-         "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no"],
+         "--appendonly", "yes", "--save", "", "--protected-mode", "yes", "--daemonize", "no", *auth],
         log_path,
     )
 
     def ping() -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith((b"+PONG", b"-NOAUTH"))
 
     _wait(ping, f"redis-server on port {port}", 20, proc)
     return proc
@@ -151,10 +154,16 @@ class Stack:
     etcd_port: int = 0
     spark_versions: tuple[str, ...] = ()
     layers_dir: Path | None = None
+    # services/proxy (0 = pick a free port; `spaas up` passes SPAAS_PROXY_PORT, default 8090).
+    proxy_port: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
     # /healthz and /metrics of the services without an HTTP API (builder, scaler).
     health_ports: dict[str, int] = field(default_factory=dict)
+    # -- supervision (spaas/supervisor.py): its pid, and per component {count, last_exit, at}.
+    supervisor: int = 0
+    restarts: dict[str, dict[str, object]] = field(default_factory=dict)
+    etcd_peer_port: int = 0
 
     @property
     def record(self) -> Path:
@@ -163,6 +172,15 @@ class Stack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def proxy_tls(self) -> bool:
+        return bool(self.extra_env.get("SPAAS_PROXY_TLS_CERT") or os.environ.get("SPAAS_PROXY_TLS_CERT"))
+
+    @property
+    def proxy_url(self) -> str:
+        """Where users open the API and the Spark UIs."""
+        return f"{'https' if self.proxy_tls else 'http'}://127.0.0.1:{self.proxy_port}"
 
     @property
     def etcd_url(self) -> str:
@@ -189,6 +207,8 @@ class Stack:
             PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
             PYTHONUNBUFFERED="1",
         )
+        if self.proxy_port and "SPAAS_PROXY_PUBLIC_URL" not in os.environ:
+            env["SPAAS_PROXY_PUBLIC_URL"] = self.proxy_url
         if self.spark_versions:
             env["SPAAS_SPARK_VERSIONS"] = ",".join(self.spark_versions)
         if self.layers_dir:
@@ -197,10 +217,15 @@ class Stack:
         return env
 
     def _save(self) -> None:
-        self.record.write_text(json.dumps({
+        # Atomic: `spaas status` and `spaas up` read it while the supervisor writes it.
+        tmp = self.record.with_name(self.record.name + ".tmp")
+        tmp.write_text(json.dumps({
             "pids": self.pids, "api_port": self.api_port, "registry_port": self.registry_port,
             "redis_port": self.redis_port, "etcd_port": self.etcd_port, "health_ports": self.health_ports,
+            "supervisor": self.supervisor, "restarts": self.restarts, "etcd_peer_port": self.etcd_peer_port,
+            "proxy_port": self.proxy_port,
         }, indent=2))
+        os.replace(tmp, self.record)
 
     @classmethod
     def load(cls, state_dir: Path) -> Stack | None:
@@ -210,22 +235,40 @@ class Stack:
         data = json.loads(path.read_text())
         return cls(state_dir=state_dir, api_port=data["api_port"], registry_port=data["registry_port"],
                    redis_port=data["redis_port"], etcd_port=data["etcd_port"], pids=data["pids"],
-                   health_ports=data.get("health_ports", {}))
+                   health_ports=data.get("health_ports", {}), supervisor=int(data.get("supervisor", 0)),
+                   restarts=data.get("restarts", {}), etcd_peer_port=int(data.get("etcd_peer_port", 0)),
+                   proxy_port=data.get("proxy_port", 0))
 
     def start_data_stores(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        logs = self.state_dir / "logs"
-        self.redis_port = self.redis_port or free_port()
-        self.etcd_port = self.etcd_port or free_port()
-        self.pids["redis"] = start_redis(self.state_dir / "redis", self.redis_port, logs / "redis.log").pid
-        self.pids["etcd"] = start_etcd(self.state_dir / "etcd", self.etcd_port, free_port(), logs / "etcd.log").pid
-        self._save()
+        self.start_component("redis")
+        self.start_component("etcd")
 
-    def start_service(self, name: str) -> None:
+    def start_component(self, name: str) -> subprocess.Popen[bytes]:
+        """(Re)start one data store or service on its recorded ports and wait until it answers."""
+        logs = self.state_dir / "logs"
+        if name == "redis":
+            self.redis_port = self.redis_port or free_port()
+            proc = start_redis(self.state_dir / "redis", self.redis_port, logs / "redis.log")
+        elif name == "etcd":
+            self.etcd_port = self.etcd_port or free_port()
+            # The same peer port on every start: etcd keeps its member's peer URL in its data.
+            self.etcd_peer_port = self.etcd_peer_port or free_port()
+            proc = start_etcd(self.state_dir / "etcd", self.etcd_port, self.etcd_peer_port, logs / "etcd.log")
+        else:
+            return self.start_service(name)
+        self.pids[name] = proc.pid
+        self._save()
+        return proc
+
+    def start_service(self, name: str) -> subprocess.Popen[bytes]:
         env = self.env()
         if name == "etcd_registry":
             env["SPAAS_PORT"] = str(self.registry_port)
-        if name in ("builder", "scaler"):
+        if name == "proxy":
+            env["SPAAS_PORT"] = str(self.proxy_port)
+            env["SPAAS_API_URL"] = self.api_url
+        if name in ("builder", "scaler", "proxy"):
             self.health_ports.setdefault(name, free_port())
             env["SPAAS_HEALTH_PORT"] = str(self.health_ports[name])
         proc = _spawn([sys.executable, "-m", f"services.{name}"], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
@@ -233,11 +276,14 @@ class Stack:
         self._save()
         if name == "api":
             _wait(lambda: requests.get(self.api_url + "/api/v1/healthz", timeout=1).ok, "the API", 60, proc)
+        elif name == "proxy":
+            _wait(lambda: requests.get(self.proxy_url + "/healthz", timeout=1, verify=False).ok, "the proxy", 60, proc)
         elif name in self.health_ports:
             port = self.health_ports[name]
             _wait(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok, f"the {name}", 60, proc)
         elif name == "etcd_registry":
             _wait(lambda: requests.get(f"http://127.0.0.1:{self.registry_port}/healthz", timeout=1).ok, "the registry", 60, proc)
+        return proc
 
     def stop_service(self, name: str, *, sig: int = signal.SIGTERM) -> None:
         pid = self.pids.pop(name, None)
@@ -258,6 +304,7 @@ class Stack:
             raise StackError("\n".join(problems))
         self.api_port = self.api_port or free_port()
         self.registry_port = self.registry_port or free_port()
+        self.proxy_port = self.proxy_port or free_port()
         self.start_data_stores()
         for name in SERVICES:
             self.start_service(name)
@@ -266,7 +313,13 @@ class Stack:
         return self.token_file.read_text().strip()
 
     def down(self) -> None:
-        """Stop services, then every SIG container, then the data stores."""
+        """Stop the supervisor (so nothing is restarted), services, every SIG container, the data stores."""
+        if self.supervisor:
+            stop_pid(self.supervisor)
+            latest = Stack.load(self.state_dir)  # what it started since this record was read
+            if latest is not None:
+                self.pids = latest.pids
+            self.supervisor = 0
         for name in reversed(SERVICES):
             self.stop_service(name)
         from spaas.runtimes.process import ProcessRuntime  # the runtime knows its containers

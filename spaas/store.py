@@ -1,6 +1,7 @@
 """The Store port: etcd as the system of record.
 
-Values are JSON objects. Every entry carries its `mod_revision`, and `update` is a
+Values are JSON objects (an entry whose stored bytes are not one has `error` set and an empty
+`value`; `spaas.records` validates and reports it). Every entry carries its `mod_revision`, and `update` is a
 compare-and-swap on it, so two writers never silently overwrite each other (the loser gets
 `Conflict`, re-reads and decides again). `create` is put-if-absent: a deterministic key is
 also a lock. Leases give keys a lifetime that a live owner keeps extending.
@@ -22,6 +23,9 @@ class Entry:
     mod_revision: int
     create_revision: int
     lease: int = 0
+    # Why the stored bytes are not a JSON object ("" when they are); `value` is then {}. Only
+    # `spaas.records` looks at it: one undecodable key must not break a whole listing.
+    error: str = ""
 
 
 class Store(Protocol):

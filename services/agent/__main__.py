@@ -25,7 +25,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     store = EtcdStore.from_settings(settings)
-    bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s)
+    # Confined: the agent touches only its SIG's own Redis keys (spaas/redisauth.py).
+    bus = RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s, confined=True)
     try:
         demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
         return Agent(settings, store, bus, stop=stop, demand=demand).run()

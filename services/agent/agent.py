@@ -26,6 +26,7 @@ from spaas.bus import Bus
 from spaas.demand import Demand, DemandStore
 from spaas.errors import TemporaryError
 from spaas.keys import Keys
+from spaas.records import BadRecord, SecretRecord, SigSpecRecord, get_record, read_hosts
 from spaas.settings import AgentSettings
 from spaas.stack import free_port
 from spaas.storage import SigStorage
@@ -60,14 +61,20 @@ class Agent:
         self.registration = HostRegistration(store, self.keys, settings.tenant, settings.sig, settings.container,
                                              ttl_s=settings.host_ttl_s)
         self.daemon: SparkDaemon | None = None
+        # Every UI of the SIG (master, workers, drivers) links under its path on services/proxy.
+        self.ui_base = spark.ui_proxy_base(settings.tenant, settings.sig)
 
     # -- shared ------------------------------------------------------------------------
     def _sig_inputs(self) -> tuple[str, dict[str, str]]:
-        secret_entry = self.store.get(self.keys.secret(self.s.tenant, self.s.sig))
-        spec_entry = self.store.get(self.keys.sig_spec(self.s.tenant, self.s.sig))
-        if secret_entry is None or spec_entry is None:
+        secret = get_record(self.store, self.keys.secret(self.s.tenant, self.s.sig), SecretRecord)
+        spec = get_record(self.store, self.keys.sig_spec(self.s.tenant, self.s.sig), SigSpecRecord)
+        if secret is None or spec is None:
             raise SystemExit(f"{self.ident}: SIG is gone; nothing to run")
-        return str(secret_entry.value["secret"]), dict(spec_entry.value["spec"].get("spark_conf", {}))
+        for record in (secret, spec):
+            if isinstance(record, BadRecord):
+                raise SystemExit(f"{self.ident}: cannot start: {record.message}")
+        assert isinstance(secret, SecretRecord) and isinstance(spec, SigSpecRecord)
+        return secret.secret, dict(spec.spec.spark_conf)
 
     def _write_private(self, rel: str, text: str) -> Path:
         """A 0600 file beneath the container's directory, which the SIG's own code can change:
@@ -125,7 +132,7 @@ class Agent:
     # -- master --------------------------------------------------------------------------
     def run_master(self) -> int:
         secret, sig_conf = self._sig_inputs()
-        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
@@ -169,7 +176,7 @@ class Agent:
             ui_port = free_port(self.s.advertise_ip)
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
                                              driver_host=self.s.advertise_ip, ui_port=ui_port,
-                                             python=self.env.python)
+                                             python=self.env.python, ui_base=self.ui_base)
             dprop_file = self._write_private(f"drivers/{app_id}/driver.properties", spark.render_properties(dprops))
             argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
                                      py_files=py_files)
@@ -220,13 +227,13 @@ class Agent:
 
     # -- worker --------------------------------------------------------------------------
     def _master_record(self) -> dict[str, Any] | None:
-        entries = self.store.list(self.keys.hosts(self.s.tenant, self.s.sig))
-        masters = [e.value for e in entries if e.value.get("role") == "master" and e.value.get("ready")]
+        hosts = read_hosts(self.store, self.keys, self.s.tenant, self.s.sig)
+        masters = [h.to_value() for h in hosts if h.role == "master" and h.ready and h.spark_url and h.ui_url]
         return masters[0] if masters else None
 
     def run_worker(self) -> int:
         secret, sig_conf = self._sig_inputs()
-        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local")
+        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         master: dict[str, Any] | None = None
         while not self.stop.is_set():
@@ -317,10 +324,9 @@ class DemandReporter:
         if agent.demand is None:
             return None
         hosts = {}
-        for entry in agent.store.list(agent.keys.hosts(agent.s.tenant, agent.s.sig)):
-            rec = entry.value
-            if rec.get("role") == "worker" and rec.get("ports", {}).get("spark"):
-                hosts[(str(rec.get("ip")), int(rec["ports"]["spark"]))] = str(rec.get("host"))
+        for rec in read_hosts(agent.store, agent.keys, agent.s.tenant, agent.s.sig):
+            if rec.role == "worker" and rec.ports.get("spark"):
+                hosts[(rec.ip, rec.ports["spark"])] = str(rec.host)
         drivers = []
         for d in self._controller.drivers.values():
             if d.poll() is not None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from spaas.errors import Conflict, TemporaryError
 from spaas.keys import Keys
 from spaas.model import AppState, can_transition
-from spaas.store import Entry, Store, read_modify_write
+from spaas.records import AppRecords, AppStateRecord, InvalidRecord, Listing, get_record, read_apps
+from spaas.store import Store, read_modify_write
 
 from services.agent.drivers import Driver
 
@@ -28,23 +29,29 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AppView:
     app_id: str
-    spec: dict[str, Any] | None
-    state: dict[str, Any] | None
+    spec: dict[str, Any] | None   # the validated spec record (None: absent or invalid)
+    state: dict[str, Any] | None  # the validated state record (None: absent or invalid)
     kill: bool
+    invalid: str | None = None    # why its spec or state cannot be read ("key: reason")
 
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # claim | kill | lost | cancel
+    kind: str  # claim | kill | lost | cancel | invalid
     app_id: str
 
 
-def group_apps(entries: Iterable[Entry], keys: Keys, tenant: str, sig: str) -> list[AppView]:
-    parts: dict[str, dict[str, Any]] = {}
-    for entry in entries:
-        app_id, part = keys.split_app_key(entry.key, tenant, sig)
-        parts.setdefault(app_id, {})[part] = entry.value
-    return [AppView(app_id, p.get("spec"), p.get("state"), "kill" in p) for app_id, p in sorted(parts.items())]
+def app_views(listing: Listing[AppRecords]) -> list[AppView]:
+    """The SIG's applications as `decide` sees them; only those with a spec key count."""
+    views = []
+    for rec in listing:
+        if not rec.has_spec:
+            continue
+        bad = rec.invalid
+        views.append(AppView(rec.app_id, rec.spec.to_value() if rec.spec else None,
+                             rec.state.to_value() if rec.state else None, rec.kill,
+                             bad.message if bad else None))
+    return views
 
 
 def decide(apps: list[AppView], running: set[str], *, max_drivers: int) -> list[Action]:
@@ -52,6 +59,12 @@ def decide(apps: list[AppView], running: set[str], *, max_drivers: int) -> list[
     actions: list[Action] = []
     free = max(0, max_drivers - len(running))
     for app in apps:
+        if app.invalid is not None:
+            # A malformed spec or state fails that application only, once no driver of it runs
+            # (a running driver's own end records its outcome over a bad state).
+            if app.app_id not in running and (app.state is None or not AppState(app.state["state"]).terminal):
+                actions.append(Action("invalid", app.app_id))
+            continue
         if app.spec is None:
             continue
         state = AppState(app.state["state"]) if app.state else None
@@ -101,7 +114,10 @@ class AppController:
             now = time.time()
             if value is None:
                 return {"state": state.value, "agent": self._me, "updated_at": now, **fields}
-            current = AppState(value["state"])
+            try:
+                current = AppStateRecord.from_value(key, value).state
+            except InvalidRecord:
+                return {"state": state.value, "agent": self._me, "updated_at": now, **fields}  # ours: replace junk
             allowed = current == state or can_transition(current, state)
             if not allowed:
                 log.info("app %s/%s/%s: not moving %s -> %s", self._tenant, self._sig, app_id, current.value, state.value)
@@ -110,8 +126,9 @@ class AppController:
                 return None
             return dict(value, state=state.value, updated_at=now, **fields)
 
+        key = self._keys.app_state(self._tenant, self._sig, app_id)
         try:
-            read_modify_write(self._store, self._keys.app_state(self._tenant, self._sig, app_id), change)
+            read_modify_write(self._store, key, change)
         except Conflict:
             return False
         return allowed
@@ -119,11 +136,10 @@ class AppController:
     # -- one scan --------------------------------------------------------------------------
     def scan(self) -> None:
         self._collect_finished()
-        entries = self._store.list(self._keys.apps(self._tenant, self._sig))
-        apps = group_apps(entries, self._keys, self._tenant, self._sig)
+        apps = app_views(read_apps(self._store, self._keys, self._tenant, self._sig))
         by_id = {a.app_id: a for a in apps}
         actions = decide(apps, set(self.drivers), max_drivers=self._max)
-        unclaimed = sum(1 for a in apps if a.spec is not None and a.state is None and not a.kill)
+        unclaimed = sum(1 for a in apps if a.spec is not None and a.state is None and not a.kill and a.invalid is None)
         self.backlog = max(0, unclaimed - sum(1 for a in actions if a.kind == "claim"))
         for action in actions:
             app = by_id[action.app_id]
@@ -135,7 +151,10 @@ class AppController:
 
     def _act(self, action: Action, app: AppView) -> None:
         ident = f"{self._tenant}/{self._sig}/{app.app_id}"
-        if action.kind == "cancel":
+        if action.kind == "invalid":
+            log.warning("app %s: invalid record, failing it: %s", ident, app.invalid)
+            self._fail_invalid(app)
+        elif action.kind == "cancel":
             self._set_state(app.app_id, AppState.KILLED, reason="KilledBeforeStart", finished_at=time.time())
         elif action.kind == "lost":
             log.warning("app %s: driver lost (master restarted)", ident)
@@ -168,14 +187,35 @@ class AppController:
                 return
             self.drivers[app.app_id] = driver
 
+    def _fail_invalid(self, app: AppView) -> None:
+        """Record FAILED/InvalidRecord on the application's state key (ours to write), unless a
+        valid final state is already there."""
+        key = self._keys.app_state(self._tenant, self._sig, app.app_id)
+
+        def change(value: dict[str, Any] | None) -> dict[str, Any] | None:
+            if value is not None:
+                try:
+                    if AppStateRecord.from_value(key, value).state.terminal:
+                        return None
+                except InvalidRecord:
+                    pass
+            now = time.time()
+            return {"state": AppState.FAILED.value, "reason": "InvalidRecord", "message": str(app.invalid)[:2000],
+                    "agent": self._me, "finished_at": now, "updated_at": now}
+
+        try:
+            read_modify_write(self._store, key, change)
+        except Conflict:
+            pass  # changed meanwhile; the next scan decides again
+
     def _report_running(self) -> None:
         for app_id, driver in self.drivers.items():
             if driver.poll() is None and not driver.kill_requested:
                 spark_id = driver.find_spark_app_id()
                 if spark_id:
                     key = self._keys.app_state(self._tenant, self._sig, app_id)
-                    entry = self._store.get(key)
-                    if entry and entry.value.get("state") == AppState.STARTING.value:
+                    current = get_record(self._store, key, AppStateRecord)
+                    if isinstance(current, AppStateRecord) and current.state == AppState.STARTING:
                         self._set_state(app_id, AppState.RUNNING, spark_app_id=spark_id)
 
     def _collect_finished(self) -> None:

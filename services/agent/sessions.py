@@ -17,6 +17,7 @@ from typing import Any
 
 from spaas import safefs
 from spaas.keys import Keys
+from spaas.records import read_app
 from spaas.store import Store
 
 from services.agent.drivers import Driver
@@ -51,11 +52,14 @@ class SessionRelay:
         """The driver runs tenant code that can change its own directory: every file here is
         reached through `spaas.safefs` beneath the driver directory, no link followed."""
         base, sub = repl_dir.parent, repl_dir.name
-        prefix = self._keys.app_stmts(self._tenant, self._sig, app_id)
+        # One read of the application's records (spaas.records: heartbeat typed, statements raw).
+        rec = read_app(self._store, self._keys, self._tenant, self._sig, app_id)
+        if rec is None:
+            return
         parts: dict[int, dict[str, Any]] = {}
-        for entry in self._store.list(prefix):
-            n, _, part = entry.key[len(prefix):].partition("/")
-            if n.isdigit():
+        for key, entry in rec.statements.items():
+            _, n, part = key.split("/", 2)
+            if not entry.error and isinstance(entry.value, dict):
                 parts.setdefault(int(n), {})[part] = entry.value
         try:
             for n, p in sorted(parts.items()):
@@ -74,9 +78,8 @@ class SessionRelay:
                     self._store.put(self._keys.app_stmt(self._tenant, self._sig, app_id, n, "result"), result)
                     log.info("session %s/%s/%s: statement %d %s", self._tenant, self._sig, app_id, n,
                              result.get("state"))
-            beat = self._store.get(self._keys.app_heartbeat(self._tenant, self._sig, app_id))
-            if beat is not None:
-                text = str(float(beat.value.get("at", 0))).encode()
+            if rec.heartbeat is not None:
+                text = str(float(rec.heartbeat.at)).encode()
                 try:
                     current, _ = safefs.read_bytes(base, [sub, "heartbeat"], max_bytes=64, single_link=False)
                 except FileNotFoundError:

@@ -34,20 +34,32 @@ class SparkEnv:
         return str(self.spark_home / "bin" / "spark-submit")
 
 
-def platform_properties(secret: str, *, local_dir: Path) -> dict[str, str]:
-    """Properties the platform owns in every daemon and driver of a SIG."""
-    return {
+def ui_proxy_base(tenant: str, sig: str) -> str:
+    """The public path of a SIG's Spark UIs behind services/proxy."""
+    return f"/sig/{tenant}/{sig}/"
+
+
+def platform_properties(secret: str, *, local_dir: Path, ui_base: str = "") -> dict[str, str]:
+    """Properties the platform owns in every daemon and driver of a SIG.
+
+    With `ui_base` (see `ui_proxy_base`) the master reverse-proxies its workers' and drivers'
+    UIs (`/proxy/<id>/`) and every UI writes its links under that path, which the proxy serves.
+    """
+    props = {
         "spark.authenticate": "true",
         "spark.authenticate.secret": secret,
         "spark.master.rest.enabled": "false",
         "spark.local.dir": str(local_dir),
         "spark.ui.killEnabled": "false",
     }
+    if ui_base:
+        props.update({"spark.ui.reverseProxy": "true", "spark.ui.reverseProxyUrl": ui_base})
+    return props
 
 
-def daemon_properties(secret: str, sig_conf: Mapping[str, str], *, local_dir: Path) -> dict[str, str]:
+def daemon_properties(secret: str, sig_conf: Mapping[str, str], *, local_dir: Path, ui_base: str = "") -> dict[str, str]:
     props = dict(sig_conf)
-    props.update(platform_properties(secret, local_dir=local_dir))
+    props.update(platform_properties(secret, local_dir=local_dir, ui_base=ui_base))
     # A dead worker leaves the master's list quickly, so a replaced container is not double-counted.
     props["spark.worker.timeout"] = "15"
     # Scale-in decommissions a worker (SIGPWR) so no new executor lands on it while it goes.
@@ -77,11 +89,12 @@ def driver_properties(
     driver_host: str,
     ui_port: int,
     python: Path,
+    ui_base: str = "",
 ) -> dict[str, str]:
     """SIG conf, then the application's conf, then what the platform enforces (last wins)."""
     props = dict(sig_conf)
     props.update(app_conf)
-    props.update(platform_properties(secret, local_dir=local_dir))
+    props.update(platform_properties(secret, local_dir=local_dir, ui_base=ui_base))
     props.update({
         "spark.driver.host": driver_host,
         "spark.driver.bindAddress": driver_host,

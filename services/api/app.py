@@ -24,6 +24,7 @@ from services.api import errors, guard, inputcheck, openapi
 from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
+from services.api.console import bp as console_bp
 from services.api.routes import applications, audit, livy, login, members, scaling, sigs, tenants
 
 log = logging.getLogger(__name__)
@@ -91,4 +92,5 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp,
                livy.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
+    app.register_blueprint(console_bp, url_prefix="/platform")
     return app

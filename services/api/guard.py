@@ -21,10 +21,11 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 
-from spaas import auth, authz
+from spaas import authz, principals
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized
+from spaas.records import read_members
 
 from services.api.deps import Deps, deps
 from services.api.errors import BadRequest, Forbidden
@@ -33,8 +34,8 @@ log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
-BOOTSTRAP_NAME = "admin"
-SESSION_COOKIE = "spaas_session"
+BOOTSTRAP_NAME = principals.BOOTSTRAP_NAME
+SESSION_COOKIE = "spaas_session"  # the cookie services/proxy sets (POST /platform/session)
 
 
 def action(name: str) -> Callable[[F], F]:
@@ -131,25 +132,18 @@ def authenticate(d: Deps) -> Principal | None:
 
 
 def resolve_principal(d: Deps, token: str | None) -> Principal | None:
-    if not token:
-        return None
-    if auth.matches(token, d.token_hash):
-        return Principal(BOOTSTRAP_NAME, cluster_admin=True, kind="bootstrap")
-    record = d.tokens.lookup(token)
-    if record is None:
-        return None
-    admin = authz.is_cluster_admin(record.user, record.groups, admin_users=d.settings.cluster_admin_users,
-                                   admin_groups=d.settings.cluster_admin_groups)
-    return Principal(record.user, groups=record.groups, cluster_admin=admin, kind=record.kind, token_id=record.id)
+    return principals.principal_for(token, bootstrap_hash=d.token_hash, lookup=d.tokens.lookup,
+                                    admin_users=d.settings.cluster_admin_users,
+                                    admin_groups=d.settings.cluster_admin_groups)
 
 
 def tenant_members(d: Deps, tenant: str) -> dict[tuple[str, str], list[str]]:
     """("user" | "group", name) -> roles granted in the tenant."""
-    members: dict[tuple[str, str], list[str]] = {}
     prefix = d.keys.members(tenant)
-    for entry in d.store.list(prefix):
-        kind, _, quoted = entry.key[len(prefix):].partition("/")
-        members[(kind, unquote(quoted))] = list(entry.value.get("roles", []))
+    members: dict[tuple[str, str], list[str]] = {}
+    for rest, grant in read_members(d.store, prefix):  # a malformed grant grants nothing
+        kind, _, quoted = rest.partition("/")
+        members[(kind, unquote(quoted))] = [r.value for r in grant.roles]
     return members
 
 
@@ -161,13 +155,13 @@ def member_tenants(d: Deps, principal: Principal) -> set[str]:
     """The tenants in which the principal holds any role (one range read over all grants)."""
     prefix = d.keys.prefix + "/members/"
     found: set[str] = set()
-    for entry in d.store.list(prefix):
-        tenant, _, rest = entry.key[len(prefix):].partition("/")
+    for key_rest, grant in read_members(d.store, prefix):
+        tenant, _, rest = key_rest.partition("/")
         kind, _, quoted = rest.partition("/")
         name = unquote(quoted)
         if (kind == "user" and authz.fold(name) == authz.fold(principal.name)) or (
                 kind == "group" and authz.fold(name) in {authz.fold(g) for g in principal.groups}):
-            if entry.value.get("roles"):
+            if grant.roles:
                 found.add(tenant)
     return found
 

@@ -43,16 +43,20 @@ WORKERS = obj({"desired": INT, "ready": INT})
 RESPONSES: dict[str, Any] = {
     "Error": obj({"error": obj({"code": STR, "message": STR, "field": NULL_STR}, ["code", "message"])}),
     "Health": obj({"status": {"enum": ["ok", "unhealthy"]}, "etcd": {"type": "boolean"}}),
-    "Tenant": obj({"name": STR, "quota": ref("Quota"), "created_at": NULL_NUM}),
+    "Tenant": obj({"name": STR, "quota": {"anyOf": [ref("Quota"), {"type": "null"}]}, "created_at": NULL_NUM,
+                   "invalid": STR,  # an unreadable record, and why
+                   "usage": obj({"containers": INT, "cores": INT, "memory_mb": INT, "gpus": INT})},
+                  ["name", "quota", "created_at"]),
     "TenantList": obj({"tenants": {"type": "array", "items": ref("Tenant")}}),
     "TenantDeleted": obj({"name": STR, "deleted": {"type": "boolean"}}),
     "Sig": obj({
-        "tenant": STR, "name": STR, "spec": ref("SigSpec"), "generation": INT,
+        "tenant": STR, "name": STR, "spec": {"anyOf": [ref("SigSpec"), {"type": "null"}]}, "generation": INT,
         "created_at": NULL_NUM, "updated_at": NULL_NUM,
         "status": obj({
             "phase": {"enum": [p.value for p in Phase]}, "reason": NULL_STR, "message": NULL_STR,
             "generation": INT, "observed_generation": INT, "build_key": NULL_STR, "build": {"type": "object"},
-            "workers": WORKERS, "master_url": NULL_STR, "ui_url": NULL_STR, "since": NULL_NUM}),
+            "workers": WORKERS, "master_url": NULL_STR, "ui_url": NULL_STR, "since": NULL_NUM,
+            "invalid_records": STR_LIST}),
     }),
     "SigList": obj({"sigs": {"type": "array", "items": ref("Sig")}}),
     "BuildLog": obj({"generation": INT, "key": NULL_STR, "state": NULL_STR, "from": INT, "total": INT,
@@ -62,9 +66,9 @@ RESPONSES: dict[str, Any] = {
     "ApplicationView": obj({
         "id": STR, "name": NULL_STR, "state": {"enum": ["SUBMITTED", "STARTING", "RUNNING", "FINISHED", "FAILED",
                                                        "KILLED"]},
-        "reason": NULL_STR, "message": NULL_STR, "exit_code": NULL_INT, "spark_app_id": NULL_STR,
+        "reason": NULL_STR, "message": NULL_STR, "exit_code": NULL_INT, "spark_app_id": NULL_STR, "ui_url": NULL_STR,
         "submitter": NULL_STR, "submitted_at": NULL_NUM, "started_at": NULL_NUM, "finished_at": NULL_NUM,
-        "kill_requested": {"type": "boolean"}, "request": ref("Application")}),
+        "kill_requested": {"type": "boolean"}, "request": {"anyOf": [ref("Application"), {"type": "null"}]}}),
     "ApplicationList": obj({"applications": {"type": "array", "items": ref("ApplicationView")}}),
     "ApplicationLog": obj({"id": STR, "from": INT, "total": INT, "log": STR_LIST}),
     "ScalingView": obj({"policy": ref("Scaling"), "workers": WORKERS, "phase": STR, "reason": NULL_STR,
@@ -125,6 +129,20 @@ def _op(action_name: str, summary: str, ok: dict[int, str], *, params: list[dict
     return op
 
 
+FOLLOW = ("With follow=true the answer is text/event-stream: one event per line (`id:` the offset of the next "
+          "line, `data:` the line), then `event: end` with `{\"state\"}` once the build or application is over. "
+          "A stream closes after SPAAS_FOLLOW_MAX_S; EventSource reconnects with Last-Event-ID (wins over from).")
+
+
+def _follow(op: dict[str, Any]) -> dict[str, Any]:
+    """A log endpoint that also streams (see services/api/follow.py)."""
+    op["description"] = FOLLOW
+    op["parameters"] = op["parameters"] + [_param("follow", "query", {"type": "boolean"}),
+                                           _param("Last-Event-ID", "header", {"type": "string", "pattern": "^[0-9]{1,9}$"})]
+    op["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+    return op
+
+
 def _paths() -> dict[str, dict[str, Any]]:
     t, s, a = "/api/v1/tenants/{tenant}", "/api/v1/tenants/{tenant}/sigs/{sig}", \
         "/api/v1/tenants/{tenant}/sigs/{sig}/applications/{id}"
@@ -155,6 +173,8 @@ def _paths() -> dict[str, dict[str, Any]]:
                        {200: "TenantList"})},
         t: {"get": _op("tenant.read", "A tenant", {200: "Tenant"}, params=[TENANT]),
             "delete": _op("tenant.delete", "Delete a tenant without SIGs", {200: "TenantDeleted"}, params=[TENANT])},
+        f"{t}/quota": {"put": _op("tenant.update", "Change the tenant's quota (cluster admins)", {200: "Tenant"},
+                                  params=[TENANT], body="Quota")},
         f"{t}/members": {"get": _op("member.list", "Users and groups with roles in the tenant", {200: "MemberList"},
                                     params=[TENANT])},
         f"{t}/members/{{kind}}/{{name}}": {
@@ -169,8 +189,9 @@ def _paths() -> dict[str, dict[str, Any]]:
             "put": _op("sig.update", "Change a SIG (202 if it changed)", {200: "Sig", 202: "Sig"}, params=ts,
                        body="SigSpec"),
             "delete": _op("sig.delete", "Delete a SIG (202; 404 once gone)", {202: "Sig"}, params=ts)},
-        f"{s}/build/log": {"get": _op("sig.build_log", "Build output", {200: "BuildLog"},
-                                      params=ts + [_q("generation", 1), _q("from"), _q("size", 1, 10_000)])},
+        f"{s}/build/log": {"get": _follow(_op("sig.build_log", "Build output (follow=true: server-sent events)",
+                                              {200: "BuildLog"},
+                                              params=ts + [_q("generation", 1), _q("from"), _q("size", 1, 10_000)]))},
         f"{s}/scaling": {"get": _op("sig.scaling", "Scaling policy, workers, demand and decisions",
                                     {200: "ScalingView"}, params=ts + [_q("limit", 1, 200)])},
         f"{s}/files": {"post": _op("file.upload", "Store a file in the SIG's storage", {201: "StoredFile"},
@@ -183,8 +204,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         a: {"get": _op("app.read", "An application", {200: "ApplicationView"}, params=ts + [APP]),
             "delete": _op("app.kill", "Kill an application (200 if already over)",
                           {200: "ApplicationView", 202: "ApplicationView"}, params=ts + [APP])},
-        f"{a}/log": {"get": _op("app.log", "Driver output", {200: "ApplicationLog"},
-                                params=ts + [APP, _q("from"), _q("size", 1, 100_000)])},
+        f"{a}/log": {"get": _follow(_op("app.log", "Driver output (follow=true: server-sent events)",
+                                        {200: "ApplicationLog"}, params=ts + [APP, _q("from"), _q("size", 1, 100_000)]))},
         **livy_openapi.paths(TENANT, SIG, [_q("from"), _q("size", 0, 10_000)]),
     }
 

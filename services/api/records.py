@@ -1,4 +1,8 @@
-"""Reading and writing the API's records in etcd, and shaping them for responses."""
+"""Reading and writing the API's records in etcd, and shaping them for responses.
+
+Every read goes through `spaas.records` (typed, validated records): a malformed record shows up as
+what it is (an application FAILED with reason InvalidRecord, a SIG FAILED with reason
+InvalidRecord) and never fails a listing of the others."""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from typing import Any
 
 from spaas.errors import Conflict, NotFound
 from spaas.keys import Keys
-from spaas.model import AppState, Phase
+from spaas.model import AppState, Phase, Quota, dump
+from spaas.records import (SIG_PARTS, AppRecords, BadRecord, SigRecords, SigSpecRecord, TenantRecord, decode, read_app,
+                           read_sigs, report, sig_records)
 from spaas.store import Entry, Store
 
 
@@ -18,94 +24,171 @@ def get_tenant(store: Store, keys: Keys, tenant: str) -> Entry:
     return entry
 
 
-def sig_parts(store: Store, keys: Keys, tenant: str, sig: str) -> dict[str, Entry]:
-    parts = {}
-    for entry in store.list(keys.sig(tenant, sig)):
-        parts[entry.key.rsplit("/", 1)[1]] = entry
-    return parts
+def tenant_record(entry: Entry) -> TenantRecord | BadRecord:
+    """The tenant's validated record, or why it cannot be read (reported once)."""
+    record = decode(TenantRecord, entry)
+    if isinstance(record, TenantRecord) and record.name != entry.key.rsplit("/", 1)[-1]:
+        return report(BadRecord(entry.key, "tenant", f"record names tenant {record.name!r}", entry))
+    return record
 
 
-def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> dict[str, Entry]:
-    parts = sig_parts(store, keys, tenant, sig)
-    if "spec" not in parts:
+def tenant_quota(entry: Entry) -> Quota:
+    """The quota a SIG must fit in; a tenant record that cannot be read refuses new SIGs (409)."""
+    record = tenant_record(entry)
+    if isinstance(record, BadRecord):
+        raise Conflict(f"the record of this tenant is invalid ({record.reason}); a cluster admin must recreate it",
+                       field="tenant")
+    return record.quota
+
+
+def tenant_view(record: TenantRecord | BadRecord) -> dict[str, Any]:
+    if isinstance(record, BadRecord):
+        return {"name": record.key.rsplit("/", 1)[-1], "quota": None, "created_at": None,
+                "invalid": f"InvalidRecord: {record.reason}"}
+    return {"name": record.name, "quota": dump(record.quota), "created_at": record.created_at}
+
+
+def sig_records_of(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords | None:
+    listing = read_sigs(store, keys, tenant, sig)
+    return listing.records[0] if listing.records else None
+
+
+def sig_parts(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
+    """The SIG's records, even if its spec is gone (a SIG being forgotten)."""
+    found = sig_records_of(store, keys, tenant, sig)
+    if found is None:
+        found = sig_records(tenant, sig, {e.key.rsplit("/", 1)[1]: e for e in store.list(keys.sig(tenant, sig))
+                                          if e.key.rsplit("/", 1)[1] in SIG_PARTS})
+    return found
+
+
+def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
+    found = sig_records_of(store, keys, tenant, sig)
+    if found is None:
         raise NotFound(f"SIG {sig!r} not found in tenant {tenant!r}", field="sig")
-    return parts
+    return found
 
 
-def sig_view(tenant: str, sig: str, parts: dict[str, Entry]) -> dict[str, Any]:
-    """The SIG as users see it: spec + status (phase, build, workers, endpoints)."""
-    spec = parts["spec"].value
-    build = parts["build"].value if "build" in parts else {}
-    status = parts["status"].value if "status" in parts else {}
-    generation = int(spec["generation"])
-    phase = status.get("phase", Phase.PENDING.value)
+def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
+    """What the tenant's SIGs hold now: a master and the desired workers each (at least min_workers).
+    A SIG whose spec cannot be read counts nothing (its status says why)."""
+    used = {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+    for rec in read_sigs(store, keys, tenant):
+        if rec.spec is None or rec.spec.deleting:
+            continue
+        spec = rec.spec.spec
+        desired = rec.status.workers.desired if rec.status else 0
+        n = 1 + max(desired, spec.scaling.min_workers)
+        used["containers"] += n
+        used["cores"] += n * spec.resources.cpu
+        used["memory_mb"] += n * spec.resources.memory_mb
+        used["gpus"] += n * spec.resources.gpu
+    return used
+
+
+def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:
+    """The SIG's Spark UI through services/proxy ("" when no proxy URL is configured)."""
+    return f"{public_url.rstrip('/')}/sig/{tenant}/{sig}/" if public_url else ""
+
+
+def usable_spec(rec: SigRecords) -> SigSpecRecord:
+    """The SIG's spec for an action that needs it; 409 if it cannot be read (PUT a new one)."""
+    if rec.spec is None:
+        bad = rec.invalid
+        raise Conflict(f"the spec of SIG {rec.sig!r} is invalid ({bad.reason if bad else 'unreadable'}); "
+                       f"PUT a new spec or delete the SIG", field="sig")
+    return rec.spec
+
+
+def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> dict[str, Any]:
+    """The SIG as users see it: spec + status (phase, build, workers, endpoints). A spec that
+    cannot be read shows as FAILED with reason InvalidRecord. With `ui_base` (see `sig_ui_base`)
+    `ui_url` points through the proxy, never at an internal host."""
+    spec = rec.spec
+    build = rec.build.to_value() if rec.build else {}
+    status = rec.status.to_value() if rec.status else {}
+    generation = spec.generation if spec else 0
+    phase = status.get("phase") or Phase.PENDING.value
     reason, message = status.get("reason"), status.get("message")
-    if spec.get("deleting"):
+    raw = rec.entries["spec"].value if "spec" in rec.entries else {}
+    if spec is None and "spec" in rec.entries:
+        bad = rec.invalid
+        if raw.get("deleting") is True:
+            phase, reason, message = Phase.DELETING.value, "Deleting", "deletion requested"
+        else:
+            phase, reason, message = Phase.FAILED.value, "InvalidRecord", bad.message if bad else "invalid spec"
+    elif spec and spec.deleting:
         phase = Phase.DELETING.value
         reason, message = reason or "Deleting", message or "deletion requested"
-    elif build and int(build.get("generation", 0)) == generation and build.get("state") == "FAILED":
+    elif build and int(build.get("generation") or 0) == generation and build.get("state") == "FAILED":
         phase, reason, message = Phase.FAILED.value, "BuildFailed", build.get("message")
     elif not status and build:
         phase = Phase.BUILDING.value
-    build_view = {k: build.get(k) for k in ("key", "state", "generation", "cache_hit", "joined", "started_at",
-                                           "finished_at", "message") if k in build}
-    workers = status.get("workers", {})
+    build_view = rec.build.model_dump(mode="json", exclude_unset=True) if rec.build else {}
+    build_view = {k: build_view.get(k) for k in ("key", "state", "generation", "cache_hit", "joined", "started_at",
+                                                "finished_at", "message") if k in build_view}
+    workers = status.get("workers") or {}
     return {
         "tenant": tenant,
         "name": sig,
-        "spec": spec["spec"],
+        "spec": dump(spec.spec) if spec else None,
         "generation": generation,
-        "created_at": spec.get("created_at"),
-        "updated_at": spec.get("updated_at"),
+        "created_at": spec.created_at if spec else None,
+        "updated_at": spec.updated_at if spec else None,
         "status": {
             "phase": phase,
             "reason": reason,
             "message": message,
             "generation": generation,
-            "observed_generation": int(status.get("observed_generation", 0)),
+            "observed_generation": int(status.get("observed_generation") or 0),
             "build_key": build.get("key"),
             "build": build_view,
             "workers": {"desired": workers.get("desired", 0), "ready": workers.get("ready", 0)},
             "master_url": status.get("master_url"),
-            "ui_url": status.get("ui_url"),
+            "ui_url": (ui_base if status.get("ui_url") else None) if ui_base else status.get("ui_url"),
             "since": status.get("since"),
+            "invalid_records": list(status.get("invalid_records") or []),
         },
     }
 
 
-def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> dict[str, Entry]:
-    """The application's keys by their path below it: spec, state, kill, and for Livy sessions
-    session, heartbeat and stmts/{n}/{code|cancel|result}."""
-    prefix = keys.app(tenant, sig, app_id)
-    return {e.key[len(prefix):]: e for e in store.list(prefix)}
+def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> AppRecords | None:
+    return read_app(store, keys, tenant, sig, app_id)
 
 
-def app_view(app_id: str, parts: dict[str, Entry]) -> dict[str, Any]:
-    spec = parts["spec"].value
-    state = parts["state"].value if "state" in parts else {}
+def submitter_of(rec: AppRecords) -> str | None:
+    """Who submitted it; for an unreadable spec, what it claims (else only tenant admins see it)."""
+    if rec.spec is not None:
+        return rec.spec.submitter
+    raw = rec.entries["spec"].value.get("submitter") if "spec" in rec.entries else None
+    return raw if isinstance(raw, str) else None
+
+
+def app_view(app_id: str, rec: AppRecords, *, ui_base: str = "") -> dict[str, Any]:
+    """The application as users see it; a malformed spec or state shows as FAILED/InvalidRecord.
+    With the SIG's `ui_base` a running one has `ui_url`, its Spark UI through the proxy."""
+    spec = rec.spec
+    state = rec.state.to_value() if rec.state else {}
+    bad = rec.invalid
+    if bad is not None and not (rec.state and rec.state.reason == "InvalidRecord"):
+        state = dict(state, state=AppState.FAILED.value, reason="InvalidRecord", message=bad.message)
+    running = state.get("state") == AppState.RUNNING.value and state.get("spark_app_id")
     return {
         "id": app_id,
-        "name": spec["request"].get("name"),
-        "state": state.get("state", AppState.SUBMITTED.value),
+        "name": spec.request.name if spec else None,
+        "state": state.get("state") or AppState.SUBMITTED.value,
         "reason": state.get("reason"),
         "message": state.get("message"),
         "exit_code": state.get("exit_code"),
         "spark_app_id": state.get("spark_app_id"),
-        "submitter": spec.get("submitter"),
-        "submitted_at": spec.get("submitted_at"),
+        "ui_url": f"{ui_base}proxy/{state['spark_app_id']}/" if ui_base and running else None,
+        "submitter": submitter_of(rec),
+        "submitted_at": spec.submitted_at if spec else None,
         "started_at": state.get("started_at"),
         "finished_at": state.get("finished_at"),
-        "kill_requested": "kill" in parts,
-        "request": spec["request"],
+        "kill_requested": rec.kill,
+        "request": dump(spec.request) if spec else None,
     }
-
-
-def group_apps(entries: list[Entry], keys: Keys, tenant: str, sig: str) -> dict[str, dict[str, Entry]]:
-    grouped: dict[str, dict[str, Entry]] = {}
-    for entry in entries:
-        app_id, part = keys.split_app_key(entry.key, tenant, sig)
-        grouped.setdefault(app_id, {})[part] = entry
-    return grouped
 
 
 def cas_update(store: Store, key: str, change: Any, *, attempts: int = 5) -> Entry:

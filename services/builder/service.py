@@ -25,7 +25,8 @@ from spaas.bus import Bus
 from spaas.errors import Conflict, PermanentError, TemporaryError
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, key_build_stream, sig_build_stream
-from spaas.model import BuildState
+from spaas.model import BuildState, dump
+from spaas.records import BuildRecord, BuildStatus, InvalidRecord, SigRecords, get_record, read_sigs
 from spaas.redact import redact_urls
 from spaas.store import Store, read_modify_write
 
@@ -70,29 +71,41 @@ class BuildService:
 
         def change(current: dict[str, Any] | None) -> dict[str, Any] | None:
             nonlocal written
-            written = current is None or int(current.get("generation", 0)) <= int(value["generation"])
+            try:
+                written = current is None or \
+                    BuildStatus.from_value(key, current).generation <= int(value["generation"])
+            except InvalidRecord:
+                written = True  # a malformed status (ours to own) is replaced
             return value if written else None
 
+        key = self._keys.sig_build(tenant, sig)
         try:
-            read_modify_write(self._store, self._keys.sig_build(tenant, sig), change)
+            read_modify_write(self._store, key, change)
         except Conflict:
             return False
         return written
 
+    def _sig(self, tenant: str, sig: str) -> SigRecords | None:
+        """The SIG's spec and build status through the validated path (None without a spec)."""
+        listing = read_sigs(self._store, self._keys, tenant, sig)
+        return listing.records[0] if listing.records else None
+
     def needs_build(self, tenant: str, sig: str) -> bool:
-        spec = self._store.get(self._keys.sig_spec(tenant, sig))
-        if spec is None or spec.value.get("deleting"):
-            return False
-        status = self._store.get(self._keys.sig_build(tenant, sig))
+        return self._needs(self._sig(tenant, sig))
+
+    def _needs(self, rec: SigRecords | None) -> bool:
+        if rec is None or rec.spec is None or rec.spec.deleting:
+            return False  # an unreadable spec is reported on the SIG by the scaler
+        status = rec.build
         if status is None:
-            return True
-        done = status.value.get("state") in (BuildState.SUCCEEDED.value, BuildState.FAILED.value)
+            return True  # none yet, or a malformed one: building writes a good one over it
+        done = status.state in (BuildState.SUCCEEDED, BuildState.FAILED)
         if not done:
             # In progress: only if nobody holds the lock (its builder died).
-            return self._store.get(self._keys.build_lock(status.value.get("key", ""))) is None
-        if int(status.value.get("generation", 0)) < int(spec.value["generation"]):
+            return self._store.get(self._keys.build_lock(status.key or "")) is None
+        if status.generation < rec.spec.generation:
             return True
-        return self._artifact_gone(tenant, sig, spec.value["spec"], status.value)
+        return self._artifact_gone(rec.tenant, rec.sig, dump(rec.spec.spec), status.to_value())
 
     def _plan_for(self, tenant: str, sig: str, spec: dict[str, Any]) -> BuildPlan:
         base = self._base_for(spec["spark_version"]) if self._base_for else None
@@ -108,15 +121,14 @@ class BuildService:
 
     def build_sig(self, tenant: str, sig: str) -> str | None:
         """Bring the SIG's build up to date; returns the outcome (None if nothing to do)."""
-        spec_entry = self._store.get(self._keys.sig_spec(tenant, sig))
-        if spec_entry is None or spec_entry.value.get("deleting"):
+        rec = self._sig(tenant, sig)
+        if rec is None or rec.spec is None or rec.spec.deleting:
             return None
-        generation = int(spec_entry.value["generation"])
-        status = self._store.get(self._keys.sig_build(tenant, sig))
-        spec = spec_entry.value["spec"]
-        if status and int(status.value.get("generation", 0)) == generation and status.value.get("state") in (
-                BuildState.SUCCEEDED.value, BuildState.FAILED.value) \
-                and not self._artifact_gone(tenant, sig, spec, status.value):
+        generation = rec.spec.generation
+        status = rec.build
+        spec = dump(rec.spec.spec)
+        if status and status.generation == generation and status.state in (BuildState.SUCCEEDED, BuildState.FAILED) \
+                and not self._artifact_gone(tenant, sig, spec, status.to_value()):
             return None
         the_plan = self._plan_for(tenant, sig, spec)
         stream = sig_build_stream(tenant, sig, generation)
@@ -151,17 +163,22 @@ class BuildService:
         except TemporaryError as exc:
             log.warning("cannot announce build of %s/%s: %s (the scaler resyncs)", tenant, sig, exc)
 
+    def _build_record(self, key: str) -> BuildRecord | None:
+        """The record of a build key; a malformed one counts as absent (the build rewrites it)."""
+        record = get_record(self._store, self._keys.build(key), BuildRecord)
+        return record if isinstance(record, BuildRecord) else None
+
     def _artifact(self, the_plan: BuildPlan, stream: str, ident: str) -> tuple[str, str]:
         """(artifact, how) where how is 'cache hit', 'joined' or 'built'."""
         deadline = time.monotonic() + self._join_timeout
         joined = False
         while time.monotonic() < deadline:
-            record = self._store.get(self._keys.build(the_plan.key))
+            record = self._build_record(the_plan.key)
             artifact = self._builder.existing(the_plan)
-            if record and record.value.get("state") == BuildState.SUCCEEDED.value and artifact:
+            if record and record.state == BuildState.SUCCEEDED and artifact:
                 if not joined:
                     self._logs.append(stream, f"cache hit: reusing artifact {the_plan.key} "
-                                              f"built {time.ctime(record.value.get('finished_at', 0))}")
+                                              f"built {time.ctime(record.finished_at or 0)}")
                 return artifact, "joined" if joined else "cache hit"
             lease = self._store.grant_lease(self._ttl)
             try:
@@ -177,9 +194,9 @@ class BuildService:
             try:
                 if joined:
                     # The previous builder finished or died; check its result before building.
-                    record = self._store.get(self._keys.build(the_plan.key))
+                    record = self._build_record(the_plan.key)
                     artifact = self._builder.existing(the_plan)
-                    if record and record.value.get("state") == BuildState.SUCCEEDED.value and artifact:
+                    if record and record.state == BuildState.SUCCEEDED and artifact:
                         return artifact, "joined"
                 return self._build_locked(the_plan, stream, ident, lease), "built"
             finally:
@@ -242,10 +259,13 @@ class BuildService:
 
     # -- resync -----------------------------------------------------------------------------
     def pending(self) -> list[tuple[str, str]]:
-        """SIGs whose build is behind their spec (or whose builder died)."""
-        sigs = set()
-        for entry in self._store.list(self._keys.all_sigs()):
-            tenant, sig, part = self._keys.split_sig_key(entry.key)
-            if part == "spec":
-                sigs.add((tenant, sig))
-        return [(t, s) for t, s in sorted(sigs) if self.needs_build(t, s)]
+        """SIGs whose build is behind their spec (or whose builder died). One SIG whose check
+        fails is logged and skipped; the others are still found."""
+        found = []
+        for rec in read_sigs(self._store, self._keys):
+            try:
+                if self._needs(rec):
+                    found.append((rec.tenant, rec.sig))
+            except (TemporaryError, PermanentError, ValueError, KeyError, TypeError) as exc:
+                log.warning("sig %s/%s: cannot tell whether it needs a build: %s", rec.tenant, rec.sig, exc)
+        return found

@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from spaas.errors import TemporaryError
 from spaas.keys import Keys
+from spaas.records import read_sigs
 from spaas.store import Entry, Store
 
 log = logging.getLogger(__name__)
@@ -72,8 +73,9 @@ def sweep_once(store: Store, keys: Keys) -> int:
     Hosts are read before specs: a SIG created after the host listing cannot make one of its
     (unlisted) hosts look orphaned.
     """
-    hosts = store.list(keys.all_hosts())
-    live = live_sigs_of(store.list(keys.all_sigs()), keys)
+    hosts = store.list(keys.all_hosts())  # keys and leases only: host values are not read here
+    # SIGs through the validated path: one with a malformed spec is still a SIG (its hosts stay).
+    live = {(rec.tenant, rec.sig) for rec in read_sigs(store, keys)}
     by_key = {entry.key: entry for entry in hosts}
     deleted = 0
     for key in stale(hosts, live, keys):

@@ -13,16 +13,19 @@ from spaas.etcd import EtcdStore
 from spaas.etcdauth import ROOT, SigCredentials, enable_auth
 from spaas.keys import Keys
 from spaas.observability import serve_health, setup_logging
+from spaas.records import read_sigs
+from spaas.redisauth import SigRedisAccess, without_credentials
 from spaas.runtimes.base import Runtime
 from spaas.runtimes.process import ProcessRuntime
 from spaas.settings import ScalerSettings
 from spaas.storage import SigStorage
 
-from services.scaler.loop import Scaler, run
+from services.scaler.loop import PassClock, Scaler, run
 
 
 def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runtime:
-    env = {"SPAAS_ETCD_URL": settings.etcd_url, "SPAAS_REDIS_URL": settings.redis_url,
+    # SIG containers never get the platform's Redis password: the scaler gives each its own URL.
+    env = {"SPAAS_ETCD_URL": settings.etcd_url, "SPAAS_REDIS_URL": without_credentials(settings.redis_url),
            "SPAAS_ETCD_PREFIX": settings.etcd_prefix, "SPAAS_LOG_LEVEL": settings.log_level}
     if settings.runtime == "process":
         return ProcessRuntime(settings.state_dir, python=settings.agent_python, env=env)
@@ -30,17 +33,14 @@ def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runt
         from spaas.runtimes.docker import DockerRuntime, connect
 
         def sig_images() -> dict[tuple[str, str], str]:
-            images = {}
-            for entry in store.list(keys.all_sigs()):
-                tenant, sig, part = keys.split_sig_key(entry.key)
-                if part == "build" and entry.value.get("artifact"):
-                    images[(tenant, sig)] = str(entry.value["artifact"])
-            return images
+            return {(rec.tenant, rec.sig): rec.build.artifact for rec in read_sigs(store, keys)
+                    if rec.build and rec.build.artifact}
 
         return DockerRuntime(connect(settings.docker_url, timeout_s=max(30.0, settings.call_timeout_s)),
                              stack=settings.docker_stack, platform_network=settings.docker_network,
                              state_volume=settings.docker_state_volume, state_dir=settings.state_dir.resolve(),
-                             env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s)
+                             env=env, sig_images=sig_images, stop_grace_s=settings.stop_grace_s,
+                             proxy_container=settings.docker_proxy_container)
     if settings.runtime == "kubernetes":
         from spaas.runtimes.kubernetes import kubernetes_runtime
 
@@ -73,11 +73,20 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    serve_health("127.0.0.1", settings.health_port, store.health)
+    passes = PassClock(settings.resync_s, slack_s=settings.stop_grace_s)
+
+    def health() -> tuple[bool, str]:
+        if not store.health():
+            return False, "etcd does not answer"
+        return passes.health()
+
+    serve_health("127.0.0.1", settings.health_port, health)
     demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
     scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
-                    demand=demand, credentials=etcd_credentials(settings, store, Keys(settings.etcd_prefix), stop))
-    run(scaler, bus, stop=stop, resync_s=settings.resync_s)
+                    demand=demand, credentials=etcd_credentials(settings, store, Keys(settings.etcd_prefix), stop),
+                    redis_access=SigRedisAccess(settings.redis_url, Keys(settings.etcd_prefix),
+                                                timeout_s=settings.call_timeout_s))
+    run(scaler, bus, stop=stop, resync_s=settings.resync_s, passes=passes)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
-from spaas.model import BuildState
+from spaas.model import BuildState, Phase
+from spaas.records import AppRecords, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
+from spaas.redisauth import SigRedisAccess
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
@@ -48,24 +50,15 @@ def requested_cores(request: dict[str, Any]) -> int:
         return 0
 
 
-def pending_cores(entries: Iterable[Entry], prefix: str) -> dict[tuple[str, str], int]:
+def pending_cores(apps: Iterable[AppRecords]) -> dict[tuple[str, str], int]:
     """Cores per SIG of sized applications (batches and Livy sessions) that no master has claimed:
-    a spec, no state yet, no kill. Other keys below an application (a session's heartbeat and
-    statements) do not change that."""
-    parts: dict[tuple[str, str, str], set[str]] = {}
-    requests: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for entry in entries:
-        bits = entry.key[len(prefix):].split("/")
-        if len(bits) != 4:
-            continue
-        ident = (bits[0], bits[1], bits[2])
-        parts.setdefault(ident, set()).add(bits[3])
-        if bits[3] == "spec":
-            requests[ident] = entry.value.get("request", {})
+    a valid spec, no state key yet, no kill. Other keys below an application (a session's
+    heartbeat and statements) do not change that."""
     pending: dict[tuple[str, str], int] = {}
-    for ident, kinds in parts.items():
-        if "spec" in kinds and not kinds & {"state", "kill"}:
-            pending[(ident[0], ident[1])] = pending.get((ident[0], ident[1]), 0) + requested_cores(requests[ident])
+    for app in apps:
+        if app.spec is not None and "state" not in app.entries and not app.kill:
+            ident = (app.tenant, app.sig)
+            pending[ident] = pending.get(ident, 0) + requested_cores(app.spec.request.model_dump(mode="json"))
     return pending
 
 
@@ -77,10 +70,21 @@ def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int,
 VOLATILE = ("updated_at",)
 
 
+def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
+    """(tenant, sig) of a key under `{p}/hosts/` or `{p}/apps/` (("", "") if it has none)."""
+    for root in (keys.all_hosts(), keys.prefix + "/apps/"):
+        if key.startswith(root):
+            parts = key[len(root):].split("/")
+            return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+    return ("", "")
+
+
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
-                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None) -> None:
-        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user."""
+                 demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
+                 redis_access: SigRedisAccess | None = None) -> None:
+        """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
+        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py)."""
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -90,63 +94,106 @@ class Scaler:
         self._clock = clock
         self._last_logged: dict[tuple[str, str], str] = {}
         self._credentials = credentials
-
-    def _views(self) -> list[tuple[SigView, Entry | None]]:
-        parts: dict[tuple[str, str], dict[str, Entry]] = {}
-        for entry in self._store.list(self._keys.all_sigs()):
-            tenant, sig, part = self._keys.split_sig_key(entry.key)
-            parts.setdefault((tenant, sig), {})[part] = entry
-        views = []
-        for (tenant, sig), p in sorted(parts.items()):
-            if "spec" not in p:
-                continue  # half-deleted leftovers are cleaned by forget()
-            build = p.get("build")
-            status = p.get("status")
-            views.append((SigView(tenant, sig, p["spec"].value, build.value if build else None,
-                                  status.value if status else None), status))
-        return views
+        self._redis_access = redis_access
+        self._declared: set[tuple[str, str]] = set()
 
     def reconcile_all(self) -> None:
+        """One pass over every SIG. Records are read through `spaas.records`: a malformed one
+        is skipped (logged, counted, shown on its SIG or application), never the whole pass."""
         containers = self._runtime.list()
+        host_listing = read_hosts(self._store, self._keys)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for entry in self._store.list(self._keys.all_hosts()):
-            rest = entry.key[len(self._keys.all_hosts()):].split("/")
-            if len(rest) == 3:
-                hosts.setdefault((rest[0], rest[1]), []).append(entry.value)
-        views = self._views()
-        pending = self._pending_cores()
-        quotas = {e.key.rsplit("/", 1)[1]: e.value.get("quota", {}) for e in self._store.list(self._keys.tenants())}
+        for h in host_listing:
+            hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+        sigs = read_sigs(self._store, self._keys)
+        apps = read_all_apps(self._store, self._keys)
+        invalid: dict[tuple[str, str], list[str]] = {}
+        # Junk that belongs to no application (an application's own bad record shows on it).
+        for bad in [*host_listing.bad, *apps.bad]:
+            invalid.setdefault(_sig_of(bad.key, self._keys), []).append(bad.message)
+        pending = self._pending_cores(apps)
+        quotas = {t.name: t.quota for t in read_tenants(self._store, self._keys)}
+        views: list[tuple[SigView, Entry | None]] = []
+        known = set()
+        for rec in sigs:
+            known.add((rec.tenant, rec.sig))
+            if rec.spec is None:
+                if rec.entries["spec"].value.get("deleting") is True:
+                    # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
+                    views.append((SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
+                                          rec.status.to_value() if rec.status else None), rec.entries.get("status")))
+                else:
+                    self._invalid_spec(rec)
+                continue
+            mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
+            views.append((SigView(rec.tenant, rec.sig, rec.spec.to_value(), rec.build.to_value() if rec.build else None,
+                                  rec.status.to_value() if rec.status else None, invalid=mine),
+                          rec.entries.get("status")))
         used: dict[str, list[int]] = {}
         for view, _ in views:
             if not view.spec.get("deleting"):
                 usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status))
                 used.setdefault(view.tenant, [0, 0, 0])
                 used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
-        known = set()
         for view, status_entry in views:
-            known.add((view.tenant, view.sig))
-            mine = [c for c in containers if c.tenant == view.tenant and c.sig == view.sig]
-            quota = quotas.get(view.tenant, {})
+            mine_c = [c for c in containers if c.tenant == view.tenant and c.sig == view.sig]
+            quota = quotas.get(view.tenant)
             u = used.get(view.tenant, [0, 0, 0])
-            room = Room(containers=int(quota.get("max_containers", 10**9)) - u[0],
-                        cores=int(quota.get("cores", 10**9)) - u[1], memory_mb=int(quota.get("memory_mb", 10**12)) - u[2])
+            room = Room(containers=quota.max_containers - u[0], cores=quota.cores - u[1],
+                        memory_mb=quota.memory_mb - u[2]) if quota else Room()
             try:
-                self.reconcile(view, status_entry, mine, hosts.get((view.tenant, view.sig), []),
+                self.reconcile(view, status_entry, mine_c, hosts.get((view.tenant, view.sig), []),
                                pending_cores=pending.get((view.tenant, view.sig), 0), room=room)
             except TemporaryError as exc:
                 log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
             except SpaasError as exc:
                 # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
                 log.error("sig %s/%s: reconcile failed and needs attention: %s", view.tenant, view.sig, exc)
-        # Containers of SIGs that no longer exist at all (e.g. keys removed by hand).
-        for c in containers:
-            if (c.tenant, c.sig) not in known:
-                log.info("stopping orphan container %s", c.name)
-                self._runtime.stop(c.name)
+            except (ValueError, TypeError, KeyError) as exc:
+                # A record that passed validation but still does not add up: this SIG only.
+                log.error("sig %s/%s: reconcile failed on its records: %s", view.tenant, view.sig, exc)
+        self._sweep_orphans(containers, known)
 
-    def _pending_cores(self) -> dict[tuple[str, str], int]:
+    def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]]) -> None:
+        """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
+        platform's state wiped): their containers, networks and credentials go. Only this
+        platform's own (the runtime lists only its stack's), and only after etcd answered."""
+        leftovers = getattr(self._runtime, "sigs", None)
+        orphans = {(c.tenant, c.sig) for c in containers} | (set(leftovers()) if leftovers else set())
+        for tenant, sig in sorted(orphans - known):
+            log.info("sig %s/%s has no spec: removing its orphaned containers and network", tenant, sig)
+            try:
+                for c in containers:
+                    if (c.tenant, c.sig) == (tenant, sig):
+                        log.info("stopping orphan container %s", c.name)
+                        self._runtime.stop(c.name)
+                self._runtime.cleanup_sig(tenant, sig)
+                if self._credentials:
+                    self._credentials.forget(tenant, sig)
+                if self._redis_access:
+                    self._redis_access.forget(tenant, sig)
+            except SpaasError as exc:
+                log.warning("orphan sig %s/%s not cleaned up yet: %s", tenant, sig, exc)
+
+    def _invalid_spec(self, rec: SigRecords) -> None:
+        """A SIG whose spec cannot be read: say so in its status; leave what runs alone (we do
+        not know what is wanted, and stopping it would punish more than the bad record)."""
+        bad = rec.invalid
+        message = bad.message if bad else "the SIG spec is invalid"
+        previous = rec.status.to_value() if rec.status else {}
+        status = {"phase": Phase.FAILED.value, "reason": "InvalidRecord", "message": message[:1000],
+                  "observed_generation": int(previous.get("observed_generation", 0)),
+                  "workers": previous.get("workers") or {"desired": 0, "ready": 0, "running": 0, "members": None},
+                  "master_url": None, "ui_url": None}
+        view = SigView(rec.tenant, rec.sig, {}, None, previous or None)
+        try:
+            self._write_status(view, rec.entries.get("status"), status)
+        except TemporaryError as exc:
+            log.warning("sig %s/%s: status not written: %s", rec.tenant, rec.sig, exc)
+
+    def _pending_cores(self, apps: Listing[AppRecords]) -> dict[tuple[str, str], int]:
         """Cores of sized applications no master has claimed yet (the API's demand signal)."""
-        return pending_cores(self._store.list(self._keys.prefix + "/apps/"), self._keys.prefix + "/apps/")
+        return pending_cores(apps)
 
     def _scale(self, view: SigView, hosts: list[dict[str, Any]], pending_cores: int, room: Room) -> Decision | None:
         """The policy's decision for a deployed SIG; None while it is building, failing or deleting."""
@@ -196,7 +243,7 @@ class Scaler:
         ident = f"{view.tenant}/{view.sig}"
         scaled = self._scale(view, hosts, pending_cores, room or Room())
         members = scaled.members if scaled else None
-        decision = plan(view, containers, hosts, members)
+        decision = plan(view, containers, hosts, members, now=self._clock())
         previous_workers = (view.status or {}).get("workers") or {}
         last_change = previous_workers.get("last_change_at")
         if scaled:
@@ -221,6 +268,16 @@ class Scaler:
         # -- etcd credentials (spaas/etcdauth.py): the SIG's own user, ensured before its containers start.
         etcd_env = self._credentials.env(view.tenant, view.sig) if self._credentials and decision.start else {}
         # -- end etcd credentials
+        # -- redis (spaas/redisauth.py): the agent's queue (declared before its containers start, and once
+        # per scaler process: Redis persists it) and the SIG's Redis user, re-applied on every pass
+        # (Redis keeps ACL users in memory only: one cheap command).
+        if not view.spec.get("deleting") and (containers or decision.start):
+            if decision.start or (view.tenant, view.sig) not in self._declared:
+                self._bus.declare_queue(messages.agent_queue(view.tenant, view.sig), [f"app.{view.tenant}.{view.sig}"])
+                self._declared.add((view.tenant, view.sig))
+            if self._redis_access:
+                etcd_env = {**etcd_env, **self._redis_access.ensure(view.tenant, view.sig)}
+        # -- end redis
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
@@ -250,11 +307,14 @@ class Scaler:
         self._runtime.cleanup_sig(view.tenant, view.sig)
         if self._credentials:  # its containers are gone: so goes its etcd user (spaas/etcdauth.py)
             self._credentials.forget(view.tenant, view.sig)
+        if self._redis_access:  # and its Redis user (spaas/redisauth.py)
+            self._redis_access.forget(view.tenant, view.sig)
         self._storage.delete_sig(view.tenant, view.sig)
         self._store.delete_prefix(self._keys.apps(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))
+        self._declared.discard((view.tenant, view.sig))
         self._demand.forget(view.tenant, view.sig)
         # The spec goes last: until then the SIG is visible as DELETING.
         self._store.delete(self._keys.sig_build(view.tenant, view.sig))
@@ -262,7 +322,39 @@ class Scaler:
         self._store.delete(self._keys.sig_spec(view.tenant, view.sig))
 
 
-def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> None:
+class PassClock:
+    """When the last reconcile pass completed: the scaler is unhealthy when passes stall."""
+
+    def __init__(self, resync_s: float, *, periods: float = 3.0, slack_s: float = 0.0,
+                 clock: Any = time.monotonic) -> None:
+        """Unhealthy after `periods` resync periods without a completed pass, plus `slack_s` (a pass
+        may legitimately wait out one container's stop grace)."""
+        self._clock = clock
+        self.limit_s = periods * resync_s + slack_s
+        self._started = clock()
+        self._last: float | None = None
+
+    def completed(self) -> None:
+        self._last = self._clock()
+
+    def age_s(self) -> float:
+        """Seconds since the last completed pass (since start while none has completed)."""
+        return self._clock() - (self._last if self._last is not None else self._started)
+
+    def health(self) -> tuple[bool, str]:
+        age = self.age_s()
+        if age <= self.limit_s:
+            return True, ""
+        what = "the last completed reconcile pass" if self._last is not None else "start without a completed pass"
+        return False, f"{age:.0f}s since {what} (limit {self.limit_s:.0f}s)"
+
+
+LAST_PASS_AGE = Gauge("spaas_scaler_last_pass_age_seconds", "Seconds since the scaler's last completed reconcile pass")
+
+
+def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float, passes: PassClock | None = None) -> None:
+    if passes is not None:
+        LAST_PASS_AGE.set_function(passes.age_s)
     wake = threading.Event()
     threading.Thread(
         target=bus.consume,
@@ -275,6 +367,8 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float) -> 
     while not stop.is_set():
         try:
             scaler.reconcile_all()
+            if passes is not None:
+                passes.completed()
             backoff = resync_s
         except TemporaryError as exc:
             log.warning("reconcile pass failed: %s", exc)

@@ -8,6 +8,8 @@ Phases (written by the scaler only):
     build FAILED for this generation      FAILED     reason BuildFailed
     built, containers not all ready       DEPLOYING  (UPDATING if it was READY before)
     master and min workers ready          READY
+    a ready worker's container died       DEPLOYING  reason WorkerLost, until its replacement
+                                                     registers (not READY for more than one pass)
     deletion requested                    DELETING   -> `forget` once nothing runs
 """
 
@@ -29,6 +31,9 @@ class SigView:
     spec: dict[str, Any]          # the spec record: {"spec": {...}, "generation", "deleting", ...}
     build: dict[str, Any] | None  # status.build, owned by the builder
     status: dict[str, Any] | None  # our own previous status
+    # Malformed records under the SIG's prefixes ("key: why"), skipped by `spaas.records`; shown
+    # in the status so the tenant sees why (reason InvalidRecord when nothing else is wrong).
+    invalid: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,8 +69,20 @@ def _container_spec(view: SigView, role: str, index: int, chash: str, artifact: 
 
 
 def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
-         members: tuple[int, ...] | None = None) -> Plan:
-    """`members`: the worker indices wanted (from the scaling policy); default: as recorded."""
+         members: tuple[int, ...] | None = None, now: float = 0.0) -> Plan:
+    """`members`: the worker indices wanted (from the scaling policy); default: as recorded.
+    `now`: when a worker is found lost (its replacement counts once registered after that)."""
+    result = _plan(view, containers, hosts, members, now)
+    if view.invalid:
+        result.status["invalid_records"] = list(view.invalid[:10])
+        if result.status.get("reason") is None:
+            result.status.update(reason="InvalidRecord", message=f"{len(view.invalid)} malformed record(s) ignored: "
+                                                                 f"{view.invalid[0]}"[:500])
+    return result
+
+
+def _plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
+          members: tuple[int, ...] | None, now: float) -> Plan:
     generation = int(view.spec["generation"])
     previous = view.status or {}
     running = [c for c in containers if c.running]
@@ -75,7 +92,7 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
     base: dict[str, Any] = {
         "observed_generation": observed,
         "workers": {"desired": len(members), "ready": 0, "running": sum(1 for c in running if c.role == WORKER),
-                    "members": list(members)},
+                    "members": list(members), "ready_members": [], "lost": {}},
         "master_url": None, "ui_url": None, "reason": None, "message": None,
     }
 
@@ -111,14 +128,32 @@ def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]]
     alive = {c.name for c in running if c.name not in stopping}
     current_hosts = [h for h in hosts if h.get("config_hash") == chash and h.get("ready") and h.get("host") in alive]
     master = next((h for h in current_hosts if h.get("role") == MASTER), None)
-    ready_workers = sum(1 for h in current_hosts if h.get("role") == WORKER and h.get("host") in desired)
+    # A worker that was ready and whose container died is lost until a replacement registers
+    # after the loss was seen (its predecessor's leased host record outlives it for a while).
+    prev_workers = previous.get("workers") or {}
+    lost = {int(i): float(at) for i, at in (prev_workers.get("lost") or {}).items() if int(i) in members}
+    for i in prev_workers.get("ready_members") or []:
+        if i in members and container_name(view.tenant, view.sig, WORKER, i) not in alive:
+            lost.setdefault(int(i), now)
+    ready_members = []
+    for i in members:
+        name = container_name(view.tenant, view.sig, WORKER, i)
+        host = next((h for h in current_hosts if h.get("host") == name and h.get("role") == WORKER), None)
+        if host and (i not in lost or float(host.get("registered_at") or 0.0) > lost[i]):
+            ready_members.append(i)
+            lost.pop(i, None)
+    ready_workers = len(ready_members)
     workers = {"desired": want, "ready": ready_workers, "running": sum(1 for c in running if c.role == WORKER),
-               "members": list(members)}
+               "members": list(members), "ready_members": ready_members, "lost": {str(i): at for i, at in sorted(lost.items())}}
 
     endpoints = {"master_url": master.get("spark_url") if master else None,
                  "ui_url": master.get("ui_url") if master else None}
     if master and ready_workers >= want and not stop and not start:
         status = dict(base, phase=Phase.READY.value, observed_generation=generation, workers=workers, **endpoints)
+    elif master and observed == generation and lost:
+        names = ", ".join(container_name(view.tenant, view.sig, WORKER, i) for i in sorted(lost))
+        status = dict(base, phase=Phase.DEPLOYING.value, workers=workers, reason="WorkerLost",
+                      message=f"replacing lost worker(s) {names}; {ready_workers} of {want} ready", **endpoints)
     elif master and observed == generation:
         # This generation was READY; workers are being added, removed or replaced. Still usable.
         if ready_workers < want:

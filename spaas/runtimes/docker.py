@@ -100,11 +100,12 @@ class DockerRuntime:
     def __init__(self, client: docker.DockerClient, *, stack: str = "spaas", platform_network: str = "",
                  state_volume: str = "", state_dir: Path = Path("/var/lib/spaas"), host_state_dir: Path | None = None,
                  env: dict[str, str] | None = None, sig_images: Callable[[], dict[tuple[str, str], str]] | None = None,
-                 stop_grace_s: float = 30.0) -> None:
+                 stop_grace_s: float = 30.0, proxy_container: str = "") -> None:
         """`state_dir`: the platform's state directory as the API sees it (and as SIG containers
         will); it lives in the named volume `state_volume`, or on this host at `host_state_dir`.
         `sig_images`: the image each SIG is built to (from etcd), so a deleted SIG's image is
-        removed only when no other SIG uses it."""
+        removed only when no other SIG uses it. `proxy_container`: services/proxy's container,
+        connected to every SIG network so it reaches each SIG's Spark UIs (SIGs stay apart)."""
         self._client = client
         self._stack = stack
         self._platform_network = platform_network
@@ -115,6 +116,7 @@ class DockerRuntime:
         self._sig_images = sig_images
         self._grace = stop_grace_s
         self._cpus = 0
+        self._proxy = proxy_container
 
     # -- names -----------------------------------------------------------------------------
     def docker_name(self, name: str) -> str:
@@ -186,7 +188,42 @@ class DockerRuntime:
         except ENGINE_ERRORS as exc:
             raise translate("list containers", exc) from exc
         out = [c for c in (from_labels(item.attrs) for item in found) if c is not None]
+        self.attach_proxy({self.network_name(c.tenant, c.sig) for c in out})
         return sorted(out, key=lambda c: c.name)
+
+    def sigs(self) -> set[tuple[str, str]]:
+        """SIGs this stack holds anything of on the engine: labelled containers or networks."""
+        try:
+            nets = self._client.networks.list(filters={"label": f"{LABEL}stack={self._stack}"})
+        except ENGINE_ERRORS as exc:
+            raise translate("list networks", exc) from exc
+        found = {(c.tenant, c.sig) for c in self.list()}
+        for net in nets:
+            lab = net.attrs.get("Labels") or {}
+            if lab.get(LABEL + "tenant") and lab.get(LABEL + "sig"):
+                found.add((lab[LABEL + "tenant"], lab[LABEL + "sig"]))
+        return found
+
+    def attach_proxy(self, networks: set[str]) -> None:
+        """Connect the proxy container to each SIG network it is not on yet. Runs with every
+        `list()` (each resync), so a recreated proxy container is attached again. Best effort:
+        a missing proxy or a failed connect is logged, never fails the reconcile."""
+        if not self._proxy or not networks:
+            return
+        try:
+            proxy = self._client.containers.get(self._proxy)
+            attached = set(((proxy.attrs.get("NetworkSettings") or {}).get("Networks") or {}))
+            for name in sorted(networks - attached):
+                try:
+                    self._client.networks.get(name).connect(proxy)
+                    log.info("connected the proxy %s to network %s", self._proxy, name)
+                except docker.errors.APIError as exc:
+                    if exc.status_code not in (403, 409) and "already exists" not in str(exc):
+                        raise
+        except docker.errors.NotFound:
+            return
+        except ENGINE_ERRORS as exc:
+            log.warning("cannot connect the proxy %s to SIG networks: %s", self._proxy, exc)
 
     def start(self, spec: ContainerSpec) -> None:
         existing = self._find(spec.name)
@@ -254,7 +291,13 @@ class DockerRuntime:
                 self.stop(c.name, grace_s=0)
         name = self.network_name(tenant, sig)
         try:
-            self._client.networks.get(name).remove()
+            net = self._client.networks.get(name)
+            if self._proxy:
+                try:
+                    net.disconnect(self._proxy, force=True)
+                except docker.errors.APIError:
+                    pass  # not connected
+            net.remove()
             log.info("removed network %s", name)
         except docker.errors.NotFound:
             pass

@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 from spaas.errors import PermanentError, TemporaryError
 from spaas.keys import Keys
+from spaas.records import read_tenants
 from spaas.runtimes import kube_manifests as km
 from spaas.runtimes.base import Container, ContainerSpec
 from spaas.safefs import UnsafeFile
@@ -281,7 +282,7 @@ def kubernetes_runtime(settings: ScalerSettings, store: Store, keys: Keys, env: 
     km.affinity(opts.arch)  # refuse "no architecture at all" at start, not at the first pod
 
     def quotas() -> list[dict[str, int]]:
-        return [dict(e.value.get("quota") or {}) for e in store.list(keys.tenants())]
+        return [t.quota.model_dump() for t in read_tenants(store, keys)]  # unreadable tenants: skipped, reported
 
     return KubernetesRuntime(connect(settings.k8s_api_url), opts, timeout_s=max(10.0, settings.call_timeout_s),
                              tenant_quotas=quotas if settings.k8s_resource_quota else None)

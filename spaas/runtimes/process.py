@@ -174,6 +174,14 @@ class ProcessRuntime:
         self._kill_members(name, grace_s=grace_s)
         log.info("stopped container %s", name)
 
+    def sigs(self) -> set[tuple[str, str]]:
+        """SIGs this runtime holds anything of (running containers or work directories)."""
+        found = {(c.tenant, c.sig) for c in self.list()}
+        root = self._state_dir / "runtime"
+        if root.is_dir():
+            found |= {(t.name, s.name) for t in root.iterdir() if t.is_dir() for s in t.iterdir() if s.is_dir()}
+        return found
+
     def cleanup_sig(self, tenant: str, sig: str) -> None:
         """Remove the SIG's container directories; tenant code wrote in them, so no link is followed."""
         try:

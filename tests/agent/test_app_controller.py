@@ -97,3 +97,32 @@ def test_a_terminal_state_is_never_overwritten(store: EtcdStore, keys: Keys, tmp
     ctl = controller(store, keys, tmp_path, {})
     assert ctl._set_state("001", AppState.FINISHED) is False
     assert state(store, keys, "001")["state"] == "KILLED"
+
+
+def put_raw(store: EtcdStore, key: str, raw: bytes) -> None:
+    import base64
+    store.call("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                              "value": base64.b64encode(raw).decode()})
+
+
+def test_a_malformed_application_fails_alone(store: EtcdStore, keys: Keys, tmp_path: Path) -> None:
+    """Records tenant code can write in its SIG's apps prefix: each bad one fails only its app
+    (FAILED, reason InvalidRecord, naming the key); the good one still runs."""
+    ctl = controller(store, keys, tmp_path, {"ok.py": "print('fine')"})
+    submit(store, keys, "001", "ok.py")
+    store.put(keys.app_spec("acme", "etl", "002"), {"request": {"file": "ok.py", "conf": {"spark.executor.cores": "x"}}})
+    store.put(keys.app_spec("acme", "etl", "003"), {"request": {"file": "ok.py", "numExecutors": 10**12}})
+    put_raw(store, keys.app_spec("acme", "etl", "004"), b"not json")
+    submit(store, keys, "005", "ok.py")
+    put_raw(store, keys.app_state("acme", "etl", "005"), b"{\"state\": 7}")
+    put_raw(store, keys.apps("acme", "etl") + "junk", b"x")
+    store.put(keys.app("acme", "etl", "006") + "garbage", {"a": 1})
+    run_until(ctl, lambda: state(store, keys, "001").get("state") == "FINISHED"
+              and all(state(store, keys, i).get("state") == "FAILED" for i in ("002", "003", "004", "005")))
+    for app_id, needle in (("002", "spark.executor.cores"), ("003", "numExecutors"), ("004", "not JSON"),
+                           ("005", "state")):
+        failed = state(store, keys, app_id)
+        assert failed["reason"] == "InvalidRecord", failed
+        assert keys.app(f"acme", "etl", app_id) in failed["message"] and needle in failed["message"], failed
+    assert ctl.drivers == {} and ctl.backlog == 0
+    assert state(store, keys, "006") == {}, "a junk key of no application is left alone"

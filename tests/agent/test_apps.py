@@ -84,3 +84,23 @@ def test_same_inputs_same_actions() -> None:
     assert decide(apps, set(), max_drivers=2) == decide(list(apps), set(), max_drivers=2)
 
 
+
+
+def bad(app_id: str, state: str | None = None, *, spec: dict[str, Any] | None = None) -> AppView:
+    return AppView(app_id, spec, {"state": state} if state else None, False, invalid=f"/p/apps/t/s/{app_id}/spec: x")
+
+
+@pytest.mark.parametrize(
+    ("view", "running", "expected"),
+    [
+        (bad("a1"), set(), acts(("invalid", "a1"))),                    # bad spec, never claimed
+        (bad("a1", spec=SPEC), set(), acts(("invalid", "a1"))),         # bad state (spec fine)
+        (bad("a1", "RUNNING"), set(), acts(("invalid", "a1"))),         # bad spec, driver gone
+        (bad("a1", spec=SPEC), {"a1"}, []),                             # its driver still runs: its end decides
+        (bad("a1", "FAILED"), set(), []),                               # already final
+    ],
+    ids=["bad-spec", "bad-state", "bad-spec-running-state", "driver-running", "final"],
+)
+def test_malformed_applications_are_failed_once_no_driver_runs(view: AppView, running: set[str],
+                                                               expected: list[Action]) -> None:
+    assert decide([view, app("a2")], running, max_drivers=4) == expected + acts(("claim", "a2"))

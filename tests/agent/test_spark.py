@@ -217,3 +217,16 @@ def test_file_then_args_come_last_even_if_args_look_like_flags() -> None:
 
 def test_total_cores_absent_without_num_executors() -> None:
     assert "--total-executor-cores" not in submit({"file": "job.py", "executorCores": 4})
+
+
+def test_every_ui_of_a_sig_runs_behind_the_proxy_path() -> None:
+    from services.agent.spark import ui_proxy_base
+    base = ui_proxy_base("acme", "etl")
+    assert base == "/sig/acme/etl/"
+    tenant_tries = {"spark.ui.reverseProxy": "false", "spark.ui.reverseProxyUrl": "http://evil/", "spark.ui.killEnabled": "true"}
+    for props in (daemon_properties("s", tenant_tries, local_dir=Path("/l"), ui_base=base),
+                  driver_properties("s", tenant_tries, tenant_tries, local_dir=Path("/l"), driver_host="h", ui_port=1,
+                                    python=Path("/py"), ui_base=base)):
+        assert props["spark.ui.reverseProxy"] == "true"
+        assert props["spark.ui.reverseProxyUrl"] == "/sig/acme/etl/"
+        assert props["spark.ui.killEnabled"] == "false"

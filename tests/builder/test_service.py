@@ -154,3 +154,34 @@ def test_a_vanished_artifact_is_rebuilt(store: EtcdStore, keys: Keys, logs: Redi
     assert svc.needs_build("acme", "a") is True
     assert svc.build_sig("acme", "a") == "built"
     assert len(builder.builds) == 2
+
+
+def put_raw(store: EtcdStore, key: str, raw: bytes) -> None:
+    import base64
+    store.call("/v3/kv/put", {"key": base64.b64encode(key.encode()).decode(),
+                              "value": base64.b64encode(raw).decode()})
+
+
+def test_malformed_records_fail_only_themselves(store: EtcdStore, keys: Keys, logs: RedisLogStreams) -> None:
+    """A mistyped spec is skipped (the scaler shows it), a garbage build status or build record is
+    built over; the resync still finds and builds every other SIG."""
+    builder = CountingBuilder()
+    svc = service(store, keys, logs, builder)
+    add_sig(store, keys, "good")
+    add_sig(store, keys, "rebuilt", python_packages=["six"])
+    put_raw(store, keys.sig_build("acme", "rebuilt"), b"garbage")
+    store.put(keys.sig_spec("acme", "typed"), {"spec": {"name": "typed", "spark_version": 3}, "generation": "x"})
+    put_raw(store, keys.sig("acme", "good") + "junk", b"junk")
+    put_raw(store, keys.sigs("acme") + "stray", b"junk")
+    assert svc.pending() == [("acme", "good"), ("acme", "rebuilt")]
+    assert svc.build_sig("acme", "typed") is None
+    assert svc.build_sig("acme", "rebuilt") == "built"
+    assert build_status(store, keys, "rebuilt")["state"] == "SUCCEEDED"
+    key = build_status(store, keys, "rebuilt")["key"]
+    put_raw(store, keys.build(key), b"\xff")
+    builder.done.clear()  # the artifact is gone too: the garbage record must not pass for a cache hit
+    assert svc.pending() == [("acme", "good"), ("acme", "rebuilt")], "the vanished artifact is rebuilt"
+    assert svc.build_sig("acme", "rebuilt") == "built"
+    assert store.get(keys.build(key)).value["state"] == "SUCCEEDED"
+    assert svc.build_sig("acme", "good") == "built"
+    assert svc.pending() == []

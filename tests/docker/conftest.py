@@ -65,13 +65,18 @@ class Compose:
     def __init__(self, stack: str = STACK) -> None:
         self.stack = stack
         self.port = free_port()
+        self.proxy_port = free_port()
         self.token = uuid.uuid4().hex
         self.etcd_root_password = uuid.uuid4().hex
+        self.redis_password = uuid.uuid4().hex
         self.env = dict(os.environ, COMPOSE_PROJECT_NAME=stack, SPAAS_NETWORK=f"{stack}-platform",
                         SPAAS_STATE_VOLUME=f"{stack}-state", SPAAS_DOCKER_STACK=stack, SPAAS_API_PORT=str(self.port),
+                        SPAAS_PROXY_PORT=str(self.proxy_port),
+                        SPAAS_PROXY_PUBLIC_URL=f"http://127.0.0.1:{self.proxy_port}",
                         SPAAS_ADMIN_TOKEN=self.token, SPAAS_SPARK_VERSIONS=SPARK,
-                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password)
+                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password, SPAAS_REDIS_PASSWORD=self.redis_password)
         self.api = Api(f"http://127.0.0.1:{self.port}", self.token)
+        self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
 
     def run(self, *args: str, timeout: float = 300, check: bool = True) -> str:
         return sh("docker-compose", *args, timeout=timeout, check=check, env=self.env)
@@ -90,7 +95,7 @@ class Compose:
     def healthy(self) -> bool:
         ids = self.run("ps", "-q").split()
         states = [json.loads(sh("docker", "inspect", "--format", "{{json .State.Health.Status}}", i)) for i in ids]
-        return len(ids) == 6 and all(s == "healthy" for s in states)
+        return len(ids) == 7 and all(s == "healthy" for s in states)
 
     def containers(self, **labels: str) -> list[dict[str, Any]]:
         """SIG containers of this stack (docker ps -a), with their labels."""

@@ -52,9 +52,11 @@ def alive(pid: int) -> bool:
 
 def test_up_then_down_leaves_no_process_behind(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    up = spaas("up", "--port", "0", state=state)
+    up = spaas("up", "--port", "0", "--proxy-port", "0", state=state)
     assert up.returncode == 0, up.stderr
     api = re.search(r"API:\s+(\S+)", up.stdout).group(1)
+    proxy = re.search(r"proxy:\s+(\S+)/", up.stdout).group(1)
+    assert requests.get(f"{proxy}/healthz", timeout=5).json() == {"status": "ok"}
     token = re.search(r"admin token:\s+(\S+)", up.stdout).group(1)
     assert (state / "admin-token").read_text().strip() == token
     assert oct((state / "admin-token").stat().st_mode & 0o777) == "0o600"
@@ -68,7 +70,7 @@ def test_up_then_down_leaves_no_process_behind(tmp_path: Path) -> None:
         time.sleep(1)
     assert stack_processes(state), "the SIG's processes carry the stack marker"
     services = list(json.loads((state / "stack.json").read_text())["pids"].values())
-    assert len(services) == 6  # redis, etcd, registry, builder, scaler, api
+    assert len(services) == 7  # redis, etcd, registry, builder, scaler, api, proxy
     assert spaas("status", state=state).returncode == 0
 
     down = spaas("down", state=state)

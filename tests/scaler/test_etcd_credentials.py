@@ -38,7 +38,7 @@ class RecordingRuntime:
 
 def test_sig_containers_start_with_their_own_etcd_user_which_goes_with_the_sig(
         root_store: EtcdStore, keys: Keys, redis_url: str, tmp_path: Path) -> None:
-    spec = {"spec": {"name": "etl", "scaling": {"min_workers": 1, "max_workers": 1}}, "generation": 1}
+    spec = {"spec": {"name": "etl", "spark_version": "3.5.9", "scaling": {"min_workers": 1, "max_workers": 1}}, "generation": 1}
     root_store.put(keys.sig_spec("acme", "etl"), spec)
     root_store.put(keys.sig_build("acme", "etl"), {"generation": 1, "state": "SUCCEEDED", "key": "k1",
                                                    "artifact": "spaas-sig:k1"})

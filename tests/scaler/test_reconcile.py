@@ -155,11 +155,62 @@ def test_all_ready_is_ready_with_endpoints() -> None:
     assert p.status["phase"] == "READY"
     assert (p.status["master_url"], p.status["ui_url"]) == (SPARK_URL, UI_URL)
     assert p.status["observed_generation"] == 3
-    assert p.status["workers"] == {"desired": 1, "ready": 1, "running": 1, "members": [0]}
+    assert p.status["workers"] == {"desired": 1, "ready": 1, "running": 1, "members": [0], "ready_members": [0],
+                                   "lost": {}}
     assert p.status["reason"] is None
 
 
+def test_a_ready_worker_that_died_is_not_ready_until_its_replacement_registers() -> None:
+    """Its predecessor's leased host record outlives it: only a registration after the loss counts."""
+    record = spec_record(scaling={"min_workers": 2})
+    containers, hosts = cluster(chash(record), workers=2)
+    gone = WORKER.format(1)
+    for h in hosts:
+        h["registered_at"] = 100.0
+    was_ready = {"phase": "READY", "observed_generation": 1,
+                 "workers": {"members": [0, 1], "ready_members": [0, 1], "lost": {}}}
+    died = plan(SigView(TENANT, SIG, record, build_record(), was_ready),
+                [c for c in containers if c.name != gone], hosts, now=200.0)
+    assert [c.name for c in died.start] == [gone]
+    assert (died.status["phase"], died.status["reason"]) == ("DEPLOYING", "WorkerLost")
+    assert gone in died.status["message"]
+    assert died.status["workers"]["ready"] == 1 and died.status["workers"]["lost"] == {"1": 200.0}
+    assert died.status["master_url"] == SPARK_URL
+
+    # Next pass: the replacement runs, the old record (registered before the loss) is still there.
+    restarted = plan(SigView(TENANT, SIG, record, build_record(), died.status), containers, hosts, now=201.0)
+    assert restarted.start == []
+    assert (restarted.status["phase"], restarted.status["workers"]["ready"]) == ("DEPLOYING", 1)
+
+    # The replacement registers: READY again, nothing lost.
+    fresh = [dict(h, registered_at=205.0) if h["host"] == gone else h for h in hosts]
+    back = plan(SigView(TENANT, SIG, record, build_record(), restarted.status), containers, fresh, now=206.0)
+    assert (back.status["phase"], back.status["reason"]) == ("READY", None)
+    assert back.status["workers"]["ready"] == 2 and back.status["workers"]["lost"] == {}
+
+
+def test_a_lost_worker_removed_by_scale_in_is_no_longer_lost() -> None:
+    record = spec_record(scaling={"min_workers": 1})
+    containers, hosts = cluster(chash(record), workers=1)
+    status = {"phase": "DEPLOYING", "observed_generation": 1,
+              "workers": {"members": [0, 1], "ready_members": [0], "lost": {"1": 50.0}}}
+    p = plan(SigView(TENANT, SIG, record, build_record(), status), containers, hosts, (0,), now=60.0)
+    assert p.status["phase"] == "READY" and p.status["workers"]["lost"] == {}
+
+
+@pytest.mark.parametrize(("invalid", "reason"), [((), None), (("/p/hosts/acme/etl/x: not JSON",), "InvalidRecord")])
+def test_malformed_records_of_a_sig_are_shown_in_its_status(invalid: tuple[str, ...], reason: str | None) -> None:
+    record = spec_record()
+    containers, hosts = cluster(chash(record))
+    p = plan(SigView(TENANT, SIG, record, build_record(), None, invalid=invalid), containers, hosts)
+    assert (p.status["phase"], p.status["reason"]) == ("READY", reason)
+    assert p.status.get("invalid_records", []) == list(invalid)
+    if invalid:
+        assert invalid[0] in p.status["message"]
+
+
 def test_missing_worker_after_ready_is_degraded_and_replaced() -> None:
+    """A member that never was ready (just added) is starting, not lost: the SIG stays READY."""
     record = spec_record(scaling={"min_workers": 2})
     containers, hosts = cluster(chash(record), workers=2)
     gone = WORKER.format(1)

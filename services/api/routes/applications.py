@@ -1,4 +1,6 @@
-"""`/api/v1/tenants/{t}/sigs/{s}/applications`: Livy-shaped batch applications."""
+"""`/api/v1/tenants/{t}/sigs/{s}/applications`: Livy-shaped batch applications.
+
+`app_or_404`, `record_app`, `request_kill` and `wake` are shared with the Livy routes (routes/livy.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +9,18 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from spaas import authz, messages, sparkconf
-from spaas.errors import Conflict, NotFound, TemporaryError
-from spaas.model import AppState, Application, dump
+from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
+from spaas.model import AppState, Application
+from spaas.records import AppRecords, AppSpecRecord, SessionSpec, read_apps
 
+from services.api import follow
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
-from services.api.records import app_parts, app_view, get_sig, get_tenant, group_apps
+from services.api.records import app_parts, app_view, get_sig, get_tenant, sig_ui_base, submitter_of, usable_spec
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
@@ -25,18 +29,23 @@ bp = Blueprint("applications", __name__)
 LOG_MAX_BYTES = 32 * 1024 * 1024
 
 
+def _view(tenant: str, sig: str, app_id: str, parts: AppRecords) -> dict[str, Any]:
+    """The application's view; a running one's `ui_url` goes through the proxy when it is configured."""
+    return app_view(app_id, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
+
+
 def new_app_id() -> str:
     """Time-ordered (the master starts them in this order) and unguessable."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
-def app_or_404(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def app_or_404(tenant: str, sig: str, app_id: str) -> AppRecords:
     """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
     parts = app_parts(d.store, d.keys, tenant, sig, app_id)
-    if "spec" not in parts:
+    if parts is None or not parts.has_spec:
         raise NotFound(f"application {app_id!r} not found in SIG {tenant}/{sig}", field="id")
-    if not authz.may_touch_app(current_principal(), current_roles(), parts["spec"].value.get("submitter")):
+    if not authz.may_touch_app(current_principal(), current_roles(), submitter_of(parts)):
         raise Forbidden(f"application {app_id!r} belongs to another user; only tenant admins act on it")
     return parts
 
@@ -53,7 +62,7 @@ def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, An
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    if parts["spec"].value.get("deleting"):
+    if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
     sparkconf.check(app.conf, field="conf")
     if session is None:
@@ -61,10 +70,9 @@ def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, An
     for i, py_file in enumerate(app.pyFiles):
         d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
     app_id = new_app_id()
-    record: dict[str, Any] = {"request": dump(app), "submitter": current_principal().name, "submitted_at": time.time()}
-    if session is not None:
-        record["session"] = session
-    d.store.create(d.keys.app_spec(tenant, sig, app_id), record)
+    d.store.create(d.keys.app_spec(tenant, sig, app_id), AppSpecRecord(
+        request=app, submitter=current_principal().name, submitted_at=time.time(),
+        session=SessionSpec.model_validate(session) if session is not None else None).to_value())
     log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
     wake(tenant, sig, app_id, "submitted")
     try:
@@ -78,10 +86,12 @@ def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, An
 @bp.post("/tenants/<tenant>/sigs/<sig>/applications")
 @action("app.submit")
 def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
-    body = json_body()
-    get_tenant(deps().store, deps().keys, tenant)
-    get_sig(deps().store, deps().keys, tenant, sig)
-    app_id = record_app(tenant, sig, Application.model_validate(body))
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    if usable_spec(parts).deleting:
+        raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+    app_id = record_app(tenant, sig, Application.model_validate(json_body()))
     return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
 
 
@@ -91,10 +101,9 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
     principal, roles = current_principal(), current_roles()
-    return {"applications": [app_view(app_id, parts) for app_id, parts in sorted(grouped.items())
-                             if "spec" in parts and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]}
+    return {"applications": [_view(tenant, sig, rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
+                             if rec.has_spec and authz.may_touch_app(principal, roles, submitter_of(rec))]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
@@ -103,12 +112,12 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    return app_view(app_id, app_or_404(tenant, sig, app_id))
+    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
 @action("app.log")
-def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
@@ -117,6 +126,23 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     size = _int_arg("size", 1000, lo=1, hi=100_000)
     # The log lives where the application's own code can write: read it without following links,
     # only if it is a regular file with one link, and only its first LOG_MAX_BYTES.
+    if follow.wanted():
+        d.storage.read_driver_log(tenant, sig, app_id, max_bytes=1)  # an unsafe file answers 409 up front
+
+        def read(offset: int) -> tuple[list[str], str | None]:
+            # The state first: lines written before it turned terminal are all read below.
+            rec = app_parts(d.store, d.keys, tenant, sig, app_id)
+            state = rec.state.state if rec is not None and rec.state is not None else None
+            if rec is not None and rec.invalid is not None:
+                state = AppState.FAILED
+            try:
+                data, _ = d.storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
+            except SpaasError:
+                data = b""  # swapped for something unsafe meanwhile: nothing more is served
+            lines = data.decode(errors="replace").splitlines()[offset:offset + 1000]
+            return lines, state.value if state is not None and state.terminal else None
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     data, truncated = d.storage.read_driver_log(tenant, sig, app_id, max_bytes=LOG_MAX_BYTES)
     lines = data.decode(errors="replace").splitlines()
     result: dict[str, Any] = {"id": app_id, "from": start, "total": len(lines), "log": lines[start:start + size]}
@@ -125,18 +151,17 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     return result
 
 
-def request_kill(tenant: str, sig: str, app_id: str, parts: dict[str, Any]) -> bool:
-    """Ask the master to end the application; False if it is already over."""
+def request_kill(tenant: str, sig: str, app_id: str, parts: AppRecords) -> bool:
+    """Ask the master to end the application; False if it is already over (a malformed one counts as FAILED)."""
     d = deps()
-    state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
-    if state.terminal:
+    if parts.invalid is not None or (parts.state is not None and parts.state.state.terminal):
         return False
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
     except Conflict:
         pass  # already requested
-    if "state" not in parts:
+    if "state" not in parts.entries:
         # Never started: record KILLED ourselves. Put-if-absent, so if the master claimed it a
         # moment ago we lose the race and the master kills the driver instead.
         try:
@@ -158,5 +183,5 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
     get_sig(d.store, d.keys, tenant, sig)
     parts = app_or_404(tenant, sig, app_id)
     if not request_kill(tenant, sig, app_id, parts):
-        return app_view(app_id, parts), 200
-    return app_view(app_id, app_or_404(tenant, sig, app_id)), 202
+        return _view(tenant, sig, app_id, parts), 200
+    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id)), 202

@@ -28,12 +28,12 @@ from pydantic import ValidationError
 from spaas import authz
 from spaas.errors import Conflict, Invalid, NotFound, SpaasError
 from spaas.model import AppState, Application
-from spaas.store import Entry
+from spaas.records import AppRecords, read_apps
 
 from services.api.deps import deps, json_body
 from services.api.errors import STATUS, BadRequest, field_of
 from services.api.guard import action, current_principal, current_roles
-from services.api.records import get_sig, get_tenant, group_apps
+from services.api.records import get_sig, get_tenant, submitter_of
 from services.api.routes.applications import LOG_MAX_BYTES, app_or_404, record_app, request_kill, wake
 from services.api.routes.sigs import _int_arg
 
@@ -116,16 +116,31 @@ def app_request(body: dict[str, Any], *, default_file: str | None = None) -> App
     return Application.model_validate(fields)
 
 
-def livy_state(parts: dict[str, Entry], *, session: bool) -> str:
+def _state(parts: AppRecords) -> AppState:
+    """The application's state; a malformed spec or state counts as FAILED (InvalidRecord)."""
+    if parts.invalid is not None:
+        return AppState.FAILED
+    return parts.state.state if parts.state is not None else AppState.SUBMITTED
+
+
+def _session_of(parts: AppRecords) -> dict[str, Any] | None:
+    """The Livy session part of the spec (None for a batch); read raw only if the spec is malformed."""
+    if parts.spec is not None:
+        return parts.spec.session.to_value() if parts.spec.session is not None else None
+    raw = parts.entries["spec"].value.get("session") if "spec" in parts.entries else None
+    return raw if isinstance(raw, dict) and raw else None
+
+
+def livy_state(parts: AppRecords, *, session: bool) -> str:
     """Livy's state of an application or session (see the module docstring)."""
-    state = AppState(parts["state"].value["state"]) if "state" in parts else AppState.SUBMITTED
+    state = _state(parts)
     if state is AppState.KILLED:
         return "killed"
     if state is AppState.FAILED:
         return "dead"
     if state is AppState.FINISHED:
         return "dead" if session else "success"
-    if "kill" in parts:
+    if parts.kill:
         return "shutting_down"
     if state is AppState.SUBMITTED:
         return "not_started"
@@ -147,17 +162,15 @@ def _log_tail(tenant: str, sig: str, app_id: str, size: int = LOG_TAIL) -> list[
     return _log_lines(tenant, sig, app_id)[-size:]
 
 
-def livy_view(tenant: str, sig: str, app_id: str, parts: dict[str, Entry], *, with_log: bool = True) -> dict[str, Any]:
-    spec = parts["spec"].value
-    state = parts["state"].value if "state" in parts else {}
-    session = spec.get("session")
-    spark_id = state.get("spark_app_id")
+def livy_view(tenant: str, sig: str, app_id: str, parts: AppRecords, *, with_log: bool = True) -> dict[str, Any]:
+    session = _session_of(parts)
+    spark_id = parts.state.spark_app_id if parts.state is not None and parts.invalid is None else None
     kind = "sessions" if session else "batches"
     view: dict[str, Any] = {
         "id": app_id,
-        "name": spec["request"].get("name"),
-        "owner": spec.get("submitter"),
-        "proxyUser": spec.get("submitter"),
+        "name": parts.spec.request.name if parts.spec is not None else None,
+        "owner": submitter_of(parts),
+        "proxyUser": submitter_of(parts),
         "state": livy_state(parts, session=bool(session)),
         "appId": spark_id,
         "appInfo": {
@@ -173,17 +186,19 @@ def livy_view(tenant: str, sig: str, app_id: str, parts: dict[str, Entry], *, wi
     return view
 
 
-def statements(parts: dict[str, Entry], *, ended: bool) -> list[dict[str, Any]]:
+def statements(parts: AppRecords, *, ended: bool) -> list[dict[str, Any]]:
     """The session's statements in Livy's shape; `ended`: the session is over, so a statement
-    that never finished is shown cancelled."""
+    that never finished is shown cancelled. Statement keys are read raw (records.py keeps them
+    in the layout but gives them no model); a malformed one is left out."""
     by_id: dict[int, dict[str, Any]] = {}
-    for key, entry in parts.items():
-        if key.startswith("stmts/"):
-            _, n, part = key.split("/", 2)
-            by_id.setdefault(int(n), {})[part] = entry.value
+    for key, entry in parts.statements.items():
+        if entry.error or not isinstance(entry.value, dict):
+            continue
+        _, n, part = key.split("/", 2)
+        by_id.setdefault(int(n), {})[part] = entry.value
     out = []
     for n, p in sorted(by_id.items()):
-        if "code" not in p:
+        if not isinstance(p.get("code", {}).get("code"), str):
             continue
         result = p.get("result") or {}
         state = result.get("state", "waiting")
@@ -197,13 +212,12 @@ def statements(parts: dict[str, Entry], *, ended: bool) -> list[dict[str, Any]]:
     return out
 
 
-def _mine(tenant: str, sig: str, *, sessions: bool) -> list[tuple[str, dict[str, Entry]]]:
+def _mine(tenant: str, sig: str, *, sessions: bool) -> list[tuple[str, AppRecords]]:
     d = deps()
-    grouped = group_apps(d.store.list(d.keys.apps(tenant, sig)), d.keys, tenant, sig)
     principal, roles = current_principal(), current_roles()
-    return [(app_id, parts) for app_id, parts in sorted(grouped.items())
-            if "spec" in parts and bool(parts["spec"].value.get("session")) == sessions
-            and authz.may_touch_app(principal, roles, parts["spec"].value.get("submitter"))]
+    return [(rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
+            if rec.has_spec and bool(_session_of(rec)) == sessions
+            and authz.may_touch_app(principal, roles, submitter_of(rec))]
 
 
 def _paged(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
@@ -212,11 +226,11 @@ def _paged(items: list[dict[str, Any]], key: str) -> dict[str, Any]:
     return {"from": start, "total": len(items), key: items[start:start + size]}
 
 
-def _one(tenant: str, sig: str, app_id: str, *, session: bool) -> dict[str, Entry]:
+def _one(tenant: str, sig: str, app_id: str, *, session: bool) -> AppRecords:
     """The caller's batch or session (404 if the id names the other kind)."""
     _sig(tenant, sig)
     parts = app_or_404(tenant, sig, app_id)
-    if bool(parts["spec"].value.get("session")) != session:
+    if bool(_session_of(parts)) != session:
         what = "session" if session else "batch"
         raise NotFound(f"{what} {app_id!r} not found", field="id")
     return parts
@@ -304,16 +318,16 @@ def _kind_error(kind: Any, field: str) -> Invalid:
                    f"(supported kinds: {', '.join(SESSION_KINDS)})", field=field)
 
 
-def _heartbeat(tenant: str, sig: str, app_id: str, parts: dict[str, Entry]) -> None:
+def _heartbeat(tenant: str, sig: str, app_id: str, parts: AppRecords) -> None:
     """A client reading its session keeps it alive (Livy's heartbeat); written at most every few seconds."""
     now = time.time()
-    beat = parts.get("heartbeat")
-    if beat is None or now - float(beat.value.get("at", 0)) > HEARTBEAT_EVERY_S:
+    beat = parts.heartbeat
+    if beat is None or now - beat.at > HEARTBEAT_EVERY_S:
         deps().store.put(deps().keys.app_heartbeat(tenant, sig, app_id), {"at": now})
 
 
-def _ended(parts: dict[str, Entry]) -> bool:
-    return "state" in parts and AppState(parts["state"].value["state"]).terminal
+def _ended(parts: AppRecords) -> bool:
+    return _state(parts).terminal
 
 
 @bp.post(f"{BASE}/sessions")
@@ -385,12 +399,12 @@ def create_statement(tenant: str, sig: str, app_id: str) -> tuple[Response, int]
     kind = body.get("kind")
     if kind is not None and kind not in STATEMENT_KINDS:
         raise _kind_error(kind, "kind")
-    if kind is None and parts["spec"].value["session"].get("kind") == "sql":
+    if kind is None and (_session_of(parts) or {}).get("kind") == "sql":
         kind = "sql"
-    if _ended(parts) or "kill" in parts:
+    if _ended(parts) or parts.kill:
         raise Conflict(f"session {app_id!r} is {livy_state(parts, session=True)}; start a new one", field="id")
     for _ in range(20):
-        numbers = [int(k.split("/")[1]) for k in app_or_404(tenant, sig, app_id) if k.startswith("stmts/")]
+        numbers = [int(k.split("/")[1]) for k in app_or_404(tenant, sig, app_id).statements]
         n = max(numbers, default=-1) + 1
         try:
             d.store.create(d.keys.app_stmt(tenant, sig, app_id, n, "code"),

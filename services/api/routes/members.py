@@ -17,6 +17,7 @@ from flask import Blueprint
 from spaas.authz import fold
 from spaas.errors import Invalid, NotFound
 from spaas.model import PRINCIPAL_RE, MemberRoles
+from spaas.records import read_members
 
 from services.api.deps import deps, json_body
 from services.api.guard import action, current_principal
@@ -42,9 +43,9 @@ def list_members(tenant: str) -> dict[str, Any]:
     get_tenant(d.store, d.keys, tenant)
     prefix = d.keys.members(tenant)
     out = []
-    for entry in d.store.list(prefix):
-        kind, _, quoted = entry.key[len(prefix):].partition("/")
-        out.append({"kind": kind, "name": unquote(quoted), "roles": list(entry.value.get("roles", []))})
+    for rest, grant in read_members(d.store, prefix):
+        kind, _, quoted = rest.partition("/")
+        out.append({"kind": kind, "name": unquote(quoted), "roles": [r.value for r in grant.roles]})
     return {"members": sorted(out, key=lambda m: (m["kind"], m["name"]))}
 
 

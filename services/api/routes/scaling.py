@@ -9,8 +9,8 @@ from flask import Blueprint
 
 from services.api.guard import action
 from services.api.deps import deps
-from services.api.records import get_sig, get_tenant, sig_view
-from services.api.routes.sigs import _int_arg
+from services.api.records import get_sig, get_tenant
+from services.api.routes.sigs import _int_arg, view_of
 
 bp = Blueprint("scaling", __name__)
 
@@ -20,7 +20,7 @@ bp = Blueprint("scaling", __name__)
 def scaling(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    view = sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
+    view = view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
     limit = _int_arg("limit", 50, lo=1, hi=200)
     demand = d.demand.latest(tenant, sig)
     return {

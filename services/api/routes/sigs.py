@@ -7,19 +7,26 @@ import secrets
 import time
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
-from spaas.model import SigSpec, dump
+from spaas.model import Quota, SigSpec, dump
+from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
+from services.api import follow
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
-from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_view
+from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view, tenant_quota, usable_spec
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sigs", __name__)
+
+
+def view_of(tenant: str, sig: str, parts: SigRecords) -> dict[str, Any]:
+    """The SIG's view, its `ui_url` through the proxy when SPAAS_PROXY_PUBLIC_URL is set."""
+    return sig_view(tenant, sig, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
 
 
 def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
@@ -33,19 +40,20 @@ def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
     return spec
 
 
-def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: dict[str, Any]) -> None:
-    """The SIG's minimum (master + min_workers containers) must fit beside the tenant's other SIGs."""
+def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: Quota) -> None:
+    """The SIG's minimum (master + min_workers containers) must fit beside the tenant's other SIGs
+    (a SIG whose spec cannot be read counts for nothing here; the scaler shows it as invalid)."""
     used = {"containers": 0, "cores": 0, "memory_mb": 0}
-    for entry in d.store.list(d.keys.sigs(tenant)):
-        if entry.key.endswith("/spec") and entry.value["spec"]["name"] != spec.name and not entry.value.get("deleting"):
-            other = entry.value["spec"]
-            n = 1 + int(other["scaling"]["min_workers"])
+    for rec in read_sigs(d.store, d.keys, tenant):
+        if rec.spec and rec.sig != spec.name and not rec.spec.deleting:
+            other = rec.spec.spec
+            n = 1 + other.scaling.min_workers
             used["containers"] += n
-            used["cores"] += n * int(other["resources"]["cpu"])
-            used["memory_mb"] += n * int(other["resources"]["memory_mb"])
+            used["cores"] += n * other.resources.cpu
+            used["memory_mb"] += n * other.resources.memory_mb
     n = 1 + spec.scaling.min_workers
     wanted = {"containers": n, "cores": n * spec.resources.cpu, "memory_mb": n * spec.resources.memory_mb}
-    limits = {"containers": quota["max_containers"], "cores": quota["cores"], "memory_mb": quota["memory_mb"]}
+    limits = {"containers": quota.max_containers, "cores": quota.cores, "memory_mb": quota.memory_mb}
     for what, need in wanted.items():
         if used[what] + need > limits[what]:
             raise Unprocessable(
@@ -71,7 +79,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
     d = deps()
     tenant_entry = get_tenant(d.store, d.keys, tenant)
     spec = _validated_spec(d, json_body())
-    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    _check_quota(d, tenant, spec, tenant_quota(tenant_entry))
     now = time.time()
     # The secret first: a SIG never exists without its own Spark secret.
     try:
@@ -80,12 +88,12 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
         pass  # left by an earlier attempt; reuse it
     try:
         d.store.create(d.keys.sig_spec(tenant, spec.name),
-                       {"spec": dump(spec), "generation": 1, "deleting": False, "created_at": now, "updated_at": now})
+                       SigSpecRecord(spec=spec, generation=1, created_at=now, updated_at=now).to_value())
     except Conflict:
         raise Conflict(f"SIG {spec.name!r} already exists in tenant {tenant!r}", field="name") from None
     log.info("sig %s/%s: created (spark %s)", tenant, spec.name, spec.spark_version)
     _announce(d, tenant, spec.name, 1, build=True)
-    return sig_view(tenant, spec.name, get_sig(d.store, d.keys, tenant, spec.name)), 202
+    return view_of(tenant, spec.name, get_sig(d.store, d.keys, tenant, spec.name)), 202
 
 
 @bp.get("/tenants/<tenant>/sigs")
@@ -93,11 +101,7 @@ def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
 def list_sigs(tenant: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    by_sig: dict[str, dict[str, Any]] = {}
-    for entry in d.store.list(d.keys.sigs(tenant)):
-        _, sig, part = d.keys.split_sig_key(entry.key)
-        by_sig.setdefault(sig, {})[part] = entry
-    return {"sigs": [sig_view(tenant, sig, parts) for sig, parts in sorted(by_sig.items()) if "spec" in parts]}
+    return {"sigs": [view_of(tenant, rec.sig, rec) for rec in read_sigs(d.store, d.keys, tenant)]}
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>")
@@ -105,7 +109,7 @@ def list_sigs(tenant: str) -> dict[str, Any]:
 def read_sig(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
+    return view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
 
 
 @bp.put("/tenants/<tenant>/sigs/<sig>")
@@ -119,25 +123,35 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     spec = _validated_spec(d, body)
     if spec.name != sig:
         raise Invalid("the SIG name cannot be changed", field="name")
-    if parts["spec"].value.get("deleting"):
+    if parts.deleting or parts.entries["spec"].value.get("deleting") is True:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-    _check_quota(d, tenant, spec, tenant_entry.value["quota"])
+    _check_quota(d, tenant, spec, tenant_quota(tenant_entry))
     new = dump(spec)
     changed = {"value": False}
+    # A spec that cannot be read is replaced by this one, past every generation seen.
+    floor = max(parts.build.generation if parts.build else 0,
+                parts.status.observed_generation if parts.status else 0)
 
     def apply(value: dict[str, Any]) -> dict[str, Any]:
-        if value.get("deleting"):
+        if value.get("deleting") is True:
             raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-        changed["value"] = value["spec"] != new
+        try:
+            current: SigSpecRecord | None = SigSpecRecord.from_value(d.keys.sig_spec(tenant, sig), value)
+        except InvalidRecord:
+            current = None
+        changed["value"] = current is None or value["spec"] != new
         if changed["value"]:
-            value.update(spec=new, generation=int(value["generation"]) + 1, updated_at=time.time())
+            generation = max(current.generation if current else 0, floor) + 1
+            created = current.created_at if current else time.time()
+            return SigSpecRecord(spec=spec, generation=generation, created_at=created,
+                                 updated_at=time.time()).to_value()
         return value
 
     entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
     if changed["value"]:
         log.info("sig %s/%s: spec changed, generation %s", tenant, sig, entry.value["generation"])
         _announce(d, tenant, sig, int(entry.value["generation"]), build=True)
-    return sig_view(tenant, sig, get_sig(d.store, d.keys, tenant, sig)), 202 if changed["value"] else 200
+    return view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig)), 202 if changed["value"] else 200
 
 
 @bp.delete("/tenants/<tenant>/sigs/<sig>")
@@ -145,16 +159,16 @@ def update_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
 def delete_sig(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
+    parts = get_sig(d.store, d.keys, tenant, sig)
 
     def apply(value: dict[str, Any]) -> dict[str, Any]:
-        value.update(deleting=True, updated_at=time.time())
+        value.update(deleting=True, updated_at=time.time())  # also marks a spec that cannot be read
         return value
 
-    entry = cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
+    cas_update(d.store, d.keys.sig_spec(tenant, sig), apply)
     log.info("sig %s/%s: deletion requested", tenant, sig)
-    _announce(d, tenant, sig, int(entry.value["generation"]), build=False)
-    return sig_view(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
+    _announce(d, tenant, sig, parts.spec.generation if parts.spec else 0, build=False)
+    return view_of(tenant, sig, sig_parts(d.store, d.keys, tenant, sig)), 202
 
 
 def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> int:
@@ -172,15 +186,27 @@ def _int_arg(name: str, default: int, *, lo: int = 0, hi: int = 1_000_000) -> in
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/build/log")
 @action("sig.build_log")
-def build_log(tenant: str, sig: str) -> dict[str, Any]:
+def build_log(tenant: str, sig: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    generation = _int_arg("generation", int(parts["spec"].value["generation"]), lo=1)
+    generation = _int_arg("generation", usable_spec(parts).generation, lo=1)
     start = _int_arg("from", 0)
+    if follow.wanted():
+        stream = sig_build_stream(tenant, sig, generation)
+
+        def read(offset: int) -> tuple[list[str], str | None]:
+            lines, _ = d.logs.read(stream, offset, 1000)
+            now = sig_parts(d.store, d.keys, tenant, sig)
+            build = now.build
+            done = build is not None and build.generation == generation and build.state.value in ("SUCCEEDED", "FAILED")
+            return lines, (build.state.value if done and build is not None else
+                           "DELETED" if "spec" not in now.entries else None)
+
+        return follow.response(read, start, max_s=d.settings.follow_max_s)
     size = _int_arg("size", 1000, lo=1, hi=10_000)
     lines, total = d.logs.read(sig_build_stream(tenant, sig, generation), start, size)
-    build = parts["build"].value if "build" in parts else {}
+    build = parts.build.to_value() if parts.build else {}
     result: dict[str, Any] = {"generation": generation, "key": build.get("key"), "state": build.get("state"),
                               "from": start, "total": total, "log": lines}
     if build.get("joined") and build.get("key"):
@@ -195,7 +221,7 @@ def upload_file(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
-    if parts["spec"].value.get("deleting"):
+    if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
     upload = request.files.get("file")
     if upload is None:

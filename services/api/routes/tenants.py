@@ -8,17 +8,14 @@ from typing import Any
 from flask import Blueprint
 
 from spaas.errors import Conflict
-from spaas.model import TenantSpec, dump
+from spaas.model import Quota, TenantSpec, dump
+from spaas.records import BadRecord, TenantRecord, read_tenants
 
 from services.api.guard import action, current_principal, member_tenants
 from services.api.deps import deps, json_body
-from services.api.records import get_tenant
+from services.api.records import cas_update, get_tenant, tenant_record, tenant_usage, tenant_view
 
 bp = Blueprint("tenants", __name__)
-
-
-def tenant_view(value: dict[str, Any]) -> dict[str, Any]:
-    return {"name": value["name"], "quota": value["quota"], "created_at": value.get("created_at")}
 
 
 @bp.post("/tenants")
@@ -26,12 +23,12 @@ def tenant_view(value: dict[str, Any]) -> dict[str, Any]:
 def create_tenant() -> tuple[dict[str, Any], int]:
     d = deps()
     spec = TenantSpec.model_validate(json_body())
-    value = dict(dump(spec), created_at=time.time())
+    record = TenantRecord(name=spec.name, quota=spec.quota, created_at=time.time())
     try:
-        d.store.create(d.keys.tenant(spec.name), value)
+        d.store.create(d.keys.tenant(spec.name), record.to_value())
     except Conflict:
         raise Conflict(f"tenant {spec.name!r} already exists", field="name") from None
-    return tenant_view(value), 201
+    return tenant_view(record), 201
 
 
 @bp.get("/tenants")
@@ -40,15 +37,37 @@ def list_tenants() -> dict[str, Any]:
     d = deps()
     principal = current_principal()
     visible = None if principal.cluster_admin else member_tenants(d, principal)
-    return {"tenants": [tenant_view(e.value) for e in d.store.list(d.keys.tenants())
-                        if visible is None or e.value["name"] in visible]}
+    # Valid tenants, and (for cluster admins) unreadable ones with the reason, so they can fix them.
+    listing = read_tenants(d.store, d.keys)
+    views = [tenant_view(r) for r in listing if visible is None or r.name in visible]
+    if visible is None:
+        views += [tenant_view(b) for b in listing.bad if b.key.count("/") == d.keys.tenant("x").count("/")]
+    return {"tenants": sorted(views, key=lambda v: str(v["name"]))}
 
 
 @bp.get("/tenants/<tenant>")
 @action("tenant.read")
 def read_tenant(tenant: str) -> dict[str, Any]:
     d = deps()
-    return tenant_view(get_tenant(d.store, d.keys, tenant).value)
+    return dict(tenant_view(tenant_record(get_tenant(d.store, d.keys, tenant))), usage=tenant_usage(d.store, d.keys, tenant))
+
+
+@bp.put("/tenants/<tenant>/quota")
+@action("tenant.update")
+def update_quota(tenant: str) -> dict[str, Any]:
+    d = deps()
+    entry = get_tenant(d.store, d.keys, tenant)
+    quota = dump(Quota.model_validate(json_body()))
+    if isinstance(tenant_record(entry), BadRecord):
+        raise Conflict("the record of this tenant is invalid; a cluster admin must recreate it", field="tenant")
+
+    def apply(value: dict[str, Any]) -> dict[str, Any]:
+        value.update(quota=quota, updated_at=time.time())
+        return value
+
+    # A lower quota stops new growth; running SIGs are not shrunk (the scaler caps at the quota).
+    entry = cas_update(d.store, entry.key, apply)
+    return dict(tenant_view(tenant_record(entry)), usage=tenant_usage(d.store, d.keys, tenant))
 
 
 @bp.delete("/tenants/<tenant>")

@@ -1,0 +1,366 @@
+"""The console's views: thin, each a few REST API calls and a template."""
+
+from __future__ import annotations
+
+import hmac
+import io
+import time
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WResponse
+
+from spaas import auth, authz
+from spaas.errors import SpaasError
+
+from services.api.console import api, chart
+from services.api.deps import deps
+from services.api.errors import Forbidden
+from services.api.guard import MUTATING, action, bearer_token, current_principal, current_roles
+
+bp = Blueprint("console", __name__, template_folder="templates")
+
+PHASE_COLOUR = {"READY": "ok", "FAILED": "bad", "DELETING": "warn", "PENDING": "wait", "BUILDING": "wait",
+                "DEPLOYING": "wait", "UPDATING": "wait"}
+STATE_COLOUR = {"FINISHED": "ok", "RUNNING": "run", "FAILED": "bad", "KILLED": "warn"}
+TERMINAL = {"FINISHED", "FAILED", "KILLED"}
+
+
+class CsrfError(SpaasError):
+    code = "CsrfRequired"
+
+
+@bp.before_request
+def check_csrf() -> None:
+    if request.method in MUTATING:
+        token = bearer_token() or ""
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
+        if not token or not sent or not hmac.compare_digest(sent, auth.csrf_token(token)):
+            raise CsrfError("this form is stale or was not sent by the console; reload the page and try again")
+
+
+@bp.app_template_global()
+def csrf() -> str:
+    return auth.csrf_token(bearer_token() or "")
+
+
+@bp.app_template_filter("when")
+def when(value: Any) -> str:
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(value)))
+    except (TypeError, ValueError):
+        return ""
+
+
+@bp.errorhandler(SpaasError)
+def spaas_error(exc: SpaasError) -> tuple[str, int]:
+    from services.api.errors import STATUS
+    status = 403 if isinstance(exc, CsrfError) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+    return page("error.html", title=f"{status}", status=status, message=exc.message), status
+
+
+@bp.errorhandler(api.ApiError)
+def api_error(exc: api.ApiError) -> tuple[str, int]:
+    status = exc.answer.status
+    return page("error.html", title=f"{status}", status=status, message=exc.answer.error.get("message", "")), status
+
+
+def page(template: str, **context: Any) -> str:
+    return render_template(template, me=g.get("principal"), tenants=context.pop("tenants", None), phase_colour=PHASE_COLOUR,
+                           state_colour=STATE_COLOUR, **context)
+
+
+def refused(answer: api.Answer) -> tuple[str, int]:
+    """A change the API refused: its status and message, on a page."""
+    return page("error.html", title=str(answer.status), status=answer.status,
+                message=answer.error.get("message", "refused")), answer.status
+
+
+def offer(action_name: str) -> None:
+    """A form for something the caller may not do is not shown at all."""
+    if not may(action_name):
+        raise Forbidden(f"you may not {action_name.replace('.', ' ')} in this tenant")
+
+
+def may(action_name: str) -> bool:
+    """Whether to offer an action: the API decides again when it is used."""
+    return authz.decide(action_name, current_principal(), current_roles()) is authz.Decision.ALLOW
+
+
+def back(endpoint: str, **values: Any) -> WResponse:
+    return redirect(url_for(endpoint, **values), code=303)
+
+
+def flash_to(url: str, message: str) -> WResponse:
+    return redirect(f"{url}{'&' if '?' in url else '?'}notice={quote(message)}", code=303)
+
+
+# -- home, tenants, members ---------------------------------------------------------------------
+
+@bp.get("/")
+@action("console.page")
+def home() -> str:
+    tenants = api.get("/tenants")["tenants"]
+    return page("home.html", title="Tenants", tenant_list=tenants, error=request.args.get("error"))
+
+
+@bp.post("/tenants")
+@action("console.page")
+def create_tenant() -> WResponse | tuple[str, int]:
+    f = request.form
+    quota = {k: _num(f.get(k, "")) for k in ("max_containers", "cores", "memory_mb", "gpus") if f.get(k, "").strip()}
+    answer = api.call("POST", "/tenants", json={"name": f.get("name", "").strip(), "quota": quota})
+    if not answer.ok:
+        tenants = api.get("/tenants")["tenants"]
+        return page("home.html", title="Tenants", tenant_list=tenants, form=f, error=answer.error), answer.status
+    return flash_to(url_for("console.tenant", tenant=answer.body["name"]), f"Tenant {answer.body['name']} created.")
+
+
+@bp.post("/t/<tenant>/delete")
+@action("console.tenant")
+def delete_tenant(tenant: str) -> WResponse | tuple[str, int]:
+    answer = api.call("DELETE", f"/tenants/{tenant}")
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.home"), f"Tenant {tenant} deleted.")
+
+
+@bp.get("/t/<tenant>/")
+@action("console.tenant")
+def tenant(tenant: str) -> str:
+    info = api.get(f"/tenants/{tenant}")
+    sigs = api.get(f"/tenants/{tenant}/sigs")["sigs"]
+    members = api.get(f"/tenants/{tenant}/members")["members"] if may("member.list") else None
+    return page("tenant.html", title=f"Tenant {tenant}", tenant=tenant, info=info, sigs=sigs, members=members,
+                usage=info.get("usage") or {}, may_configure=may("sig.create"), may_delete=current_principal().cluster_admin,
+                notice=request.args.get("notice"))
+
+
+@bp.post("/t/<tenant>/quota")
+@action("console.tenant")
+def quota(tenant: str) -> WResponse | tuple[str, int]:
+    f = request.form
+    body = {k: _num(f[k]) for k in ("max_containers", "cores", "memory_mb", "gpus") if f.get(k, "").strip()}
+    answer = api.call("PUT", f"/tenants/{tenant}/quota", json=body)
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tenant", tenant=tenant), "Quota changed.")
+
+
+@bp.post("/t/<tenant>/members")
+@action("console.tenant")
+def grant(tenant: str) -> WResponse | tuple[str, int]:
+    f = request.form
+    kind, name = f.get("kind", "user"), f.get("name", "").strip()
+    roles = f.getlist("roles")
+    answer = api.call("PUT", f"/tenants/{tenant}/members/{quote(kind, safe='')}/{quote(name, safe='')}",
+                      json={"roles": roles})
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tenant", tenant=tenant), f"{kind} {name}: {', '.join(roles) or 'no roles'}")
+
+
+@bp.post("/t/<tenant>/members/<any(user, group):kind>/<name>/delete")
+@action("console.tenant")
+def revoke(tenant: str, kind: str, name: str) -> WResponse | tuple[str, int]:
+    answer = api.call("DELETE", f"/tenants/{tenant}/members/{quote(kind, safe='')}/{quote(name, safe='')}")
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tenant", tenant=tenant), f"{kind} {name} removed")
+
+
+# -- SIGs ---------------------------------------------------------------------------------------------
+
+def _num(raw: str) -> Any:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return raw  # the API names the field in its 422
+
+
+def sig_form_body(f: Any) -> dict[str, Any]:
+    conf = {k.strip(): v for k, v in zip(f.getlist("conf_key"), f.getlist("conf_value")) if k.strip()}
+    return {
+        "name": f.get("name", "").strip(),
+        "spark_version": f.get("spark_version", ""),
+        "spark_conf": conf,
+        "python_packages": [line.strip() for line in f.get("python_packages", "").splitlines() if line.strip()],
+        # An empty field takes the API's default.
+        "resources": {k: _num(f[f"resources.{k}"]) for k in ("cpu", "memory_mb", "max_cpu", "max_memory_mb")
+                      if f.get(f"resources.{k}", "").strip()},
+        "scaling": {k: _num(f[f"scaling.{k}"]) for k in ("min_workers", "max_workers", "allocation_unit",
+                                                          "interval_s", "idle_timeout_s")
+                    if f.get(f"scaling.{k}", "").strip()},
+    }
+
+
+DEFAULT_SPEC: dict[str, Any] = {"name": "", "spark_conf": {}, "python_packages": [],
+                                "resources": {"cpu": 2, "memory_mb": 2048, "max_cpu": 4, "max_memory_mb": 6144},
+                                "scaling": {"min_workers": 1, "max_workers": 10, "allocation_unit": 1,
+                                            "interval_s": 15, "idle_timeout_s": 120}}
+
+
+def sig_form(tenant: str, spec: dict[str, Any], *, editing: bool, error: dict[str, Any] | None = None,
+             status: int = 200) -> tuple[str, int]:
+    return page("sig_form.html", title=("Edit SIG " + spec["name"]) if editing else "New SIG", tenant=tenant,
+                spec=spec, editing=editing, error=error or {}, versions=deps().settings.spark_versions), status
+
+
+@bp.route("/t/<tenant>/sigs/new", methods=["GET", "POST"])
+@action("console.tenant")
+def new_sig(tenant: str) -> WResponse | tuple[str, int]:
+    if request.method == "GET":
+        offer("sig.create")
+        spec = dict(DEFAULT_SPEC, spark_version=deps().settings.spark_versions[0])
+        return sig_form(tenant, spec, editing=False)
+    body = sig_form_body(request.form)
+    answer = api.call("POST", f"/tenants/{tenant}/sigs", json=body)
+    if not answer.ok:
+        return sig_form(tenant, body, editing=False, error=answer.error, status=answer.status)
+    return back("console.sig", tenant=tenant, sig=body["name"])
+
+
+@bp.route("/t/<tenant>/sigs/<sig>/edit", methods=["GET", "POST"])
+@action("console.tenant")
+def edit_sig(tenant: str, sig: str) -> WResponse | tuple[str, int]:
+    if request.method == "GET":
+        offer("sig.update")
+        return sig_form(tenant, api.get(f"/tenants/{tenant}/sigs/{sig}")["spec"], editing=True)
+    body = sig_form_body(request.form)
+    body["name"] = sig
+    answer = api.call("PUT", f"/tenants/{tenant}/sigs/{sig}", json=body)
+    if not answer.ok:
+        return sig_form(tenant, body, editing=True, error=answer.error, status=answer.status)
+    return back("console.sig", tenant=tenant, sig=sig)
+
+
+@bp.post("/t/<tenant>/sigs/<sig>/delete")
+@action("console.tenant")
+def delete_sig(tenant: str, sig: str) -> WResponse | tuple[str, int]:
+    answer = api.call("DELETE", f"/tenants/{tenant}/sigs/{sig}")
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tenant", tenant=tenant), f"SIG {sig} is being deleted.")
+
+
+def _sig_context(tenant: str, sig: str) -> dict[str, Any]:
+    view = api.get(f"/tenants/{tenant}/sigs/{sig}")
+    scaling = api.get(f"/tenants/{tenant}/sigs/{sig}/scaling?limit=200")
+    workers = view["status"].get("workers") or {}
+    demand = scaling.get("demand") or {}
+    now = {"t": time.time(), "desired": float(workers.get("desired") or 0), "ready": float(workers.get("ready") or 0),
+           "demand": float(demand.get("cores_wanted") or 0)}
+    return {"view": view, "scaling": scaling, "chart": chart.svg(scaling.get("decisions") or [], now),
+            "may_configure": may("sig.update")}
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/")
+@action("console.tenant")
+def sig(tenant: str, sig: str) -> str:
+    return page("sig.html", title=f"SIG {sig}", tenant=tenant, sig=sig, apps=_apps(tenant, sig),
+                notice=request.args.get("notice"), submit_error={}, **_sig_context(tenant, sig))
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/live")
+@action("console.tenant")
+def sig_live(tenant: str, sig: str) -> str:
+    """The status block of the SIG page, polled by the page."""
+    return render_template("sig_status.html", tenant=tenant, sig=sig, phase_colour=PHASE_COLOUR,
+                           **_sig_context(tenant, sig))
+
+
+def _apps(tenant: str, sig: str) -> list[dict[str, Any]]:
+    return list(reversed(api.get(f"/tenants/{tenant}/sigs/{sig}/applications")["applications"]))
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/apps")
+@action("console.tenant")
+def apps(tenant: str, sig: str) -> str:
+    """The applications table of the SIG page, polled by the page."""
+    return render_template("apps_table.html", tenant=tenant, sig=sig, apps=_apps(tenant, sig),
+                           state_colour=STATE_COLOUR)
+
+
+@bp.post("/t/<tenant>/sigs/<sig>/apps")
+@action("console.tenant")
+def submit(tenant: str, sig: str) -> WResponse | tuple[str, int]:
+    f = request.form
+    upload = request.files.get("file")
+    path = f.get("path", "").strip()
+    error: dict[str, Any] = {}
+    if upload is not None and upload.filename:
+        answer = api.call("POST", f"/tenants/{tenant}/sigs/{sig}/files",
+                          data={"file": (io.BytesIO(upload.read()), upload.filename)}, content_type="multipart/form-data")
+        if answer.ok:
+            path = answer.body["path"]
+        else:
+            error = dict(answer.error, field="file")
+    if not error:
+        body: dict[str, Any] = {"file": path,
+                                "args": [a for a in f.get("args", "").splitlines() if a.strip()],
+                                "conf": {k.strip(): v for k, v in zip(f.getlist("conf_key"), f.getlist("conf_value"))
+                                         if k.strip()}}
+        if f.get("name", "").strip():
+            body["name"] = f["name"].strip()
+        answer = api.call("POST", f"/tenants/{tenant}/sigs/{sig}/applications", json=body)
+        if answer.ok:
+            return back("console.app", tenant=tenant, sig=sig, app_id=answer.body["id"])
+        error = answer.error
+    return page("sig.html", title=f"SIG {sig}", tenant=tenant, sig=sig, apps=_apps(tenant, sig), notice=None,
+                submit_error=error, **_sig_context(tenant, sig)), 422 if error else 200
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/apps/<app_id>")
+@action("console.tenant")
+def app(tenant: str, sig: str, app_id: str) -> str:
+    view = api.get(f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+    return page("app.html", title=f"Application {app_id}", tenant=tenant, sig=sig, app=view, terminal=TERMINAL,
+                notice=request.args.get("notice"))
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/apps/<app_id>/live")
+@action("console.tenant")
+def app_live(tenant: str, sig: str, app_id: str) -> str:
+    view = api.get(f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+    return render_template("app_status.html", tenant=tenant, sig=sig, app=view, terminal=TERMINAL,
+                           state_colour=STATE_COLOUR)
+
+
+@bp.post("/t/<tenant>/sigs/<sig>/apps/<app_id>/kill")
+@action("console.tenant")
+def kill(tenant: str, sig: str, app_id: str) -> WResponse | tuple[str, int]:
+    answer = api.call("DELETE", f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.app", tenant=tenant, sig=sig, app_id=app_id), "Kill requested.")
+
+
+# -- personal API tokens -------------------------------------------------------------------------------
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@action("console.page")
+def tokens() -> str | tuple[str, int]:
+    created, error = None, {}
+    if request.method == "POST":
+        body: dict[str, Any] = {"name": request.form.get("name", "").strip()}
+        days = request.form.get("days", "").strip()
+        if days:
+            body["expires_in_s"] = int(days) * 86400 if days.isdigit() else days
+        answer = api.call("POST", "/tokens", json=body)
+        if answer.ok:
+            created = answer.body
+        else:
+            error = answer.error
+    listed = api.get("/tokens")["tokens"]
+    return page("tokens.html", title="API tokens", tokens=listed, created=created, error=error,
+                notice=request.args.get("notice")), 422 if error else 200
+
+
+@bp.post("/tokens/<token_id>/delete")
+@action("console.page")
+def revoke_token(token_id: str) -> WResponse | tuple[str, int]:
+    answer = api.call("DELETE", f"/tokens/{quote(token_id, safe='')}")
+    if not answer.ok:
+        return refused(answer)
+    return flash_to(url_for("console.tokens"), "Token revoked.")
