@@ -87,6 +87,9 @@ PERMISSIONS: dict[str, Rule] = {
     "app.read": Rule(Scope.TENANT, APP_ROLES),
     "app.log": Rule(Scope.TENANT, APP_ROLES),
     "app.kill": Rule(Scope.TENANT, APP_ROLES),
+    "livy.version": Rule(Scope.TENANT, APP_ROLES),
+    "statement.run": Rule(Scope.TENANT, APP_ROLES),  # in the caller's own sessions unless app admin
+    "statement.cancel": Rule(Scope.TENANT, APP_ROLES),
     # The console's pages (/platform): what they show and change goes through the actions above.
     "console.page": Rule(Scope.AUTHENTICATED),
     "console.tenant": Rule(Scope.TENANT, ALL_TENANT_ROLES),

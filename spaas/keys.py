@@ -7,9 +7,13 @@ Each key has one writer (the design's "one owner per field"):
     {p}/sigs/{t}/{s}/build               build status                  builder
     {p}/sigs/{t}/{s}/status              phase, workers, endpoints     scaler
     {p}/secrets/{t}/{s}                  the SIG's Spark secret        api (never served)
-    {p}/apps/{t}/{s}/{id}/spec           application request           api
+    {p}/apps/{t}/{s}/{id}/spec           application request           api (+ `session` for Livy sessions)
     {p}/apps/{t}/{s}/{id}/state          runtime state                 agent (api only to kill a never-started app)
     {p}/apps/{t}/{s}/{id}/kill           kill request                  api
+    {p}/apps/{t}/{s}/{id}/heartbeat      last client heartbeat         api (sessions only)
+    {p}/apps/{t}/{s}/{id}/stmts/{n}/code      statement code           api
+    {p}/apps/{t}/{s}/{id}/stmts/{n}/cancel    cancel request           api
+    {p}/apps/{t}/{s}/{id}/stmts/{n}/result    state and output         agent
     {p}/hosts/{t}/{s}/{host}             host -> ip, ports (leased)    agent
     {p}/builds/{key}                     build record by build key     builder
     {p}/build-locks/{key}                build in flight (leased)      builder
@@ -72,6 +76,16 @@ class Keys:
 
     def app_kill(self, tenant: str, sig: str, app_id: str) -> str:
         return f"{self.prefix}/apps/{tenant}/{sig}/{app_id}/kill"
+
+    def app_heartbeat(self, tenant: str, sig: str, app_id: str) -> str:
+        return f"{self.prefix}/apps/{tenant}/{sig}/{app_id}/heartbeat"
+
+    def app_stmts(self, tenant: str, sig: str, app_id: str) -> str:
+        return f"{self.prefix}/apps/{tenant}/{sig}/{app_id}/stmts/"
+
+    def app_stmt(self, tenant: str, sig: str, app_id: str, stmt: int, part: str) -> str:
+        """`part` is code, cancel or result; ids are zero-padded so etcd lists them in order."""
+        return f"{self.prefix}/apps/{tenant}/{sig}/{app_id}/stmts/{stmt:08d}/{part}"
 
     def all_hosts(self) -> str:
         return f"{self.prefix}/hosts/"

@@ -42,7 +42,9 @@ BAD_RECORDS = Counter("spaas_bad_records_total", "Malformed etcd records skipped
                       ["family"])
 
 SIG_PARTS = ("spec", "build", "status")
-APP_PARTS = ("spec", "state", "kill")
+APP_PARTS = ("spec", "state", "kill", "heartbeat")
+STMT_PARTS = ("code", "cancel", "result")  # a Livy session's statements: stmts/{n}/{part}
+STMT_NO_RE = re.compile(r"^[0-9]{1,12}$")
 APP_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SEGMENT_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 Timestamp = float | None
@@ -197,6 +199,15 @@ class HostRecord(Record):
 
 
 # -- applications -------------------------------------------------------------------------------
+class SessionSpec(Record):
+    """A Livy session's part of its application spec (absent for batches and plain applications)."""
+
+    family: ClassVar[str] = "app_spec"
+    kind: str = Field(max_length=32)
+    heartbeatTimeoutInSecond: int = Field(default=0, ge=0)
+    idle_timeout_s: int = Field(ge=0)
+
+
 class AppSpecRecord(Record):
     """`{p}/apps/{t}/{s}/{id}/spec`, written by the API."""
 
@@ -204,6 +215,14 @@ class AppSpecRecord(Record):
     request: Application
     submitter: str | None = Field(default=None, max_length=256)
     submitted_at: Timestamp = None
+    session: SessionSpec | None = None
+
+
+class HeartbeatRecord(Record):
+    """`{p}/apps/{t}/{s}/{id}/heartbeat`: a Livy client's last heartbeat, written by the API."""
+
+    family: ClassVar[str] = "app_heartbeat"
+    at: float
 
 
 class AppStateRecord(Record):
@@ -422,7 +441,14 @@ class AppRecords:
     spec: AppSpecRecord | None = None
     state: AppStateRecord | None = None
     kill: bool = False
+    heartbeat: HeartbeatRecord | None = None
     bad: list[BadRecord] = field(default_factory=list)
+
+    @property
+    def statements(self) -> dict[str, Entry]:
+        """A Livy session's statement keys (`stmts/{n}/code|cancel|result`), raw: the API and the
+        agent own their shapes (services/api/routes/livy.py, services/agent/sessions.py)."""
+        return {k: e for k, e in self.entries.items() if k.startswith("stmts/")}
 
     @property
     def has_spec(self) -> bool:
@@ -433,7 +459,23 @@ class AppRecords:
         return next((b for b in self.bad if b.key.rsplit("/", 1)[-1] in ("spec", "state")), None)
 
 
-_APP_MODELS: dict[str, type[Record]] = {"spec": AppSpecRecord, "state": AppStateRecord, "kill": KillRecord}
+_APP_MODELS: dict[str, type[Record]] = {"spec": AppSpecRecord, "state": AppStateRecord, "kill": KillRecord,
+                                        "heartbeat": HeartbeatRecord}
+
+
+def _app_part(parts: list[str], depth: int) -> tuple[tuple[str, ...], str] | None:
+    """(identity, part below the app) of a key split below the root, or None outside the layout.
+    Parts: spec, state, kill, heartbeat, and a session's stmts/{n}/code|cancel|result."""
+    if len(parts) == depth + 2 and parts[-3] == "stmts" and STMT_NO_RE.match(parts[-2]) \
+            and parts[-1] in STMT_PARTS:
+        ident, part = parts[:-3], "/".join(parts[-3:])
+    elif len(parts) == depth and parts[-1] in APP_PARTS:
+        ident, part = parts[:-1], parts[-1]
+    else:
+        return None
+    if not APP_ID_RE.match(ident[-1]) or not all(SEGMENT_RE.match(p) for p in ident[:-1]):
+        return None
+    return tuple(ident), part
 
 
 def _apps(entries: list[Entry], root: str, depth: int) -> Listing[AppRecords]:
@@ -441,16 +483,21 @@ def _apps(entries: list[Entry], root: str, depth: int) -> Listing[AppRecords]:
     out: Listing[AppRecords] = Listing()
     grouped: dict[tuple[str, ...], dict[str, Entry]] = {}
     for entry in entries:
-        parts = entry.key[len(root):].split("/")
-        if len(parts) != depth or not APP_ID_RE.match(parts[-2]) or parts[-1] not in APP_PARTS \
-                or not all(SEGMENT_RE.match(p) for p in parts[:-2]):
-            out.bad.append(_junk(entry, "app", "key outside the layout {p}/apps/{tenant}/{sig}/{id}/spec|state|kill"))
+        found_part = _app_part(entry.key[len(root):].split("/"), depth)
+        if found_part is None:
+            out.bad.append(_junk(entry, "app", "key outside the layout {p}/apps/{tenant}/{sig}/{id}/"
+                                               "spec|state|kill|heartbeat|stmts/{n}/code|cancel|result"))
             continue
-        grouped.setdefault(tuple(parts[:-1]), {})[parts[-1]] = entry
+        ident, part = found_part
+        grouped.setdefault(ident, {})[part] = entry
     for ident, found in sorted(grouped.items()):
         tenant, sig = (ident[0], ident[1]) if depth == 4 else ("", "")
         rec = AppRecords(tenant, sig, ident[-1], entries=found, kill="kill" in found)
         for part, entry in found.items():
+            if part.startswith("stmts/"):
+                if entry.error:  # not JSON: junk, but it does not make the application invalid
+                    rec.bad.append(_junk(entry, "app_statement", entry.error))
+                continue
             value = decode(_APP_MODELS[part], entry)
             if isinstance(value, BadRecord):
                 rec.bad.append(value)

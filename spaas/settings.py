@@ -145,6 +145,9 @@ class ApiSettings(BaseSettings):
     login_window_s: int = 300
     # Days the audit log keeps entries.
     audit_retention_days: int = 30
+    # Seconds a Livy session may sit idle (no statement, no client heartbeat) before it ends; also
+    # the most a client's heartbeatTimeoutInSecond may ask for.
+    livy_session_timeout_s: int = 3600
     # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
     # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
     proxy_public_url: str = ""

@@ -32,12 +32,13 @@ from spaas.stack import free_port
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.agent import spark
+from services.agent import repl, spark
 from services.agent.apps import AppController
 from services.agent.daemon import SparkDaemon, child_env, master_json, wait_until, worker_alive
 from services.agent.demand import DriverDemand, compute, dynamic_target_executors
 from services.agent.drivers import Driver
 from services.agent.host import HostRegistration
+from services.agent.sessions import SessionRelay
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,17 @@ class Agent:
 
         def build_driver(app_id: str, spec: dict[str, Any]) -> Driver:
             app_conf = dict(spec.get("conf", {}))
-            file = storage.resolve(self.s.tenant, self.s.sig, spec["file"], field="file")
-            py_files = [storage.resolve(self.s.tenant, self.s.sig, p, field="pyFiles") for p in spec.get("pyFiles", [])]
+            session = spec.get("session")
             workdir = self.cdir / "drivers" / app_id
+            if session:
+                # A Livy session: the platform's REPL, run by the SIG's Python like any PySpark driver.
+                # A copy in the driver's directory, so the agent's other modules are not on its path.
+                file = self._write_private(f"drivers/{app_id}/spaas_repl.py", Path(repl.__file__).read_text())
+                spec = dict(spec, args=[str(session.get("kind", "pyspark")), str(session.get("idle_timeout_s", 3600))],
+                            name=spec.get("name") or f"livy-session-{app_id}")
+            else:
+                file = storage.resolve(self.s.tenant, self.s.sig, spec["file"], field="file")
+            py_files = [storage.resolve(self.s.tenant, self.s.sig, p, field="pyFiles") for p in spec.get("pyFiles", [])]
             ui_port = free_port(self.s.advertise_ip)
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
                                              driver_host=self.s.advertise_ip, ui_port=ui_port,
@@ -175,7 +184,7 @@ class Agent:
                              "PYSPARK_DRIVER_PYTHON": str(self.env.python), "SPARK_CONF_DIR": str(workdir),
                              "SPARK_LOCAL_IP": self.s.advertise_ip, "SPAAS_APP_ID": app_id})
             merged = {**sig_conf, **app_conf}
-            return Driver(app_id=app_id, argv=argv, env=env, cwd=workdir,
+            return Driver(app_id=app_id, argv=argv, env=env, cwd=workdir, repl_dir=workdir / "repl" if session else None,
                           log_path=storage.driver_log(self.s.tenant, self.s.sig, app_id),
                           open_log=lambda: storage.open_driver_log(self.s.tenant, self.s.sig, app_id),
                           ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
@@ -194,6 +203,7 @@ class Agent:
         ).start()
         backoff = self.s.app_scan_s
         reporter = DemandReporter(self, controller, ui_url)
+        relay = SessionRelay(self.store, self.keys, tenant=self.s.tenant, sig=self.s.sig)
         try:
             while not self.stop.is_set():
                 if self.daemon.exited() is not None:
@@ -201,6 +211,7 @@ class Agent:
                     return 1
                 try:
                     controller.scan()
+                    relay.sync(controller.drivers)
                     reporter.report()
                     backoff = self.s.app_scan_s
                 except TemporaryError as exc:

@@ -173,7 +173,10 @@ class AppController:
             assert app.spec is not None
             driver: Driver | None = None
             try:
-                driver = self._make_driver(app.app_id, app.spec.get("request", {}))
+                request = dict(app.spec.get("request", {}))
+                if app.spec.get("session"):
+                    request["session"] = app.spec["session"]  # a Livy session: the driver runs the REPL
+                driver = self._make_driver(app.app_id, request)
                 driver.start()
             except Exception as exc:  # a bad path or a missing file: the app fails, the agent goes on
                 if driver is not None:

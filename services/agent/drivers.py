@@ -45,6 +45,8 @@ class Driver:
     executor_cores: int = 0
     # Opens the log (read/write, append) safely; default: `log_path` beneath its own directory.
     open_log: Callable[[], int] | None = field(default=None, repr=False)
+    # A Livy session's REPL exchange directory (services/agent/repl.py); None for batches.
+    repl_dir: Path | None = None
     _scanned: int = field(default=0, repr=False)
     _log_fd: int = field(default=-1, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

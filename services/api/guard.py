@@ -1,7 +1,8 @@
 """Authentication, authorization and auditing of every request, in one place.
 
 Each view declares its action with `@action("sig.create")` (the names of `spaas.authz.PERMISSIONS`).
-`install(app)` adds one `before_request` hook that resolves the bearer token to a `Principal`,
+`install(app)` adds one `before_request` hook that resolves the caller (bearer token; HTTP Basic
+with an LDAP password or an owned token, for Livy clients; the `spaas_session` cookie) to a `Principal`,
 reads the caller's roles in the addressed tenant and applies `authz.decide()`, and one
 `after_request` hook that writes an audit record for every mutating request. A view without a
 declared action is refused (fail closed); a test checks that every route has one.
@@ -9,6 +10,9 @@ declared action is refused (fail closed); a test checks that every route has one
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,13 +28,14 @@ from spaas.errors import NotFound, SpaasError, Unauthorized
 from spaas.records import read_members
 
 from services.api.deps import Deps, deps
-from services.api.errors import Forbidden
+from services.api.errors import BadRequest, Forbidden
 
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 BOOTSTRAP_NAME = principals.BOOTSTRAP_NAME
+SESSION_COOKIE = "spaas_session"  # the cookie services/proxy sets (POST /platform/session)
 
 
 def action(name: str) -> Callable[[F], F]:
@@ -54,6 +59,76 @@ def bearer_token() -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def basic_credentials() -> tuple[str, str] | None:
+    """`Authorization: Basic base64(user:password)`, as Livy clients send it."""
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        return None
+    try:
+        user, sep, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return (user, password) if sep and user and password else None
+
+
+# Successful LDAP Basic logins, kept briefly so a polling client does not bind on every request.
+_BASIC_CACHE: dict[str, tuple[Principal, float]] = {}
+BASIC_CACHE_S = 60.0
+
+
+def _principal_of(d: Deps, identity: auth.Identity) -> Principal:
+    admin = authz.is_cluster_admin(identity.name, identity.groups, admin_users=d.settings.cluster_admin_users,
+                                   admin_groups=d.settings.cluster_admin_groups)
+    return Principal(identity.name, groups=identity.groups, cluster_admin=admin, kind="basic")
+
+
+def resolve_basic(d: Deps, user: str, password: str) -> Principal | None:
+    """User name + a spaas token (the user must own it; `admin` for the bootstrap token), or user
+    name + LDAP password. Failed LDAP attempts count against the login limiter."""
+    by_token = resolve_principal(d, password)
+    if by_token is not None:
+        return by_token if by_token.name == user else None
+    digest = hashlib.sha256(f"{user}\0{password}".encode()).hexdigest()
+    cached = _BASIC_CACHE.get(digest)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    address = request.remote_addr or "unknown"
+    if d.limiter.blocked_for(user, address):
+        return None
+    try:
+        identity = d.authenticator.authenticate(user, password)
+    except Unauthorized:
+        d.limiter.failed(user, address)
+        return None
+    d.limiter.succeeded(user)
+    principal = _principal_of(d, identity)
+    if len(_BASIC_CACHE) > 1000:
+        _BASIC_CACHE.clear()
+    _BASIC_CACHE[digest] = (principal, time.monotonic() + BASIC_CACHE_S)
+    return principal
+
+
+def authenticate(d: Deps) -> Principal | None:
+    """The caller, from a bearer token, HTTP Basic, or the `spaas_session` cookie (a login token).
+
+    A cookie is what a browser sends on its own, so a mutating request authenticated by it must
+    carry `X-Requested-By` (Livy's CSRF rule); a page on another origin cannot add that header."""
+    token = bearer_token()
+    if token:
+        return resolve_principal(d, token)
+    basic = basic_credentials()
+    if basic:
+        return resolve_basic(d, *basic)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie and not request.headers.get("Authorization"):
+        principal = resolve_principal(d, cookie)
+        if principal is not None and request.method in MUTATING and not request.headers.get("X-Requested-By"):
+            raise BadRequest("Missing Required Header for CSRF protection: requests authenticated by a cookie "
+                             "must send X-Requested-By", field="X-Requested-By")
+        return principal
+    return None
 
 
 def resolve_principal(d: Deps, token: str | None) -> Principal | None:
@@ -91,6 +166,9 @@ def member_tenants(d: Deps, principal: Principal) -> set[str]:
     return found
 
 
+UNAUTHENTICATED = "a valid bearer token is required (or HTTP Basic: user name and password or token)"
+
+
 def current_principal() -> Principal:
     principal = g.get("principal")
     assert isinstance(principal, Principal), "guard did not run"
@@ -104,12 +182,11 @@ def current_roles() -> frozenset[str]:
 def _authorize() -> None:
     d = deps()
     name = action_of(current_app, request.endpoint)
-    token = bearer_token()
     if name is None:
         # No such route (404/405 follow) or a view without a declared action: callers must
         # still authenticate first, so unknown paths reveal nothing to anonymous callers.
-        if resolve_principal(d, token) is None:
-            raise Unauthorized("a valid bearer token is required")
+        if authenticate(d) is None:
+            raise Unauthorized(UNAUTHENTICATED)
         if request.endpoint is not None:
             log.error("endpoint %s declares no action; refusing", request.endpoint)
             raise Forbidden("this endpoint is not open to anyone")
@@ -117,7 +194,7 @@ def _authorize() -> None:
     rule = authz.PERMISSIONS[name]
     if rule.scope is authz.Scope.PUBLIC:
         return
-    principal = resolve_principal(d, token)
+    principal = authenticate(d)
     g.principal = principal
     roles: frozenset[str] = frozenset()
     tenant = (request.view_args or {}).get("tenant")
@@ -128,7 +205,7 @@ def _authorize() -> None:
     if decision is Decision.ALLOW:
         return
     if decision is Decision.UNAUTHENTICATED:
-        raise Unauthorized("a valid bearer token is required")
+        raise Unauthorized(UNAUTHENTICATED)
     if decision is Decision.NOT_FOUND:
         # Word for word what a missing tenant answers, so a foreign tenant's existence is not revealed.
         raise NotFound(f"tenant {tenant!r} not found", field="tenant")

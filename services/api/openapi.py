@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from spaas.model import Application, LoginRequest, MemberRoles, Phase, SigSpec, TenantSpec, TokenRequest
 
+from services.api import livy_openapi
 from services.api.guard import action
 
 bp = Blueprint("openapi", __name__)
@@ -205,6 +206,7 @@ def _paths() -> dict[str, dict[str, Any]]:
                           {200: "ApplicationView", 202: "ApplicationView"}, params=ts + [APP])},
         f"{a}/log": {"get": _follow(_op("app.log", "Driver output (follow=true: server-sent events)",
                                         {200: "ApplicationLog"}, params=ts + [APP, _q("from"), _q("size", 1, 100_000)]))},
+        **livy_openapi.paths(TENANT, SIG, [_q("from"), _q("size", 0, 10_000)]),
     }
 
 
@@ -214,6 +216,7 @@ def document() -> dict[str, Any]:
     _, defs = models_json_schema(models, ref_template=REF)
     schemas = dict(defs.get("$defs", {}))
     schemas.update(RESPONSES)
+    schemas.update(livy_openapi.SCHEMAS)
     return {
         "openapi": "3.1.0",
         "info": {"title": "spaas API", "version": "1",
@@ -224,7 +227,8 @@ def document() -> dict[str, Any]:
         "security": [{"bearer": []}],
         "paths": _paths(),
         "components": {"schemas": schemas,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                           "basic": {"type": "http", "scheme": "basic"}}},
     }
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Gauge
@@ -47,6 +48,18 @@ def requested_cores(request: dict[str, Any]) -> int:
         return int(conf.get("spark.cores.max", 0))
     except ValueError:
         return 0
+
+
+def pending_cores(apps: Iterable[AppRecords]) -> dict[tuple[str, str], int]:
+    """Cores per SIG of sized applications (batches and Livy sessions) that no master has claimed:
+    a valid spec, no state key yet, no kill. Other keys below an application (a session's
+    heartbeat and statements) do not change that."""
+    pending: dict[tuple[str, str], int] = {}
+    for app in apps:
+        if app.spec is not None and "state" not in app.entries and not app.kill:
+            ident = (app.tenant, app.sig)
+            pending[ident] = pending.get(ident, 0) + requested_cores(app.spec.request.model_dump(mode="json"))
+    return pending
 
 
 def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int, int]:
@@ -180,12 +193,7 @@ class Scaler:
 
     def _pending_cores(self, apps: Listing[AppRecords]) -> dict[tuple[str, str], int]:
         """Cores of sized applications no master has claimed yet (the API's demand signal)."""
-        pending: dict[tuple[str, str], int] = {}
-        for app in apps:
-            if app.spec is not None and set(app.entries) == {"spec"}:
-                ident = (app.tenant, app.sig)
-                pending[ident] = pending.get(ident, 0) + requested_cores(app.spec.request.model_dump(mode="json"))
-        return pending
+        return pending_cores(apps)
 
     def _scale(self, view: SigView, hosts: list[dict[str, Any]], pending_cores: int, room: Room) -> Decision | None:
         """The policy's decision for a deployed SIG; None while it is building, failing or deleting."""

@@ -100,6 +100,49 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                       (200, 404, 404, 404, 403, 401)),
     "their-app-kill": (Row("DELETE", S + "/applications/{theirs}"), (202, 202, 403, 403, 404, 401),
                        (202, 404, 404, 404, 403, 401)),
+    "livy-version": (Row("GET", S + "/livy/version"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "livy-batch-create": (Row("POST", S + "/livy/batches", APP), (201, 201, 201, 201, 404, 401),
+                          (201, 404, 404, 404, 201, 401)),
+    "livy-batches-list": (Row("GET", S + "/livy/batches"), (200, 200, 200, 200, 404, 401),
+                          (200, 404, 404, 404, 200, 401)),
+    "livy-my-batch-read": (Row("GET", S + "/livy/batches/{mine}"), (200, 200, 403, 200, 404, 401),
+                           (200, 404, 404, 404, 200, 401)),
+    "livy-my-batch-state": (Row("GET", S + "/livy/batches/{mine}/state"), (200, 200, 403, 200, 404, 401),
+                            (200, 404, 404, 404, 200, 401)),
+    "livy-my-batch-log": (Row("GET", S + "/livy/batches/{mine}/log"), (200, 200, 403, 200, 404, 401),
+                          (200, 404, 404, 404, 200, 401)),
+    "livy-my-batch-delete": (Row("DELETE", S + "/livy/batches/{mine}"), (200, 200, 403, 200, 404, 401),
+                             (200, 404, 404, 404, 200, 401)),
+    "livy-their-batch-read": (Row("GET", S + "/livy/batches/{theirs}"), (200, 200, 403, 403, 404, 401),
+                              (200, 404, 404, 404, 403, 401)),
+    "livy-their-batch-delete": (Row("DELETE", S + "/livy/batches/{theirs}"), (200, 200, 403, 403, 404, 401),
+                                (200, 404, 404, 404, 403, 401)),
+    "livy-session-create": (Row("POST", S + "/livy/sessions", {"kind": "pyspark"}), (201, 201, 201, 201, 404, 401),
+                            (201, 404, 404, 404, 201, 401)),
+    "livy-sessions-list": (Row("GET", S + "/livy/sessions"), (200, 200, 200, 200, 404, 401),
+                           (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-read": (Row("GET", S + "/livy/sessions/{ms}"), (200, 200, 403, 200, 404, 401),
+                             (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-state": (Row("GET", S + "/livy/sessions/{ms}/state"), (200, 200, 403, 200, 404, 401),
+                              (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-log": (Row("GET", S + "/livy/sessions/{ms}/log"), (200, 200, 403, 200, 404, 401),
+                            (200, 404, 404, 404, 200, 401)),
+    "livy-my-session-delete": (Row("DELETE", S + "/livy/sessions/{ms}"), (200, 200, 403, 200, 404, 401),
+                               (200, 404, 404, 404, 200, 401)),
+    "livy-my-statements-list": (Row("GET", S + "/livy/sessions/{ms}/statements"), (200, 200, 403, 200, 404, 401),
+                                (200, 404, 404, 404, 200, 401)),
+    "livy-my-statement-create": (Row("POST", S + "/livy/sessions/{ms}/statements", {"code": "1 + 1"}),
+                                 (201, 201, 403, 201, 404, 401), (201, 404, 404, 404, 201, 401)),
+    "livy-my-statement-read": (Row("GET", S + "/livy/sessions/{ms}/statements/0"), (200, 200, 403, 200, 404, 401),
+                               (200, 404, 404, 404, 200, 401)),
+    "livy-my-statement-cancel": (Row("POST", S + "/livy/sessions/{ms}/statements/0/cancel"),
+                                 (200, 200, 403, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "livy-their-session-read": (Row("GET", S + "/livy/sessions/{ts}"), (200, 200, 403, 403, 404, 401),
+                                (200, 404, 404, 404, 403, 401)),
+    "livy-their-statement-create": (Row("POST", S + "/livy/sessions/{ts}/statements", {"code": "1 + 1"}),
+                                    (201, 201, 403, 403, 404, 401), (201, 404, 404, 404, 403, 401)),
+    "livy-their-statement-cancel": (Row("POST", S + "/livy/sessions/{ts}/statements/0/cancel"),
+                                    (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
     "audit": (Row("GET", "/api/v1/audit"), (200, 403, 403, 403, 403, 401), (200, 403, 403, 403, 403, 401)),
     "tokens-list": (Row("GET", "/api/v1/tokens"), (200, 200, 200, 200, 200, 401), (200, 200, 200, 200, 200, 401)),
     "token-create": (Row("POST", "/api/v1/tokens", {"name": "ci"}), (201,) * 5 + (401,), (201,) * 5 + (401,)),
@@ -175,6 +218,14 @@ def build_world(admin: FlaskClient, store: Store, keys: Keys) -> dict[str, dict[
             resp = admin.post(f"{sig}/applications", json=APP, headers={"Authorization": f"Bearer {token}"})
             assert resp.status_code == 201, resp.get_json()
             apps[tenant][which] = resp.get_json()["id"]
+            # And a Livy session with one statement (no Spark runs here: it stays not_started).
+            resp = admin.post(f"{sig}/livy/sessions", json={"kind": "pyspark"}, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.get_json()
+            session = resp.get_json()["id"]
+            apps[tenant][which + "_session"] = session
+            resp = admin.post(f"{sig}/livy/sessions/{session}/statements", json={"code": "1"},
+                              headers={"Authorization": f"Bearer {token}"})
+            assert resp.status_code == 201, resp.get_json()
     return apps
 
 
@@ -191,7 +242,8 @@ def test_cell(app: Flask, client: FlaskClient, anon: FlaskClient, store: Store, 
         user = LOGIN[role]
         token = login(app, user, ldap_server.passwords[user])
         caller = client_for(app, token)
-    path = row.path.format(t=tenant, mine=apps[tenant]["mine"], theirs=apps[tenant]["theirs"])
+    path = row.path.format(t=tenant, mine=apps[tenant]["mine"], theirs=apps[tenant]["theirs"],
+                           ms=apps[tenant]["mine_session"], ts=apps[tenant]["theirs_session"])
     kw: dict[str, Any] = {"method": row.method}
     if row.upload:
         kw.update(data={"file": (io.BytesIO(b"print(2)\n"), "other.py")}, content_type="multipart/form-data")
@@ -203,12 +255,16 @@ def test_cell(app: Flask, client: FlaskClient, anon: FlaskClient, store: Store, 
     assert resp.status_code == expected, (name, role, tenant, resp.get_json() or resp.get_data(as_text=True)[-800:])
     if row.path.startswith("/platform"):
         return  # pages: the status is the contract; the API's message is on the page
+    body = resp.get_json()
+    if expected >= 400 and "/livy/" in row.path:
+        # Livy's error body, with the platform's error object next to it.
+        assert body["msg"] == body["error"]["message"], body
+        body = {"error": body["error"]}
     if expected >= 400:
-        error_of(resp.get_json())
+        error_of(body)
     if expected == 404 and "{t}" in row.path:
         # An outsider's 404 is word for word the one of a tenant that does not exist.
-        assert error_of(resp.get_json()) == {"code": "NotFound", "message": f"tenant {tenant!r} not found",
-                                             "field": "tenant"}
+        assert error_of(body) == {"code": "NotFound", "message": f"tenant {tenant!r} not found", "field": "tenant"}
 
 
 def test_the_matrix_covers_every_route(app: Flask) -> None:
@@ -220,7 +276,8 @@ def test_the_matrix_covers_every_route(app: Flask) -> None:
     normalized = {(m, p.replace("{t}", "<tenant>").replace("s1", "<sig>").replace("{mine}", "<app_id>")
                    .replace("{theirs}", "<app_id>").replace("/user/zed", "/<any(user, group):kind>/<name>")
                    .replace("/user/victim", "/<any(user, group):kind>/<name>")
-                   .replace("/0123456789abcdef", "/<token_id>")) for m, p in covered}
+                   .replace("/0123456789abcdef", "/<token_id>").replace("{ms}", "<app_id>").replace("{ts}", "<app_id>")
+                   .replace("/statements/0", "/statements/<stmt>")) for m, p in covered}
     normalized |= {(m, p.replace("/platform/t/acme", "/platform/t/<tenant>")) for m, p in normalized}
     missing = {(m, r) for m, r in rules if (m, r) not in normalized and r not in ("/metrics",)}
     assert not missing, missing
@@ -246,7 +303,7 @@ def test_users_list_only_their_own_applications(app: Flask, client: FlaskClient,
         c = client_for(app, login(app, user, ldap_server.passwords[user]))
         listing[role] = sorted(a["id"] for a in c.get(S.format(t="acme") + "/applications").get_json()["applications"])
     assert listing == {"consumer_admin": sorted(apps["acme"].values()), "sig_configure": [],
-                       "user": [apps["acme"]["mine"]]}
+                       "user": sorted([apps["acme"]["mine"], apps["acme"]["mine_session"]])}
 
 
 def test_admin_token_still_is_cluster_admin(client: FlaskClient, store: Store, keys: Keys) -> None:

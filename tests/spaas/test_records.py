@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.model import AppState, BuildState, Phase
-from spaas.records import (AppSpecRecord, AppStateRecord, BadRecord, BuildRecord, BuildStatus, HostRecord,
-                           InvalidRecord, KillRecord, MemberRecord, SecretRecord, SigSpecRecord, SigStatus,
-                           TenantRecord, UserTokenRecord, decode, read_all_apps, read_apps, read_hosts, read_members,
-                           read_sigs, read_tenants)
+from spaas.records import (AppSpecRecord, AppStateRecord, BadRecord, BuildRecord, BuildStatus, HeartbeatRecord,
+                           HostRecord, InvalidRecord, KillRecord, MemberRecord, SecretRecord, SigSpecRecord, SigStatus,
+                           TenantRecord, UserTokenRecord, decode, read_all_apps, read_app, read_apps, read_hosts,
+                           read_members, read_sigs, read_tenants)
 from spaas.store import Entry
 
 SPEC = {"spec": {"name": "etl", "spark_version": "3.5.9"}, "generation": 1}
@@ -41,6 +41,9 @@ GOOD = [
     (HostRecord, {"role": "master", "ip": "10.0.0.4", "spark_url": "spark://10.0.0.4:7077"}),
     (AppSpecRecord, APP),
     (AppSpecRecord, {"request": {"file": "j.py", "numExecutors": 4, "conf": {"spark.executor.cores": "2"}}}),
+    (AppSpecRecord, dict(APP, session={"kind": "pyspark", "heartbeatTimeoutInSecond": 60, "idle_timeout_s": 60})),
+    (AppSpecRecord, dict(APP, session={"kind": "sql", "idle_timeout_s": 3600})),
+    (HeartbeatRecord, {"at": 1700000000.5}),
     (AppStateRecord, {"state": "RUNNING", "agent": "m-0", "spark_app_id": "app-1"}),
     (KillRecord, {"requested_at": 3.0, "by": "alice"}),
     (KillRecord, {}),
@@ -81,6 +84,11 @@ BAD = [
     (AppSpecRecord, {"request": {"file": "j.py", "numExecutors": 10**12}}, "numExecutors"),
     (AppSpecRecord, {"request": {"file": "j.py", "conf": {"spark.cores.max": "9" * 20}}}, "spark.cores.max"),
     (AppSpecRecord, {"request": {"file": "j.py", "executorCores": "many"}}, "executorCores"),
+    (AppSpecRecord, dict(APP, session={"idle_timeout_s": 60}), "session.kind"),
+    (AppSpecRecord, dict(APP, session={"kind": "pyspark", "idle_timeout_s": -1}), "session.idle_timeout_s"),
+    (AppSpecRecord, dict(APP, session="pyspark"), "session"),
+    (HeartbeatRecord, {"at": "now"}, "at"),
+    (HeartbeatRecord, {}, "at"),
     (AppStateRecord, {"state": "DANCING"}, "state"),
     (AppStateRecord, {"state": "FAILED", "exit_code": "bad"}, "exit_code"),
     (KillRecord, {"requested_at": "yesterday"}, "requested_at"),
@@ -213,3 +221,52 @@ def test_tenants_and_members_skip_what_they_cannot_read(store: EtcdStore, keys: 
 def test_decode_returns_the_bad_record_with_its_entry() -> None:
     bad = decode(HostRecord, entry({"role": "worker"}, key="/p/hosts/t/s/h"))
     assert isinstance(bad, BadRecord) and bad.entry is not None and bad.message.startswith("/p/hosts/t/s/h: ")
+
+
+# Keys below an application: a Livy session's heartbeat and statements belong to the layout (they
+# must not make a session show as InvalidRecord); anything else under an application is junk.
+SESSION = dict(APP, session={"kind": "pyspark", "idle_timeout_s": 60})
+APP_KEYS = [
+    ("heartbeat", {"at": 5.0}, True),
+    ("stmts/00000000/code", {"code": "1 + 1", "kind": None}, True),
+    ("stmts/00000000/cancel", {"requested_at": 2.0}, True),
+    ("stmts/00000000/result", {"state": "available", "output": {"status": "ok"}}, True),
+    ("stmts/00000123/code", {"code": "x"}, True),
+    ("session", {"kind": "pyspark"}, False),
+    ("stmts/abc/code", {"code": "x"}, False),
+    ("stmts/00000000/output", {}, False),
+    ("stmts/00000000", {}, False),
+    ("stmts/00000000/code/more", {}, False),
+    ("stmts/../code", {}, False),
+    ("heartbeats", {"at": 1.0}, False),
+]
+
+
+@pytest.mark.parametrize(("part", "value", "valid"), APP_KEYS, ids=[p for p, _, _ in APP_KEYS])
+def test_session_keys_are_part_of_the_app_layout(store: EtcdStore, keys: Keys, part: str, value: dict[str, Any],
+                                                  valid: bool) -> None:
+    store.put(keys.app_spec("a", "s", "001"), SESSION)
+    store.put(keys.app("a", "s", "001") + part, value)
+    for listing in (read_apps(store, keys, "a", "s"), read_all_apps(store, keys)):
+        (rec,) = [r for r in listing if r.app_id == "001"]
+        assert rec.invalid is None and not rec.bad
+        assert rec.spec is not None and rec.spec.session is not None and rec.spec.session.kind == "pyspark"
+        if valid:
+            assert not listing.bad and part in rec.entries
+            assert (part in rec.statements) == part.startswith("stmts/")
+        else:
+            assert len(listing.bad) == 1 and "outside the layout" in listing.bad[0].reason
+            assert part not in rec.entries
+    rec = read_app(store, keys, "a", "s", "001")
+    assert rec is not None and rec.invalid is None
+    if part == "heartbeat":
+        assert rec.heartbeat is not None and rec.heartbeat.at == 5.0
+
+
+def test_a_bad_heartbeat_or_statement_does_not_invalidate_the_session(store: EtcdStore, keys: Keys) -> None:
+    store.put(keys.app_spec("a", "s", "001"), SESSION)
+    put_raw(store, keys.app_heartbeat("a", "s", "001"), b"not json")
+    put_raw(store, keys.app_stmt("a", "s", "001", 0, "result"), b"not json")
+    rec = read_app(store, keys, "a", "s", "001")
+    assert rec is not None and rec.invalid is None and rec.heartbeat is None
+    assert sorted(b.key.split("/001/")[1] for b in rec.bad) == ["heartbeat", "stmts/00000000/result"]

@@ -1,4 +1,6 @@
-"""`/api/v1/tenants/{t}/sigs/{s}/applications`: Livy-shaped batch applications."""
+"""`/api/v1/tenants/{t}/sigs/{s}/applications`: Livy-shaped batch applications.
+
+`app_or_404`, `record_app`, `request_kill` and `wake` are shared with the Livy routes (routes/livy.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from flask import Blueprint, Response
 from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
 from spaas.model import AppState, Application
-from spaas.records import AppRecords, AppSpecRecord, read_apps
+from spaas.records import AppRecords, AppSpecRecord, SessionSpec, read_apps
 
 from services.api import follow
 from services.api.errors import Forbidden
@@ -37,7 +39,7 @@ def new_app_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(4)}"
 
 
-def _app(tenant: str, sig: str, app_id: str) -> AppRecords:
+def app_or_404(tenant: str, sig: str, app_id: str) -> AppRecords:
     """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
     parts = app_parts(d.store, d.keys, tenant, sig, app_id)
@@ -48,11 +50,37 @@ def _app(tenant: str, sig: str, app_id: str) -> AppRecords:
     return parts
 
 
-def _wake(tenant: str, sig: str, app_id: str, action: str) -> None:
+def wake(tenant: str, sig: str, app_id: str, action: str) -> None:
     try:
         deps().bus.publish(messages.AppEvent(tenant=tenant, sig=sig, app_id=app_id, action=action))
     except TemporaryError as exc:
         log.warning("app %s/%s/%s: %s not announced (%s); the master's scan picks it up", tenant, sig, app_id, action, exc)
+
+
+def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, Any] | None = None) -> str:
+    """Validate and record a submitted application (or Livy session); returns its id."""
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    parts = get_sig(d.store, d.keys, tenant, sig)
+    if usable_spec(parts).deleting:
+        raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
+    sparkconf.check(app.conf, field="conf")
+    if session is None:
+        d.storage.resolve(tenant, sig, app.file, field="file")
+    for i, py_file in enumerate(app.pyFiles):
+        d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
+    app_id = new_app_id()
+    d.store.create(d.keys.app_spec(tenant, sig, app_id), AppSpecRecord(
+        request=app, submitter=current_principal().name, submitted_at=time.time(),
+        session=SessionSpec.model_validate(session) if session is not None else None).to_value())
+    log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
+    wake(tenant, sig, app_id, "submitted")
+    try:
+        # The scaler counts a sized application's cores before its driver even starts.
+        d.bus.publish(messages.DemandChanged(tenant=tenant, sig=sig, app_id=app_id))
+    except TemporaryError as exc:
+        log.warning("app %s/%s/%s: demand not announced (%s)", tenant, sig, app_id, exc)
+    return app_id
 
 
 @bp.post("/tenants/<tenant>/sigs/<sig>/applications")
@@ -63,21 +91,7 @@ def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     parts = get_sig(d.store, d.keys, tenant, sig)
     if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-    app = Application.model_validate(json_body())
-    sparkconf.check(app.conf, field="conf")
-    d.storage.resolve(tenant, sig, app.file, field="file")
-    for i, py_file in enumerate(app.pyFiles):
-        d.storage.resolve(tenant, sig, py_file, field=f"pyFiles.{i}")
-    app_id = new_app_id()
-    d.store.create(d.keys.app_spec(tenant, sig, app_id), AppSpecRecord(
-        request=app, submitter=current_principal().name, submitted_at=time.time()).to_value())
-    log.info("app %s/%s/%s: submitted (%s)", tenant, sig, app_id, app.file)
-    _wake(tenant, sig, app_id, "submitted")
-    try:
-        # The scaler counts a sized application's cores before its driver even starts.
-        d.bus.publish(messages.DemandChanged(tenant=tenant, sig=sig, app_id=app_id))
-    except TemporaryError as exc:
-        log.warning("app %s/%s/%s: demand not announced (%s)", tenant, sig, app_id, exc)
+    app_id = record_app(tenant, sig, Application.model_validate(json_body()))
     return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
 
 
@@ -98,7 +112,7 @@ def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    return _view(tenant, sig, app_id, _app(tenant, sig, app_id))
+    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")
@@ -107,7 +121,7 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any] | Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     get_sig(d.store, d.keys, tenant, sig)
-    _app(tenant, sig, app_id)
+    app_or_404(tenant, sig, app_id)
     start = _int_arg("from", 0)
     size = _int_arg("size", 1000, lo=1, hi=100_000)
     # The log lives where the application's own code can write: read it without following links,
@@ -137,15 +151,11 @@ def app_log(tenant: str, sig: str, app_id: str) -> dict[str, Any] | Response:
     return result
 
 
-@bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
-@action("app.kill")
-def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
+def request_kill(tenant: str, sig: str, app_id: str, parts: AppRecords) -> bool:
+    """Ask the master to end the application; False if it is already over (a malformed one counts as FAILED)."""
     d = deps()
-    get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
-    parts = _app(tenant, sig, app_id)
     if parts.invalid is not None or (parts.state is not None and parts.state.state.terminal):
-        return _view(tenant, sig, app_id, parts), 200  # final already (a malformed one counts as FAILED)
+        return False
     try:
         d.store.create(d.keys.app_kill(tenant, sig, app_id), {"requested_at": time.time(),
                                                              "by": current_principal().name})
@@ -161,5 +171,17 @@ def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
         except Conflict:
             pass
     log.info("app %s/%s/%s: kill requested", tenant, sig, app_id)
-    _wake(tenant, sig, app_id, "kill")
-    return _view(tenant, sig, app_id, _app(tenant, sig, app_id)), 202
+    wake(tenant, sig, app_id, "kill")
+    return True
+
+
+@bp.delete("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
+@action("app.kill")
+def kill_app(tenant: str, sig: str, app_id: str) -> tuple[dict[str, Any], int]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    parts = app_or_404(tenant, sig, app_id)
+    if not request_kill(tenant, sig, app_id, parts):
+        return _view(tenant, sig, app_id, parts), 200
+    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id)), 202
