@@ -685,6 +685,11 @@ class Proxy:
             bearer = None  # the API authenticates by itself; only cookies and Basic need the proxy
             if creds is not None and creds.via != "bearer":
                 if await self.principal(creds) is None:
+                    if creds.via == "basic":
+                        # Not a token the user owns: maybe an LDAP password (Livy clients send those).
+                        # The API checks it, and refuses what it cannot verify.
+                        await self._pass(req, decision)
+                        return
                     self._deny(req, routes.unauthenticated(target, browser=False), "api")
                     return
                 if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):

@@ -4,6 +4,7 @@ and forward mode, sessions and CSRF, streaming, limits, WebSockets, TLS."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import subprocess
 from pathlib import Path
@@ -109,6 +110,10 @@ def test_api_passes_unchanged_and_streams(proxy: str, world: World) -> None:
     # Basic becomes the bearer token the API understands.
     resp = requests.get(proxy + "/api/v1/tenants", auth=("alice", world.alice), timeout=10)
     assert resp.json()["headers"]["Authorization"] == f"Bearer {world.alice}"
+    # Basic that is no token of the user's (an LDAP password, as Livy clients send): the API checks it.
+    resp = requests.get(proxy + "/api/v1/tenants/acme/sigs/etl/livy/sessions", auth=("alice", "ldap-secret"),
+                        timeout=10)
+    assert resp.json()["headers"]["Authorization"] == "Basic " + base64.b64encode(b"alice:ldap-secret").decode()
     body = b"x" * (3 * 1024 * 1024 + 7)
     resp = requests.post(proxy + "/api/v1/files", data=body, headers={"Authorization": f"Bearer {world.alice}"},
                          timeout=30)
