@@ -24,8 +24,11 @@ SPARK3 = "3.5.9"
 SPARK4 = "4.1.4"
 
 
-def master_workers(ui_url: str) -> list[dict]:
-    return [w for w in requests.get(ui_url + "/json/", timeout=5).json()["workers"] if w["state"] == "ALIVE"]
+def master_workers(api: Api, ui_url: str) -> list[dict]:
+    """ALIVE workers on the master's UI, reached as a user does: through the proxy, with a token."""
+    resp = api.http.get(ui_url.rstrip("/") + "/json/", timeout=5)
+    assert resp.status_code == 200, f"{ui_url}: {resp.status_code} {resp.text[:200]}"
+    return [w for w in resp.json()["workers"] if w["state"] == "ALIVE"]
 
 
 def registry_hosts(platform: Stack, tenant: str, sig: str) -> list[dict]:
@@ -44,7 +47,7 @@ def test_sig_becomes_ready_and_finishes_a_batch_application(api: Api, platform: 
     status = sig["status"]
     assert status["workers"] == {"desired": 1, "ready": 1}
     assert status["master_url"].startswith("spark://127.0.0.1:")
-    assert len(master_workers(status["ui_url"])) == 1
+    assert len(master_workers(api, status["ui_url"])) == 1
     hosts = registry_hosts(platform, tenant, "etl")
     assert sorted(h["role"] for h in hosts) == ["master", "worker"]
 
@@ -161,7 +164,7 @@ def test_killed_worker_is_replaced_and_sig_delete_leaves_nothing(api: Api, platf
         hosts = registry_hosts(platform, tenant, "drop")
         fresh = [h for h in hosts if h["host"] == worker.name and h["ready"]
                  and h["registered_at"] > hosts_before.get(worker.name, 0)]
-        return bool(fresh) and len(master_workers(drop["status"]["ui_url"])) >= 1
+        return bool(fresh) and len(master_workers(api, drop["status"]["ui_url"])) >= 1
 
     api.wait("the worker to be back", replaced, timeout_s=30, interval_s=0.5)
     assert time.monotonic() - killed_at < 30

@@ -7,7 +7,9 @@ import asyncio
 import base64
 import socket
 import subprocess
+import threading
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -228,6 +230,27 @@ def test_connect_tunnels_only_to_visible_sig_ports(proxy: str, world: World) -> 
     assert _connect(proxy, f"other-x-master-0:{world.other_port}", f"alice:{world.alice}").startswith(b"HTTP/1.1 403")
 
 
+def run_fresh(coro: Any) -> Any:
+    """Run a coroutine on a loop of its own, in a thread: another plugin (pytest-asyncio, pulled in by
+    kmock) may leave an event loop running in this thread, where asyncio.run() refuses to start."""
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if errors:
+        raise errors[0]
+    assert result, "the coroutine did not finish within 60 s"
+    return result[0]
+
+
 def test_websocket_echo_through_the_proxy(proxy: str, world: World) -> None:
     async def talk() -> list[str]:
         async with aiohttp.ClientSession() as session:
@@ -239,7 +262,7 @@ def test_websocket_echo_through_the_proxy(proxy: str, world: World) -> None:
                     out.append((await ws.receive(timeout=5)).data)
                 return out
 
-    assert asyncio.run(talk()) == ["echo: hello", "echo: world"]
+    assert run_fresh(talk()) == ["echo: hello", "echo: world"]
 
     async def refused() -> int:
         async with aiohttp.ClientSession() as session:
@@ -250,7 +273,7 @@ def test_websocket_echo_through_the_proxy(proxy: str, world: World) -> None:
             except aiohttp.WSServerHandshakeError as exc:
                 return exc.status
 
-    assert asyncio.run(refused()) == 404
+    assert run_fresh(refused()) == 404
 
 
 def test_limits(proxy: str, world: World) -> None:
