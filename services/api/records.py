@@ -69,11 +69,12 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
     return found
 
 
-def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
-    """What the tenant's SIGs hold now: a master and the desired workers each (at least min_workers).
-    A SIG whose spec cannot be read counts nothing (its status says why)."""
-    used = {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[str, dict[str, int]]:
+    """What each tenant's SIGs hold now (one listing): a master and the desired workers each (at
+    least min_workers). A SIG whose spec cannot be read counts nothing (its status says why)."""
+    usages: dict[str, dict[str, int]] = {}
     for rec in read_sigs(store, keys, tenant):
+        used = usages.setdefault(rec.tenant, {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0})
         if rec.spec is None or rec.spec.deleting:
             continue
         spec = rec.spec.spec
@@ -83,7 +84,11 @@ def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
         used["cores"] += n * spec.resources.cpu
         used["memory_mb"] += n * spec.resources.memory_mb
         used["gpus"] += n * spec.resources.gpu
-    return used
+    return usages
+
+
+def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
+    return tenant_usages(store, keys, tenant).get(tenant, {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0})
 
 
 def sig_ui_base(public_url: str, tenant: str, sig: str) -> str:

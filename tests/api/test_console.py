@@ -41,6 +41,8 @@ def test_pages_render_for_the_admin_and_changes_go_through_the_api(client: Flask
     usage = client.get("/api/v1/tenants/acme").get_json()["usage"]
     assert usage == {"containers": 2, "cores": 2, "memory_mb": 2048, "gpus": 0}  # master + min_workers
     assert "2 containers, 2 cores, 2048 MiB, 0 GPUs" in client.get(P + "/t/acme/").get_data(as_text=True)
+    home = client.get(P + "/").get_data(as_text=True)
+    assert "<td>2 / 12</td><td>2 / 30</td><td>2048 / " in home  # the tenants list: used / quota
     text = client.get(P + "/t/acme/sigs/s1/").get_data(as_text=True)
     assert "PENDING" in text and "Edit SIG" in text and 'data-follow="/api/v1/tenants/acme/sigs/s1/build/log"' in text
     assert "PENDING" in client.get(P + "/t/acme/sigs/s1/live").get_data(as_text=True)

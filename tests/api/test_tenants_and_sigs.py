@@ -114,6 +114,20 @@ def test_tenants_are_listed_and_read(client: FlaskClient, tenant: str) -> None:
     assert beta["quota"]["cores"] == 8 and beta["quota"]["max_containers"] == 10
 
 
+def test_tenant_list_and_read_show_what_the_sigs_hold(client: FlaskClient, tenant: str, sig: str) -> None:
+    """A SIG counts its master and at least min_workers workers of its size against the quota."""
+    spec = client.get(f"{API}/tenants/{tenant}/sigs/{sig}").get_json()["spec"]
+    n = 1 + spec["scaling"]["min_workers"]
+    want = {"containers": n, "cores": n * spec["resources"]["cpu"],
+            "memory_mb": n * spec["resources"]["memory_mb"], "gpus": n * spec["resources"]["gpu"]}
+    listed = {t["name"]: t for t in client.get(f"{API}/tenants").get_json()["tenants"]}
+    assert listed[tenant]["usage"] == want
+    assert client.get(f"{API}/tenants/{tenant}").get_json()["usage"] == want
+    assert client.post(f"{API}/tenants", json={"name": "idle"}).status_code == 201
+    listed = {t["name"]: t for t in client.get(f"{API}/tenants").get_json()["tenants"]}
+    assert listed["idle"]["usage"] == {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+
+
 def test_tenant_with_sigs_cannot_be_deleted_until_they_are_gone(client: FlaskClient, store: EtcdStore, keys: Keys,
                                                                 tenant: str, sig: str) -> None:
     resp = client.delete(f"{API}/tenants/{tenant}")

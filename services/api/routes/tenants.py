@@ -13,7 +13,7 @@ from spaas.records import BadRecord, TenantRecord, read_tenants
 
 from services.api.guard import action, current_principal, member_tenants
 from services.api.deps import deps, json_body
-from services.api.records import cas_update, get_tenant, tenant_record, tenant_usage, tenant_view
+from services.api.records import cas_update, get_tenant, tenant_record, tenant_usage, tenant_usages, tenant_view
 
 bp = Blueprint("tenants", __name__)
 
@@ -39,7 +39,10 @@ def list_tenants() -> dict[str, Any]:
     visible = None if principal.cluster_admin else member_tenants(d, principal)
     # Valid tenants, and (for cluster admins) unreadable ones with the reason, so they can fix them.
     listing = read_tenants(d.store, d.keys)
-    views = [tenant_view(r) for r in listing if visible is None or r.name in visible]
+    usages = tenant_usages(d.store, d.keys)
+    empty = {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0}
+    views = [dict(tenant_view(r), usage=usages.get(r.name, empty)) for r in listing
+             if visible is None or r.name in visible]
     if visible is None:
         views += [tenant_view(b) for b in listing.bad if b.key.count("/") == d.keys.tenant("x").count("/")]
     return {"tenants": sorted(views, key=lambda v: str(v["name"]))}
