@@ -151,6 +151,9 @@ class ApiSettings(BaseSettings):
     # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
     # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
     proxy_public_url: str = ""
+    # Peers whose X-Forwarded-For is believed (IPs, CIDRs or host names, comma separated), e.g. services/proxy:
+    # audit and login limits then see the client, not the proxy. Empty: the direct peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def token_path(self) -> Path:

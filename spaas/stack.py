@@ -209,6 +209,8 @@ class Stack:
         )
         if self.proxy_port and "SPAAS_PROXY_PUBLIC_URL" not in os.environ:
             env["SPAAS_PROXY_PUBLIC_URL"] = self.proxy_url
+        # The proxy reaches the API over loopback: the API believes its X-Forwarded-For (spaas/forwarded.py).
+        env.setdefault("SPAAS_TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
         if self.spark_versions:
             env["SPAAS_SPARK_VERSIONS"] = ",".join(self.spark_versions)
         if self.layers_dir:

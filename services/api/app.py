@@ -14,6 +14,7 @@ from spaas.auth import Authenticator, NoDirectory, Tokens
 from spaas.bus import Bus, RedisBus
 from spaas.demand import DemandStore, RedisDemandStore
 from spaas.etcd import EtcdStore
+from spaas.forwarded import ForwardedFor, TrustedProxies
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, RedisLogStreams
 from spaas.settings import ApiSettings
@@ -93,4 +94,6 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
                livy.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
     app.register_blueprint(console_bp, url_prefix="/platform")
+    # The client's address behind services/proxy (spaas/forwarded.py): only a trusted peer's X-Forwarded-For.
+    app.wsgi_app = ForwardedFor(app.wsgi_app, TrustedProxies(settings.trusted_proxies))  # type: ignore[method-assign]
     return app

@@ -1,7 +1,9 @@
 """Header rewriting between client and upstream. Pure, tested with recorded Spark answers.
 
-Request: hop-by-hop headers and any client-sent `X-Forwarded-*`/`Forwarded` are dropped, the
-proxy's own `X-Forwarded-For/Proto/Host/Prefix` are set, `Host` names the upstream. Tokens never
+Request: hop-by-hop headers go; `X-Forwarded-For` is the client's chain with the proxy's peer
+appended (the API believes it only from a trusted proxy, and then only from the right: see
+spaas/forwarded.py); any other client-sent `X-Forwarded-*`/`Forwarded` is dropped and the proxy's
+own `X-Forwarded-Proto/Host/Prefix` are set; `Host` names the upstream. Tokens never
 reach a Spark UI (which runs next to tenant code): `Authorization` is dropped and the proxy's
 cookies are cut from `Cookie`; the API gets the caller's token as `Authorization: Bearer`.
 
@@ -49,8 +51,12 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
     drop = HOP_BY_HOP | connection_tokens(headers)
     lines = [method + b" " + target + b" HTTP/1.1", b"Host: " + f"{upstream_host}:{upstream_port}".encode()]
     orig_host = b""
+    chain: list[bytes] = []
     for name, value in headers:
         low = name.lower()
+        if low == b"x-forwarded-for":
+            chain += [hop.strip() for hop in value.split(b",") if hop.strip()]
+            continue
         if low in drop or low in (b"content-length", b"expect", b"forwarded") or low.startswith(b"x-forwarded-"):
             continue
         if low == b"host":
@@ -66,7 +72,7 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
         lines.append(name + b": " + value)
     if kind in ("api", "console") and bearer:
         lines.append(b"Authorization: Bearer " + bearer.encode())
-    lines.append(b"X-Forwarded-For: " + client_ip.encode())
+    lines.append(b"X-Forwarded-For: " + b", ".join([*chain, client_ip.encode()]))
     lines.append(b"X-Forwarded-Proto: " + (b"https" if tls else b"http"))
     if orig_host:
         lines.append(b"X-Forwarded-Host: " + orig_host)

@@ -97,7 +97,7 @@ def test_tokens_and_cookies_never_reach_a_spark_ui(proxy: str, world: World) -> 
     seen = resp.json()["headers"]
     assert "Authorization" not in seen
     assert seen["Cookie"] == "theme=dark"
-    assert seen["X-Forwarded-For"] == "127.0.0.1" and seen["X-Forwarded-Prefix"] == "/sig/acme/etl"
+    assert seen["X-Forwarded-For"] == "6.6.6.6, 127.0.0.1" and seen["X-Forwarded-Prefix"] == "/sig/acme/etl"
     assert seen["Host"] == f"127.0.0.1:{world.master_port}"
     resp = get(proxy, "/sig/acme/etl/cookie", world.alice)
     assert resp.status_code == 200 and "Set-Cookie" not in resp.headers

@@ -152,12 +152,13 @@ def test_rewrite_location(location: str, prefix: str, expected: str) -> None:
 def test_request_head_for_a_spark_ui_carries_no_credentials() -> None:
     head = request_head(b"GET", b"/jobs/", [(b"Host", b"proxy:8090"), (b"Authorization", b"Bearer t"),
                                             (b"Cookie", b"spaas_session=t; a=b"), (b"X-Forwarded-For", b"1.2.3.4"),
+                                            (b"X-Forwarded-Host", b"evil"), (b"Forwarded", b"for=6.6.6.6"),
                                             (b"Connection", b"keep-alive, X-Hop"), (b"X-Hop", b"1"),
                                             (b"Accept", b"text/html")],
                         kind="sig", upstream_host="10.1.0.2", upstream_port=8080, client_ip="192.0.2.1", tls=True,
                         prefix="/sig/acme/etl")
     assert head == (b"GET /jobs/ HTTP/1.1\r\nHost: 10.1.0.2:8080\r\nCookie: a=b\r\nAccept: text/html\r\n"
-                    b"X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: proxy:8090\r\n"
+                    b"X-Forwarded-For: 1.2.3.4, 192.0.2.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: proxy:8090\r\n"
                     b"X-Forwarded-Prefix: /sig/acme/etl\r\nConnection: keep-alive\r\n\r\n")
 
 
