@@ -140,6 +140,12 @@ class UploadedFile(TypedDict):
     size: int
 
 
+class StoredFile(TypedDict):
+    path: str
+    size: int
+    modified_at: float
+
+
 class ScalingView(TypedDict):
     policy: dict[str, Any]
     workers: dict[str, int]
@@ -354,6 +360,14 @@ class Client:
             data = file.read()
             name = name or Path(getattr(file, "name", "file")).name
         return cast(UploadedFile, self._json("POST", self._sig(tenant, sig) + "/files", files={"file": (name, data)}))
+
+    def list_files(self, tenant: str, sig: str) -> list[StoredFile]:
+        return cast(list[StoredFile], self._json("GET", self._sig(tenant, sig) + "/files")["files"])
+
+    def delete_file(self, tenant: str, sig: str, name: str) -> dict[str, Any]:
+        """Delete `files/<name>` (the `files/` prefix may be given)."""
+        name = name.removeprefix("files/")
+        return cast(dict[str, Any], self._json("DELETE", self._sig(tenant, sig) + f"/files/{_q(name)}"))
 
     # -- applications ----------------------------------------------------------------------------
 

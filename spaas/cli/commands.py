@@ -588,7 +588,7 @@ def build_log(state: State, sig: str, tenant: str | None, follow: bool, generati
 
 @cli.group(cls=AliasGroup)
 def files() -> None:
-    """Files in a SIG's storage (what applications run)."""
+    """Files in a SIG's storage (what applications run): upload, list, delete."""
 
 
 @files.command("upload")
@@ -602,6 +602,27 @@ def files_upload(state: State, path: str, sig: str | None, tenant: str | None, n
                  output: str | None) -> None:
     """Upload PATH; the answer's `path` (files/NAME) is what `file` and `pyFiles` of an application name."""
     show(state.client().upload_file(state.tenant(tenant), state.sig(sig), path, name=name), output)
+
+
+@files.command("list")
+@sig_option
+@tenant_option
+@output_option
+@pass_state
+def files_list(state: State, sig: str | None, tenant: str | None, output: str | None) -> None:
+    show(state.client().list_files(state.tenant(tenant), state.sig(sig)), output, kind="file")
+
+
+@files.command("delete")
+@click.argument("name")
+@sig_option
+@tenant_option
+@pass_state
+def files_delete(state: State, name: str, sig: str | None, tenant: str | None) -> None:
+    """Delete files/NAME from the SIG's storage."""
+    t, s = state.tenant(tenant), state.sig(sig)
+    state.client().delete_file(t, s, name)
+    note(f"{t}/{s}: files/{name.removeprefix('files/')} deleted")
 
 
 # -- applications ----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ COLUMNS: dict[str, list[Column]] = {
     "app": [("ID", _get("id")), ("NAME", _get("name")), ("STATE", _get("state")), ("EXIT", _get("exit_code")),
             ("REASON", _get("reason")), ("SUBMITTER", _get("submitter")),
             ("SUBMITTED", lambda a: _when(a.get("submitted_at"))), ("FILE", _get("request", "file"))],
+    "file": [("PATH", _get("path")), ("SIZE", _get("size")), ("MODIFIED", lambda f: _when(f.get("modified_at")))],
     "member": [("KIND", _get("kind")), ("NAME", _get("name")), ("ROLES", lambda m: ",".join(m.get("roles") or []))],
     "token": [("ID", _get("id")), ("NAME", _get("name")), ("CREATED", lambda t: _when(t.get("created_at"))),
               ("EXPIRES", lambda t: _when(t.get("expires_at")))],

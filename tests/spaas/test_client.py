@@ -185,6 +185,19 @@ def test_files_applications_log_follow_and_kill(admin: Client, app: Flask, keys:
     job = tmp_path / "job.py"
     job.write_text("print('hi')\n")
     assert admin.upload_file("acme", "s1", job) == {"path": "files/job.py", "size": 12}
+    admin.upload_file("acme", "s1", job, name="old.py")
+    assert [(f["path"], f["size"]) for f in admin.list_files("acme", "s1")] == [("files/job.py", 12), ("files/old.py", 12)]
+    assert admin.delete_file("acme", "s1", "files/old.py") == {"path": "files/old.py", "deleted": True}
+    with pytest.raises(ApiError) as err:
+        admin.delete_file("acme", "s1", "old.py")
+    assert (err.value.status, err.value.field) == (404, "name")
+    # A link tenant code left in files/ is not listed, and deleting it removes the link, not its target.
+    target = tmp_path / "outside.txt"
+    target.write_text("keep me")
+    (SigStorage(settings.storage_dir).files_dir("acme", "s1") / "link.py").symlink_to(target)
+    assert [f["path"] for f in admin.list_files("acme", "s1")] == ["files/job.py"]
+    admin.delete_file("acme", "s1", "link.py")
+    assert target.read_text() == "keep me"
     with pytest.raises(ApiError) as err:
         admin.upload_file("acme", "s1", job, name="../x.py")
     assert (err.value.status, err.value.field) == (422, "file")
