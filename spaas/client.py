@@ -450,7 +450,10 @@ class Client:
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(offset)}
             resp = self.request("GET", path, params=dict(params, follow="true", **{"from": offset}), headers=headers,
                                 stream=True, timeout=(self.timeout, max(self.timeout, 30.0)))
-            ended = False
+            if not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                resp.close()
+                raise ApiError(resp.status_code, "NotAStream", None, f"{path}: the API did not answer with events")
+            ended, before = False, offset
             try:
                 event, data, event_id = "message", [], None
                 for raw in resp.iter_lines(chunk_size=1, decode_unicode=False):
@@ -480,5 +483,7 @@ class Client:
                 resp.close()
             if ended:
                 return
+            if offset == before:
+                self._sleep(1.0)  # a stream that brought nothing: do not reconnect in a tight loop
         raise TimeoutError(f"{path}: still not over after {timeout:.0f}s")
 
