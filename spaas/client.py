@@ -22,16 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypedDict, cast
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 from urllib.parse import quote
 
 import requests
-from pydantic import BaseModel
 
-from spaas.model import AppState, Phase
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-# States after which nothing changes any more.
-TERMINAL_APP_STATES = frozenset(s.value for s in AppState if s.terminal)
 READ_RETRIES = 3
 
 
@@ -157,7 +155,9 @@ class ScalingView(TypedDict):
 
 
 def _body(spec: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    return spec.model_dump(mode="json", exclude_unset=True) if isinstance(spec, BaseModel) else dict(spec)
+    # Duck-typed: pydantic (and spaas.model) load only when a caller passes a model (a fast CLI start).
+    dump = getattr(spec, "model_dump", None)
+    return dict(dump(mode="json", exclude_unset=True)) if dump is not None else dict(spec)  # type: ignore[arg-type]
 
 
 def _q(part: str) -> str:
@@ -407,6 +407,8 @@ class Client:
                    on_poll: Callable[[SigView], None] | None = None) -> SigView:
         """Poll until the SIG is READY at its current generation. `SigFailed` if it fails, `TimeoutError`
         (naming the last phase) after `timeout` seconds; `on_poll` sees every view (for progress)."""
+        from spaas.model import Phase
+
         deadline = self._clock() + timeout
         last = "unknown"
         while True:
@@ -427,12 +429,15 @@ class Client:
                       on_poll: Callable[[AppView], None] | None = None) -> AppView:
         """Poll until the application is FINISHED, FAILED or KILLED and return its view; `TimeoutError`
         (naming the last state) after `timeout` seconds."""
+        from spaas.model import AppState
+
+        terminal = {s.value for s in AppState if s.terminal}
         deadline = self._clock() + timeout
         while True:
             view = self.get_app(tenant, sig, app_id)
             if on_poll is not None:
                 on_poll(view)
-            if view.get("state") in TERMINAL_APP_STATES:
+            if view.get("state") in terminal:
                 return view
             if self._clock() >= deadline:
                 raise TimeoutError(f"application {tenant}/{sig}/{app_id} not finished after {timeout:.0f}s; "
