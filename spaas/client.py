@@ -215,7 +215,8 @@ class Client:
                     continue
                 raise ApiError(0, "ConnectionError", None, f"{method} {self.api}{path}: {type(exc).__name__}") from None
             if resp.status_code == 503 and attempt < attempts:
-                self._sleep(min(float(resp.headers.get("Retry-After", "1") or 1), 5.0))
+                after = resp.headers.get("Retry-After", "")
+                self._sleep(min(float(after) if after.isdigit() else 1.0, 5.0))
                 continue
             if resp.status_code >= 400:
                 raise self._error(resp)
