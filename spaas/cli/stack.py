@@ -1,4 +1,5 @@
-"""`spaas` command line: start and stop the embedded dev stack.
+"""`spaas up|down|status`: start and stop the embedded dev stack (wired into the `spaas` command by
+`spaas.cli`; the options and output are what they always were).
 
     spaas up      start Redis, etcd and every service under a supervisor that restarts what dies;
                   on a partly dead stack, repair it; print the API URL and admin token
@@ -8,7 +9,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -119,23 +119,3 @@ def cmd_status(settings: StackSettings) -> int:
         print(f"proxy: {stack.proxy_url}/")
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="spaas", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--state-dir", type=Path, help="where state lives (default $SPAAS_STATE_DIR or ./.state)")
-    parser.add_argument("--port", type=int, help="API port (default 8080; 0 picks a free one)")
-    parser.add_argument("--proxy-port", type=int, help="proxy port (default $SPAAS_PROXY_PORT or 8090; 0 picks a free one)")
-    args = parser.parse_args(argv)
-    settings = StackSettings.from_env()
-    if args.state_dir:
-        settings = settings.replace(state_dir=args.state_dir)
-    if args.port is not None:
-        settings = settings.replace(api_port=args.port)
-    if args.proxy_port is not None:
-        settings = settings.replace(proxy_port=args.proxy_port)
-    return {"up": cmd_up, "down": cmd_down, "status": cmd_status}[args.command](settings)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
