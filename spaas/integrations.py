@@ -143,15 +143,15 @@ def reply_queue_prefix(tenant: str, integration: str) -> str:
     return f"{REPLY_PREFIX}{tenant}.{integration}."
 
 
-def reply_allowed(reply_to: str, tenant: str | None) -> bool:
-    """Replies go only to a reply queue of the request's tenant (any tenant's for a request
-    whose tenant is unknown: it holds only what its sender sent). Pure."""
+def reply_allowed(reply_to: str) -> bool:
+    """Replies go only to reply queues (`spaas.replies.<tenant>.<integration>.<suffix>`), never to
+    another key the worker could write (an agent's or the scaler's queue). A sender may name any
+    integration's reply queue (its tenant need not be the request's: one integration may serve a
+    user with roles in several tenants); the reply then holds only what the sender's own token got. Pure."""
     parts = reply_to.split(".", 4) if reply_to.startswith(REPLY_PREFIX) else []
     if len(parts) != 5 or not NAME_RE.match(parts[2]) or not NAME_RE.match(parts[3]) or not parts[4]:
         return False
-    if len(reply_to) > 200 or KOMBU_SEP in reply_to or any(c in reply_to for c in "*?[]\\ "):
-        return False
-    return tenant is None or parts[2] == tenant
+    return len(reply_to) <= 200 and KOMBU_SEP not in reply_to and not any(c in reply_to for c in "*?[]\\ ")
 
 
 def event_queue(tenant: str, integration: str) -> str:

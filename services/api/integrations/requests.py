@@ -28,20 +28,20 @@ REQUESTS = Counter("spaas_integration_requests_total", "Integration requests han
 
 
 def handle(body: Any, headers: dict[str, Any], client_for: ClientFactory, *,
-           correlation_id: str) -> tuple[dict[str, Any], str | None]:
-    """The reply to one raw message, and the tenant it concerns (None if unknown)."""
+           correlation_id: str) -> dict[str, Any]:
+    """The reply to one raw message."""
     request, problem = integrations.decode_message(body, headers)
     if request is None:
         assert problem is not None
         status = 401 if problem.code == "Unauthenticated" else 400
         REQUESTS.labels("unknown", "rejected").inc()
         return integrations.reply(status, type_=None, code=problem.code, field=problem.field,
-                                  message=str(problem)), None
+                                  message=str(problem))
     reply = execute(request, client_for, correlation_id=correlation_id)
     REQUESTS.labels(request.type, "ok" if reply["ok"] else f"{reply['status']}").inc()
     log.info("integration request %s %s/%s (correlation %s): %s", request.type, request.tenant,
              request.sig or "-", correlation_id or "-", reply["status"])
-    return reply, request.tenant
+    return reply
 
 
 class RequestWorker:
@@ -58,8 +58,8 @@ class RequestWorker:
                                              "socket_connect_timeout": self._timeout,
                                              "visibility_timeout": 300})
 
-    def _on_message(self, conn: Connection) -> Callable[[Any, Any], None]:
-        def on_message(body: Any, message: Any) -> None:
+    def _on_message(self, conn: Connection) -> Callable[[Any], None]:
+        def on_message(message: Any) -> None:
             props = getattr(message, "properties", {}) or {}
             headers = getattr(message, "headers", {}) or {}
             correlation_id = str(props.get("correlation_id") or headers.get("id") or "")[:128]
@@ -68,15 +68,15 @@ class RequestWorker:
                 raw = message.body
                 if isinstance(raw, (bytes, bytearray)):
                     raw = raw.decode("utf-8", errors="replace")
-                reply, tenant = handle(raw, headers, self._client_for, correlation_id=correlation_id)
+                reply = handle(raw, headers, self._client_for, correlation_id=correlation_id)
             except Exception:
                 log.exception("integration request (correlation %s) failed unexpectedly", correlation_id or "-")
-                reply, tenant = integrations.reply(500, type_=None, code="InternalError",
-                                                   message="the integrations worker failed; see its log"), None
-            if reply_to and integrations.reply_allowed(reply_to, tenant):
+                reply = integrations.reply(500, type_=None, code="InternalError",
+                                           message="the integrations worker failed; see its log")
+            if reply_to and integrations.reply_allowed(reply_to):
                 self._reply(conn, reply_to, correlation_id, reply)
             elif reply_to:
-                log.warning("not replying to %r (correlation %s): not a reply queue of the request's tenant",
+                log.warning("not replying to %r (correlation %s): not a reply queue (spaas.replies.<t>.<i>.<x>)",
                             reply_to[:80], correlation_id or "-")
             message.ack()
 
