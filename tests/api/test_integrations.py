@@ -285,3 +285,15 @@ def test_events_reach_only_the_tenants_integration(world: dict[str, Any], store:
     # A restarted publisher (same cursor in etcd) does not replay what was published.
     with Connection(redis_url) as conn:
         assert EventPublisher(store, keys, redis_url).pass_once(conn) == 0
+
+
+def test_deleting_the_tenant_removes_its_integrations(client: FlaskClient, world: dict[str, Any], store: Store,
+                                                      keys: Keys, redis_url: str) -> None:
+    assert client.delete("/api/v1/tenants/beta/sigs/b1").status_code == 202
+    store.delete_prefix(keys.sig("beta", "b1"))  # (no scaler here to finish the deletion)
+    assert client.delete("/api/v1/tenants/beta").status_code == 200
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis.from_url(world["beta"]["redis_url"], socket_timeout=5).ping()
+    assert store.list(keys.integrations("beta")) == []
+    assert client.post("/api/v1/tenants", json={"name": "beta"}).status_code == 201
+    assert client.get("/api/v1/tenants/beta/integrations").get_json() == {"integrations": []}

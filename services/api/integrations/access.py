@@ -26,6 +26,8 @@ def resync(store: Store, keys: Keys, access: IntegrationRedis) -> int:
             log.warning("integration record %s is malformed; it grants nothing", entry.key)
             continue
         tenant, name = parts
+        if store.get(keys.tenant(tenant)) is None:
+            continue  # the tenant was deleted: its integrations grant nothing (the API removes the records)
         wanted.add(access.user(tenant, name))
         access.ensure(tenant, name, value["password_sha256"], list(value.get("patterns", [])))
     for user in access.users() - wanted:

@@ -16,7 +16,7 @@ from typing import Any
 from flask import Blueprint
 
 from spaas import integrations
-from spaas.errors import Conflict, Invalid, NotFound
+from spaas.errors import Conflict, Invalid, NotFound, TemporaryError
 from spaas.integration_redis import IntegrationRedis
 from spaas.redisauth import url_with_user, without_credentials
 
@@ -122,3 +122,17 @@ def delete(tenant: str, name: str) -> dict[str, Any]:
     d.store.delete(d.keys.integration(tenant, name))
     log.info("tenant %s: integration %s deleted by %s", tenant, name, current_principal().name)
     return {**_view(tenant, value), "deleted": True}
+
+
+def forget_all(tenant: str) -> None:
+    """A deleted tenant's integrations: Redis users and queues, then records. If Redis is away the
+    worker's resync removes the users later (it keeps only integrations of existing tenants)."""
+    d = deps()
+    for entry in d.store.list(d.keys.integrations(tenant)):
+        name = entry.key[len(d.keys.integrations(tenant)):]
+        try:
+            _redis().forget(tenant, name)
+        except TemporaryError as exc:
+            log.warning("tenant %s: integration %s left in Redis (%s); the worker's resync removes it",
+                        tenant, name, exc)
+    d.store.delete_prefix(d.keys.integrations(tenant))
