@@ -92,6 +92,10 @@ PERMISSIONS: dict[str, Rule] = {
     "livy.version": Rule(Scope.TENANT, APP_ROLES),
     "statement.run": Rule(Scope.TENANT, APP_ROLES),  # in the caller's own sessions unless app admin
     "statement.cancel": Rule(Scope.TENANT, APP_ROLES),
+    "integration.create": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
+    "integration.list": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
+    "integration.read": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
+    "integration.delete": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     # The console's pages (/platform): what they show and change goes through the actions above.
     "console.page": Rule(Scope.AUTHENTICATED),
     "console.tenant": Rule(Scope.TENANT, ALL_TENANT_ROLES),

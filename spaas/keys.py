@@ -24,6 +24,9 @@ Each key has one writer (the design's "one owner per field"):
     {p}/members/{t}/{user|group}/{name}  roles granted in a tenant     api
     {p}/audit/{day}/{ms}-{rand}          audit record                  api (pruned by day)
     {p}/audit-days/{day}                 index of days with records    api
+    {p}/integrations/{t}/{name}          integration (password hash)   api
+    {p}/idempotency/{t}/{sha256}         first result of a keyed request  api (leased)
+    {p}/lifecycle/cursor                 last revision the event publisher published  integrations
 """
 
 from __future__ import annotations
@@ -156,3 +159,19 @@ class Keys:
         rest = key[len(self.apps(tenant, sig)):]
         app_id, part = rest.split("/", 1)
         return app_id, part
+
+    def integrations(self, tenant: str) -> str:
+        return f"{self.prefix}/integrations/{tenant}/"
+
+    def all_integrations(self) -> str:
+        return f"{self.prefix}/integrations/"
+
+    def integration(self, tenant: str, name: str) -> str:
+        return f"{self.prefix}/integrations/{tenant}/{name}"
+
+    def idempotency(self, tenant: str, digest: str) -> str:
+        """`digest` = sha256(principal, client key): one principal's keys never collide with another's."""
+        return f"{self.prefix}/idempotency/{tenant}/{digest}"
+
+    def lifecycle_cursor(self) -> str:
+        return f"{self.prefix}/lifecycle/cursor"

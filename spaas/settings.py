@@ -151,9 +151,19 @@ class ApiSettings(BaseSettings):
     # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
     # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
     proxy_public_url: str = ""
+<<<<<<< HEAD
     # Peers whose X-Forwarded-For is believed (IPs, CIDRs or host names, comma separated), e.g. services/proxy:
     # audit and login limits then see the client, not the proxy. Empty: the direct peer is the client.
     trusted_proxies: tuple[str, ...] = ()
+=======
+    # Redis URL (without credentials) handed to integrations with their own user; empty: the
+    # API's redis_url without its credentials (docs/integrations.md).
+    integration_redis_url: str = ""
+    # Request queue of the integrations worker (the name in every integration's ACL).
+    integration_queue: str = "spaas.integrations.requests"
+    # Seconds the API remembers an Idempotency-Key's first result.
+    idempotency_ttl_s: int = 24 * 3600
+>>>>>>> queue
 
     @property
     def token_path(self) -> Path:
@@ -359,3 +369,19 @@ class ProxySettings(BaseSettings):
     max_response_bytes: int = 512 * 1024 * 1024
     # Extra host:port pairs forward mode must never reach (the platform's own are always refused).
     proxy_deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class IntegrationsSettings(BaseSettings):
+    # URL of the REST API the worker executes requests through (with each message's token).
+    api_url: str = "http://127.0.0.1:8080"
+    # Request queue the worker consumes (must match the API's integration_queue).
+    integration_queue: str = "spaas.integrations.requests"
+    # Seconds between polls of etcd for application states and SIG phases to publish.
+    poll_s: float = 1.0
+    # Seconds between re-applying every integration's Redis user and event queue.
+    resync_s: float = 15.0
+    # Port of /healthz and /metrics (0: none).
+    health_port: int = 0
+    # Seconds allowed for each REST call the worker makes on a request's behalf.
+    request_timeout_s: float = 60.0

@@ -23,7 +23,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SERVICES = ("etcd_registry", "builder", "scaler", "api", "proxy")
+SERVICES = ("etcd_registry", "builder", "scaler", "api", "proxy", "integrations")
+# Services whose module is not `services.<name>` (the integrations worker is part of the API service).
+MODULES = {"integrations": "services.api.integrations"}
 
 MISSING_HINT = {
     "redis-server": "apt-get install redis-server",
@@ -270,10 +272,12 @@ class Stack:
         if name == "proxy":
             env["SPAAS_PORT"] = str(self.proxy_port)
             env["SPAAS_API_URL"] = self.api_url
-        if name in ("builder", "scaler", "proxy"):
+        if name == "integrations":
+            env["SPAAS_API_URL"] = self.api_url
+        if name in ("builder", "scaler", "proxy", "integrations"):
             self.health_ports.setdefault(name, free_port())
             env["SPAAS_HEALTH_PORT"] = str(self.health_ports[name])
-        proc = _spawn([sys.executable, "-m", f"services.{name}"], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
+        proc = _spawn([sys.executable, "-m", MODULES.get(name, f"services.{name}")], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
         self.pids[name] = proc.pid
         self._save()
         if name == "api":

@@ -14,7 +14,11 @@ from spaas.auth import Authenticator, NoDirectory, Tokens
 from spaas.bus import Bus, RedisBus
 from spaas.demand import DemandStore, RedisDemandStore
 from spaas.etcd import EtcdStore
+<<<<<<< HEAD
 from spaas.forwarded import ForwardedFor, TrustedProxies
+=======
+from spaas.integration_redis import IntegrationRedis
+>>>>>>> queue
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, RedisLogStreams
 from spaas.settings import ApiSettings
@@ -26,7 +30,7 @@ from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
 from services.api.console import bp as console_bp
-from services.api.routes import applications, audit, livy, login, members, scaling, sigs, tenants
+from services.api.routes import applications, audit, integrations, livy, login, members, scaling, sigs, tenants
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,10 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
                  settings.redis_url, prefix=f"spaas:login-failures{settings.etcd_prefix}:",
                  max_per_user=settings.login_max_failures, max_per_addr=settings.login_max_failures_per_addr,
                  window_s=settings.login_window_s, timeout_s=settings.call_timeout_s),
-             audit=AuditLog(store, keys, retention_days=settings.audit_retention_days))
+             audit=AuditLog(store, keys, retention_days=settings.audit_retention_days),
+             integrations=IntegrationRedis(settings.redis_url, platform_prefix=settings.etcd_prefix,
+                                           request_queue=settings.integration_queue,
+                                           timeout_s=settings.call_timeout_s))
     if settings.token_path.resolve().is_relative_to(settings.storage_dir.resolve()):
         raise SystemExit(f"the admin token file {settings.token_path} must not be inside SIG storage "
                          f"({settings.storage_dir}), which SIG containers can read")
@@ -91,7 +98,7 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
     for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp,
-               livy.bp):
+               livy.bp, integrations.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
     app.register_blueprint(console_bp, url_prefix="/platform")
     # The client's address behind services/proxy (spaas/forwarded.py): only a trusted peer's X-Forwarded-For.

@@ -11,6 +11,7 @@ from spaas.audit import AuditLog
 from spaas.auth import Authenticator, Tokens
 from spaas.bus import Bus
 from spaas.demand import DemandStore
+from spaas.integration_redis import IntegrationRedis
 from spaas.keys import Keys
 from spaas.logstream import LogStreams
 from spaas.settings import ApiSettings
@@ -35,6 +36,8 @@ class Deps:
     limiter: LoginLimiter
     audit: AuditLog
     token_hash: str = ""
+    # Redis users and event queues of integrations (routes/integrations.py).
+    integrations: IntegrationRedis | None = None
 
 
 def deps() -> Deps:

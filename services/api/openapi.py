@@ -89,6 +89,15 @@ RESPONSES: dict[str, Any] = {
         "principal": STR, "action": STR, "method": STR, "resource": STR, "status": INT, "client": STR,
         "time": NUM, "tenant": NULL_STR})}}),
     "OpenApi": {"type": "object"},
+    "IntegrationRequest": obj({"name": STR, "patterns": STR_LIST}, ["name"]),
+    "Integration": obj({"name": STR, "tenant": STR, "redis_user": STR, "request_queue": STR,
+                        "reply_queue_prefix": STR, "event_exchange": STR, "event_queue": STR, "patterns": STR_LIST,
+                        "created_by": NULL_STR, "created_at": NULL_NUM}),
+    "IntegrationCreated": obj({"name": STR, "tenant": STR, "redis_user": STR, "request_queue": STR,
+                               "reply_queue_prefix": STR, "event_exchange": STR, "event_queue": STR,
+                               "patterns": STR_LIST, "password": STR, "redis_url": STR,
+                               "created_by": NULL_STR, "created_at": NULL_NUM}),
+    "IntegrationList": obj({"integrations": {"type": "array", "items": ref("Integration")}}),
 }
 
 
@@ -104,6 +113,8 @@ SIG = _param("sig", example="s1")
 APP = _param("id", example="0000deadbeef00000000")
 KIND = _param("kind", schema={"enum": ["user", "group"]}, example="user")
 NAME = _param("name", example="alice")
+IDEMPOTENCY_KEY = _param("Idempotency-Key", "header", {"type": "string", "pattern": "^[\\x21-\\x7e]{1,200}$"},
+                         example="nightly-2026-11-29")
 
 
 def _q(name: str, lo: int = 0, hi: int = 1_000_000) -> dict[str, Any]:
@@ -184,8 +195,21 @@ def _paths() -> dict[str, dict[str, Any]]:
                        params=[TENANT, KIND, NAME], body="MemberRoles"),
             "delete": _op("member.delete", "Remove a user's or group's roles", {200: "MemberDeleted"},
                           params=[TENANT, KIND, NAME])},
+        f"{t}/integrations": {
+            "post": _op("integration.create", "Create a queue integration: Redis credentials (password shown "
+                        "once) that push requests and read the tenant's events (docs/integrations.md)",
+                        {201: "IntegrationCreated"}, params=[TENANT], body="IntegrationRequest"),
+            "get": _op("integration.list", "The tenant's integrations, without secrets", {200: "IntegrationList"},
+                       params=[TENANT])},
+        f"{t}/integrations/{{name}}": {
+            "get": _op("integration.read", "An integration, without secrets", {200: "Integration"},
+                       params=[TENANT, _param("name", example="pipeline")]),
+            "delete": _op("integration.delete", "Delete an integration: its Redis user and event queue",
+                          {200: "Integration"}, params=[TENANT, _param("name", example="pipeline")])},
         f"{t}/sigs": {
-            "post": _op("sig.create", "Create a SIG (202: it builds)", {202: "Sig"}, params=[TENANT], body="SigSpec"),
+            "post": _op("sig.create", "Create a SIG (202: it builds; with Idempotency-Key a repeat answers 200 "
+                        "with the first answer)", {200: "Sig", 202: "Sig"}, params=[TENANT, IDEMPOTENCY_KEY],
+                        body="SigSpec"),
             "get": _op("sig.list", "The tenant's SIGs", {200: "SigList"}, params=[TENANT])},
         s: {"get": _op("sig.read", "A SIG: spec and status", {200: "Sig"}, params=ts),
             "put": _op("sig.update", "Change a SIG (202 if it changed)", {200: "Sig", 202: "Sig"}, params=ts,
@@ -202,8 +226,9 @@ def _paths() -> dict[str, dict[str, Any]]:
         f"{s}/files/{{name}}": {"delete": _op("file.delete", "Delete a file of the SIG's storage", {200: "FileDeleted"},
                                               params=ts + [_param("name", example="job.py")])},
         f"{s}/applications": {
-            "post": _op("app.submit", "Submit a Livy-shaped batch application", {201: "Submitted"}, params=ts,
-                        body="Application"),
+            "post": _op("app.submit", "Submit a Livy-shaped batch application (with Idempotency-Key a repeat "
+                        "answers 200 with the same id; another body under the key 422)",
+                        {200: "Submitted", 201: "Submitted"}, params=ts + [IDEMPOTENCY_KEY], body="Application"),
             "get": _op("app.list", "Applications (the caller's own unless a tenant admin)", {200: "ApplicationList"},
                        params=ts)},
         a: {"get": _op("app.read", "An application", {200: "ApplicationView"}, params=ts + [APP]),

@@ -74,6 +74,14 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                    (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
     "member-delete": (Row("DELETE", "/api/v1/tenants/{t}/members/user/victim"),
                       (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "integrations-list": (Row("GET", "/api/v1/tenants/{t}/integrations"),
+                          (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "integration-create": (Row("POST", "/api/v1/tenants/{t}/integrations", {"name": "pipe"}),
+                           (201, 201, 403, 403, 404, 401), (201, 404, 404, 404, 403, 401)),
+    "integration-read": (Row("GET", "/api/v1/tenants/{t}/integrations/ci"),
+                         (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
+    "integration-delete": (Row("DELETE", "/api/v1/tenants/{t}/integrations/ci"),
+                           (200, 200, 403, 403, 404, 401), (200, 404, 404, 404, 403, 401)),
     "sigs-list": (Row("GET", "/api/v1/tenants/{t}/sigs"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
     "sig-create": (Row("POST", "/api/v1/tenants/{t}/sigs", sig_body("s2")),
                    (202, 202, 202, 403, 404, 401), (202, 404, 404, 404, 403, 401)),
@@ -209,6 +217,7 @@ def build_world(admin: FlaskClient, store: Store, keys: Keys) -> dict[str, dict[
         assert admin.post("/api/v1/tenants", json={"name": tenant}).status_code == 201
         for kind, name, roles in tenant_grants:
             assert admin.put(f"/api/v1/tenants/{tenant}/members/{kind}/{name}", json={"roles": roles}).status_code == 200
+        assert admin.post(f"/api/v1/tenants/{tenant}/integrations", json={"name": "ci"}).status_code == 201
         sig = S.format(t=tenant)
         assert admin.post(f"/api/v1/tenants/{tenant}/sigs", json=sig_body()).status_code == 202
         assert admin.post(f"{sig}/files", data={"file": (io.BytesIO(b"print(1)\n"), "job.py")},
@@ -279,7 +288,8 @@ def test_the_matrix_covers_every_route(app: Flask) -> None:
                    .replace("{theirs}", "<app_id>").replace("/user/zed", "/<any(user, group):kind>/<name>")
                    .replace("/user/victim", "/<any(user, group):kind>/<name>")
                    .replace("/0123456789abcdef", "/<token_id>").replace("{ms}", "<app_id>").replace("{ts}", "<app_id>")
-                   .replace("/statements/0", "/statements/<stmt>").replace("/files/job.py", "/files/<name>"))
+                   .replace("/statements/0", "/statements/<stmt>").replace("/files/job.py", "/files/<name>")
+                   .replace("/integrations/ci", "/integrations/<name>"))
                   for m, p in covered}
     normalized |= {(m, p.replace("/platform/t/acme", "/platform/t/<tenant>")) for m, p in normalized}
     missing = {(m, r) for m, r in rules if (m, r) not in normalized and r not in ("/metrics",)}

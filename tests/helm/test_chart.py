@@ -79,7 +79,8 @@ def test_the_validator_is_strict() -> None:
 def test_default_install_has_every_component(render: Render) -> None:
     objects = render("acme", "spaas")
     deployments = by_kind(objects, "Deployment")
-    assert set(deployments) == {f"acme-spaas-{c}" for c in ("api", "builder", "scaler", "proxy", "registry")}
+    assert set(deployments) == {f"acme-spaas-{c}" for c in ("api", "builder", "scaler", "proxy", "registry",
+                                                            "integrations")}
     for d in deployments.values():
         pod = d["spec"]["template"]["spec"]
         container = pod["containers"][0]

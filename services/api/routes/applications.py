@@ -16,7 +16,7 @@ from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
 from spaas.model import AppState, Application
 from spaas.records import AppRecords, AppSpecRecord, SessionSpec, read_apps
 
-from services.api import follow
+from services.api import follow, idempotency
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.deps import deps, json_body
@@ -85,14 +85,20 @@ def record_app(tenant: str, sig: str, app: Application, *, session: dict[str, An
 
 @bp.post("/tenants/<tenant>/sigs/<sig>/applications")
 @action("app.submit")
-def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
+def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
     parts = get_sig(d.store, d.keys, tenant, sig)
     if usable_spec(parts).deleting:
         raise Conflict(f"SIG {sig!r} is being deleted", field="sig")
-    app_id = record_app(tenant, sig, Application.model_validate(json_body()))
-    return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
+    body = json_body()
+
+    def run() -> tuple[dict[str, Any], int]:
+        app_id = record_app(tenant, sig, Application.model_validate(body))
+        return {"id": app_id, "state": AppState.SUBMITTED.value}, 201
+
+    # With an Idempotency-Key, a repeat answers the first submission's id (services/api/idempotency.py).
+    return idempotency.keyed(tenant, "app.submit", sig, body, run)
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications")

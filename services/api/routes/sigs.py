@@ -15,7 +15,7 @@ from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import Quota, SigSpec, dump
 from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
-from services.api import follow
+from services.api import follow, idempotency
 from services.api.guard import action
 from services.api.deps import Deps, deps, json_body
 from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view, tenant_quota, usable_spec
@@ -75,10 +75,18 @@ def _announce(d: Deps, tenant: str, sig: str, generation: int, *, build: bool) -
 
 @bp.post("/tenants/<tenant>/sigs")
 @action("sig.create")
-def create_sig(tenant: str) -> tuple[dict[str, Any], int]:
+def create_sig(tenant: str) -> tuple[dict[str, Any], int, dict[str, str]]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    body = json_body()
+    # With an Idempotency-Key, a repeat answers the first creation's view (services/api/idempotency.py).
+    return idempotency.keyed(tenant, "sig.create", "", body, lambda: _create_sig(tenant, body))
+
+
+def _create_sig(tenant: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     d = deps()
     tenant_entry = get_tenant(d.store, d.keys, tenant)
-    spec = _validated_spec(d, json_body())
+    spec = _validated_spec(d, body)
     _check_quota(d, tenant, spec, tenant_quota(tenant_entry))
     now = time.time()
     # The secret first: a SIG never exists without its own Spark secret.

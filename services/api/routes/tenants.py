@@ -12,6 +12,7 @@ from spaas.model import Quota, TenantSpec, dump
 from spaas.records import BadRecord, TenantRecord, read_tenants
 
 from services.api.guard import action, current_principal, member_tenants
+from services.api.routes import integrations
 from services.api.deps import deps, json_body
 from services.api.records import cas_update, get_tenant, tenant_record, tenant_usage, tenant_usages, tenant_view
 
@@ -82,6 +83,7 @@ def delete_tenant(tenant: str) -> tuple[dict[str, Any], int]:
         raise Conflict(f"tenant {tenant!r} still has SIGs; delete them first", field="tenant")
     if not d.store.delete(entry.key, mod_revision=entry.mod_revision):
         raise Conflict(f"tenant {tenant!r} changed meanwhile; try again", field="tenant")
-    # A tenant created again under this name starts with no members.
+    # A tenant created again under this name starts with no members and no integrations.
     d.store.delete_prefix(d.keys.members(tenant))
+    integrations.forget_all(tenant)
     return {"name": tenant, "deleted": True}, 200
