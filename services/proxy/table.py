@@ -1,7 +1,7 @@
 """The route table: a value rebuilt from etcd every `refresh_s`, never read per request.
 
 It holds what routing and authorization need: which SIGs exist, where each SIG's Spark master
-UI listens (from the agents' leased host records `{p}/hosts/{t}/{s}/{host}`), every registered
+UI and its history server listen (from the agents' leased host records `{p}/hosts/{t}/{s}/{host}`), every registered
 (host, port) of every SIG container for forward mode, the grants of every tenant and the hash
 of the bootstrap admin token. `build_table()` is pure; `TableRefresher` is the thin loop that
 reads etcd (three range reads) and swaps the value in one assignment.
@@ -45,6 +45,8 @@ class RouteTable:
     sigs: frozenset[SigId] = frozenset()
     # (tenant, sig) -> (ip, port) of its ready Spark master's UI.
     masters: Mapping[SigId, tuple[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig) -> (ip, port) of its ready history server's UI (role "history").
+    history: Mapping[SigId, tuple[str, int]] = field(default_factory=lambda: MappingProxyType({}))
     # (host name or IP, lower case, port) -> the container port it names.
     hosts: Mapping[tuple[str, int], HostTarget] = field(default_factory=lambda: MappingProxyType({}))
     # tenant -> ("user" | "group", name) -> roles.
@@ -70,6 +72,7 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         if len(rest) == 3 and rest[2] == "spec":
             sigs.add((rest[0], rest[1]))
     masters: dict[SigId, tuple[str, int]] = {}
+    history: dict[SigId, tuple[str, int]] = {}
     targets: dict[tuple[str, int], HostTarget] = {}
     clashes: set[tuple[str, int]] = set()
     host_prefix = keys.all_hosts()
@@ -87,6 +90,9 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         if rec.get("role") == "master" and rec.get("ready") and isinstance(ports.get("ui"), int) \
                 and ports["ui"] in valid:
             masters[(tenant, sig)] = (ip, int(ports["ui"]))
+        if rec.get("role") == "history" and rec.get("ready") and isinstance(ports.get("ui"), int) \
+                and ports["ui"] in valid:
+            history[(tenant, sig)] = (ip, int(ports["ui"]))
         for port in valid:
             target = HostTarget(tenant, sig, host, ip, port)
             # The container's name, its registry DNS name (<host>.<sig>.<tenant>) and its IP.
@@ -99,13 +105,15 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         targets.pop(clash, None)
     clashed_ips = {(t.ip, t.port) for t in targets.values()} & clashes
     masters = {sig: addr for sig, addr in masters.items() if addr not in clashes and addr not in clashed_ips}
+    history = {sig: addr for sig, addr in history.items() if addr not in clashes and addr not in clashed_ips}
     by_tenant: dict[str, list[Entry]] = {}
     member_prefix = keys.prefix + "/members/"
     for entry in members:
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
     grants = {t: MappingProxyType(members_from_entries(es, keys.members(t))) for t, es in by_tenant.items()}
-    return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), hosts=MappingProxyType(targets),
+    return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), history=MappingProxyType(history),
+                      hosts=MappingProxyType(targets),
                       members=MappingProxyType(grants), bootstrap_hash=bootstrap_hash, built_at=now, ok=True)
 
 
