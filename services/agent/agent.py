@@ -254,7 +254,8 @@ class Agent:
                 return requests.get(f"{ui_url}/api/v1/version", timeout=2).ok
             except requests.RequestException:
                 return False
-        if not wait_until(lambda: answers() or self.daemon.exited() is not None, 120, interval_s=0.5, stop=self.stop) \
+        # Generous: a fresh JVM on one CPU of a loaded host can take minutes, and giving up restarts it from scratch.
+        if not wait_until(lambda: answers() or self.daemon.exited() is not None, 600, interval_s=0.5, stop=self.stop) \
                 or self.daemon.exited() is not None:
             log.error("%s: Spark history server did not come up; see spark-history.log", self.ident)
             return 1
