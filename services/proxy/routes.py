@@ -7,7 +7,7 @@ Ingress (origin-form targets, one port, path routing):
     /platform/...                    -> the console (served by the API), for an authenticated caller only
                                         (a browser without a session is sent to /platform/login); it
                                         gets the caller's token as a bearer header and checks CSRF itself
-    /sig/{t}/{s}/history/...         -> the SIG's history server (role "history"), the prefix
+    /sig/{t}/{s}/history/...         -> the SIG's history server (verified route of role "history"), the prefix
                                         /sig/{t}/{s}/history stripped and sent as X-Forwarded-Context
                                         (Spark writes every link under it); 404 NotEnabled when the
                                         SIG runs none
@@ -146,7 +146,7 @@ def _history(table: RouteTable, tenant: str, sig: str, rest: str, query: str) ->
     if rest == "history":
         return Denied(302, "Redirect", "the history server is under its path with a trailing slash",
                       location=prefix + "/" + (f"?{query}" if query else ""))
-    upstream = table.history.get((tenant, sig))
+    upstream = table.endpoints.get((tenant, sig, "history", ""))  # the scaler's verified route record
     if upstream is None:
         return Denied(404, "NotEnabled", f"SIG {sig!r} runs no history server (set history.enabled in its spec; "
                                          f"it starts once the SIG's master is ready)", "history")
