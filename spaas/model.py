@@ -78,6 +78,25 @@ class Scaling(Strict):
         return self
 
 
+# The history server's container has a fixed size, whatever the SIG's compute containers are:
+# a Spark daemon with the agent's heap (SPAAS_DAEMON_MEMORY, 512m by default) and room for Jetty.
+HISTORY_CPU = 1
+HISTORY_MEMORY_MB = 1024
+
+
+class History(Strict):
+    """The SIG's Spark history server: one container of HISTORY_CPU / HISTORY_MEMORY_MB that counts
+    toward the tenant's quota. Off by default (one more JVM per SIG); event logs are written
+    either way, so a server enabled later lists what ran before."""
+
+    enabled: bool = False
+
+
+def history_usage(enabled: bool) -> tuple[int, int, int]:
+    """(containers, cores, memory_mb) the history server adds to a SIG's usage."""
+    return (1, HISTORY_CPU, HISTORY_MEMORY_MB) if enabled else (0, 0, 0)
+
+
 class SigSpec(Strict):
     name: Name
     spark_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", max_length=20)]
@@ -85,6 +104,7 @@ class SigSpec(Strict):
     python_packages: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(default=[], max_length=MAX_PACKAGES)
     resources: Resources = Resources()
     scaling: Scaling = Scaling()
+    history: History = History()
 
     @field_validator("python_packages")
     @classmethod

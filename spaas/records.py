@@ -183,7 +183,7 @@ class HostRecord(Record):
 
     family: ClassVar[str] = "host"
     host: Text = None
-    role: Literal["master", "worker"]
+    role: Literal["master", "worker", "history"]
     index: int = Field(default=0, ge=0, le=100_000)
     ip: str = Field(min_length=1, max_length=64)
     config_hash: str = Field(default="", max_length=64)

@@ -28,6 +28,7 @@ DENIED_PREFIXES = (
     "spark.modify.acls",
     "spark.ui.view.acls",
     "spark.history.",
+    "spark.eventLog.",  # every driver logs into its SIG's own directory, read by its history server
     "spark.kerberos.",
     "spark.yarn.",
     "spark.kubernetes.",

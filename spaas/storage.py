@@ -2,6 +2,8 @@
 
 Layout under `root`:  {tenant}/{sig}/files/...   uploaded by tenants
                       {tenant}/{sig}/apps/{id}/driver.log   written by the master's agent
+                      {tenant}/{sig}/eventlog/<spark app id>  Spark event logs of every driver, read
+                                                              by the SIG's history server
 Paths that tenants pass (application `file`, `pyFiles`) are relative to the SIG root and may
 not leave it. Everything below `root` can be changed by tenant code (a SIG container has its
 SIG's directory mounted read-write), so every access goes through `spaas.safefs`: no link is
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 DRIVER_LOG = "driver.log"
+EVENT_LOG_DIR = "eventlog"
 
 
 class SigStorage:
@@ -41,6 +44,17 @@ class SigStorage:
 
     def driver_log(self, tenant: str, sig: str, app_id: str) -> Path:
         return self.app_dir(tenant, sig, app_id) / DRIVER_LOG
+
+    def event_log_dir(self, tenant: str, sig: str) -> Path:
+        """Where the SIG's drivers write Spark event logs (`spark.eventLog.dir`)."""
+        return self.sig_dir(tenant, sig) / EVENT_LOG_DIR
+
+    def ensure_event_log_dir(self, tenant: str, sig: str) -> Path:
+        """Make the event log directory (Spark refuses to start a driver without it); a link
+        planted at its name is refused (`UnsafeFile`), never followed."""
+        with safefs.directory(self.root, self._rel(tenant, sig, EVENT_LOG_DIR), create=True):
+            pass
+        return self.event_log_dir(tenant, sig)
 
     @staticmethod
     def _rel(tenant: str, sig: str, *rest: str) -> list[str]:

@@ -24,9 +24,10 @@ import requests
 from spaas import messages, safefs
 from spaas.bus import Bus
 from spaas.demand import Demand, DemandStore
-from spaas.errors import TemporaryError
+from spaas.errors import Invalid, TemporaryError
 from spaas.keys import Keys
 from spaas.records import BadRecord, SecretRecord, SigSpecRecord, get_record, read_hosts
+from spaas.runtimes.base import HISTORY
 from spaas.settings import AgentSettings
 from spaas.stack import free_port
 from spaas.storage import SigStorage
@@ -120,6 +121,8 @@ class Agent:
     def run(self) -> int:
         self._remove_secrets()
         try:
+            if self.s.role == HISTORY:
+                return self.run_history()
             return self.run_master() if self.s.role == "master" else self.run_worker()
         finally:
             try:
@@ -133,6 +136,8 @@ class Agent:
     def run_master(self) -> int:
         secret, sig_conf = self._sig_inputs()
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
+        props.update(spark.master_history_properties(self.env.spark_version,
+                                                     spark.history_proxy_base(self.s.tenant, self.s.sig)))
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
@@ -174,9 +179,14 @@ class Agent:
                 file = storage.resolve(self.s.tenant, self.s.sig, spec["file"], field="file")
             py_files = [storage.resolve(self.s.tenant, self.s.sig, p, field="pyFiles") for p in spec.get("pyFiles", [])]
             ui_port = free_port(self.s.advertise_ip)
+            try:  # made on every start: Spark refuses to start a driver without it
+                event_log_dir = storage.ensure_event_log_dir(self.s.tenant, self.s.sig)
+            except (OSError, safefs.UnsafeFile) as exc:
+                raise Invalid(f"the SIG's event log directory cannot be used: {exc}", field="eventlog") from None
             dprops = spark.driver_properties(secret, sig_conf, app_conf, local_dir=workdir / "local",
                                              driver_host=self.s.advertise_ip, ui_port=ui_port,
-                                             python=self.env.python, ui_base=self.ui_base)
+                                             python=self.env.python, ui_base=self.ui_base,
+                                             event_log_dir=event_log_dir)
             dprop_file = self._write_private(f"drivers/{app_id}/driver.properties", spark.render_properties(dprops))
             argv = spark.submit_argv(self.env, spec, master_url=spark_url, properties=dprop_file, file=file,
                                      py_files=py_files)
@@ -223,6 +233,40 @@ class Agent:
                 wake.clear()
         finally:
             controller.shutdown("the SIG master container stopped")
+        return 0
+
+    # -- history server -----------------------------------------------------------------
+    def run_history(self) -> int:
+        """The SIG's Spark history server over its event log directory; registered with its `ui`
+        port once its REST API answers, so the proxy routes `/sig/{t}/{s}/history/` to it."""
+        storage = SigStorage(self.s.storage_dir)
+        event_log_dir = storage.ensure_event_log_dir(self.s.tenant, self.s.sig)
+        ui_port = free_port(self.s.advertise_ip)
+        props = spark.history_properties(event_log_dir=event_log_dir, ui_port=ui_port)
+        prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
+        self.daemon = SparkDaemon(spark.history_argv(self.env, properties=prop_file), env=self._daemon_env(),
+                                  log_path=self.cdir / "spark-history.log", name="history", ui_port=ui_port)
+        self.daemon.start()
+        ui_url = f"http://{self.s.advertise_ip}:{ui_port}"
+
+        def answers() -> bool:
+            try:
+                return requests.get(f"{ui_url}/api/v1/version", timeout=2).ok
+            except requests.RequestException:
+                return False
+        # Generous: a fresh JVM on one CPU of a loaded host can take minutes, and giving up restarts it from scratch.
+        if not wait_until(lambda: answers() or self.daemon.exited() is not None, 600, interval_s=0.5, stop=self.stop) \
+                or self.daemon.exited() is not None:
+            log.error("%s: Spark history server did not come up; see spark-history.log", self.ident)
+            return 1
+        self.registration.publish(self._record(ports={"ui": ui_port}, ui_url=ui_url, ready=True))
+        self._announce_host()
+        log.info("%s: Spark history server ready at %s over %s", self.ident, ui_url, event_log_dir)
+        while not self.stop.is_set():
+            if self.daemon.exited() is not None:
+                log.error("%s: Spark history server exited with %s", self.ident, self.daemon.exited())
+                return 1
+            self.stop.wait(2)
         return 0
 
     # -- worker --------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+HISTORY_CLASS = "org.apache.spark.deploy.history.HistoryServer"
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,54 @@ class SparkEnv:
 def ui_proxy_base(tenant: str, sig: str) -> str:
     """The public path of a SIG's Spark UIs behind services/proxy."""
     return f"/sig/{tenant}/{sig}/"
+
+
+def history_proxy_base(tenant: str, sig: str) -> str:
+    """The public path of a SIG's history server behind services/proxy (no trailing slash: the
+    proxy sends it as `X-Forwarded-Context`, which Spark prepends to every link)."""
+    return f"/sig/{tenant}/{sig}/history"
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """"3.5.9" -> (3, 5, 9); anything unparsable sorts lowest."""
+    try:
+        return tuple(int(p) for p in version.split(".")[:3])
+    except ValueError:
+        return (0,)
+
+
+def _file_uri(path: Path) -> str:
+    # abspath, not resolve(): the directory is checked link-free where it is made; never follow one here.
+    return Path(os.path.abspath(path)).as_uri()
+
+
+def event_log_properties(event_log_dir: Path) -> dict[str, str]:
+    """Every driver writes its event log into its SIG's own directory (platform-owned keys:
+    `spaas.sparkconf` refuses `spark.eventLog.*` from tenants)."""
+    return {"spark.eventLog.enabled": "true", "spark.eventLog.dir": _file_uri(event_log_dir)}
+
+
+def master_history_properties(spark_version: str, history_base: str) -> dict[str, str]:
+    """Spark 4 masters link finished applications to a history server (`spark.master.ui.
+    historyServerUrl`, unknown before 4.0): the SIG's own, through the proxy."""
+    if version_tuple(spark_version) >= (4, 0) and history_base:
+        return {"spark.master.ui.historyServerUrl": history_base}
+    return {}
+
+
+def history_properties(*, event_log_dir: Path, ui_port: int, update_interval_s: int = 5) -> dict[str, str]:
+    """The SIG's history server: reads only its SIG's event logs. No `spark.ui.proxyBase`: the
+    proxy sends the public prefix per request (`X-Forwarded-Context`), so the server's own
+    address still serves plain links (forward mode). Old logs are cleaned after Spark's default
+    7 days; the listing is kept in memory (rebuilt from the logs on a restart). It needs no Spark
+    secret (it joins no cluster)."""
+    return {
+        "spark.history.fs.logDirectory": _file_uri(event_log_dir),
+        "spark.history.ui.port": str(ui_port),
+        "spark.history.fs.update.interval": f"{update_interval_s}s",
+        "spark.history.fs.cleaner.enabled": "true",
+        "spark.ui.killEnabled": "false",
+    }
 
 
 def platform_properties(secret: str, *, local_dir: Path, ui_base: str = "") -> dict[str, str]:
@@ -90,11 +140,14 @@ def driver_properties(
     ui_port: int,
     python: Path,
     ui_base: str = "",
+    event_log_dir: Path | None = None,
 ) -> dict[str, str]:
     """SIG conf, then the application's conf, then what the platform enforces (last wins)."""
     props = dict(sig_conf)
     props.update(app_conf)
     props.update(platform_properties(secret, local_dir=local_dir, ui_base=ui_base))
+    if event_log_dir is not None:
+        props.update(event_log_properties(event_log_dir))
     props.update({
         "spark.driver.host": driver_host,
         "spark.driver.bindAddress": driver_host,
@@ -119,6 +172,10 @@ def render_properties(props: Mapping[str, str]) -> str:
 def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path) -> list[str]:
     return [env.spark_class, MASTER_CLASS, "--host", host, "--port", str(port),
             "--webui-port", str(ui_port), "--properties-file", str(properties)]
+
+
+def history_argv(env: SparkEnv, *, properties: Path) -> list[str]:
+    return [env.spark_class, HISTORY_CLASS, "--properties-file", str(properties)]
 
 
 def worker_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, cores: int, memory_mb: int,

@@ -11,7 +11,7 @@ from typing import Any
 
 from spaas.errors import Conflict, NotFound
 from spaas.keys import Keys
-from spaas.model import AppState, Phase, Quota, dump
+from spaas.model import AppState, Phase, Quota, dump, history_usage
 from spaas.records import (SIG_PARTS, AppRecords, BadRecord, SigRecords, SigSpecRecord, TenantRecord, decode, read_app,
                            read_sigs, report, sig_records)
 from spaas.store import Entry, Store
@@ -71,7 +71,7 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
 
 def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[str, dict[str, int]]:
     """What each tenant's SIGs hold now (one listing): a master and the desired workers each (at
-    least min_workers). A SIG whose spec cannot be read counts nothing (its status says why)."""
+    least min_workers), and a history server where enabled. A SIG whose spec cannot be read counts nothing (its status says why)."""
     usages: dict[str, dict[str, int]] = {}
     for rec in read_sigs(store, keys, tenant):
         used = usages.setdefault(rec.tenant, {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0})
@@ -80,9 +80,10 @@ def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[s
         spec = rec.spec.spec
         desired = rec.status.workers.desired if rec.status else 0
         n = 1 + max(desired, spec.scaling.min_workers)
-        used["containers"] += n
-        used["cores"] += n * spec.resources.cpu
-        used["memory_mb"] += n * spec.resources.memory_mb
+        h_containers, h_cores, h_memory = history_usage(spec.history.enabled)
+        used["containers"] += n + h_containers
+        used["cores"] += n * spec.resources.cpu + h_cores
+        used["memory_mb"] += n * spec.resources.memory_mb + h_memory
         used["gpus"] += n * spec.resources.gpu
     return usages
 
@@ -133,6 +134,7 @@ def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> di
     build_view = {k: build_view.get(k) for k in ("key", "state", "generation", "cache_hit", "joined", "started_at",
                                                 "finished_at", "message") if k in build_view}
     workers = status.get("workers") or {}
+    history = status.get("history") or {} if phase != Phase.DELETING.value else {}
     return {
         "tenant": tenant,
         "name": sig,
@@ -151,6 +153,10 @@ def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> di
             "workers": {"desired": workers.get("desired", 0), "ready": workers.get("ready", 0)},
             "master_url": status.get("master_url"),
             "ui_url": (ui_base if status.get("ui_url") else None) if ui_base else status.get("ui_url"),
+            # The SIG's history server (spec history.enabled), through the proxy like ui_url.
+            "history": {"enabled": bool(spec and spec.spec.history.enabled), "ready": bool(history.get("ready")),
+                        "ui_url": ((ui_base + "history/") if ui_base else history.get("ui_url"))
+                        if history.get("ready") else None},
             "since": status.get("since"),
             "invalid_records": list(status.get("invalid_records") or []),
         },
@@ -169,15 +175,17 @@ def submitter_of(rec: AppRecords) -> str | None:
     return raw if isinstance(raw, str) else None
 
 
-def app_view(app_id: str, rec: AppRecords, *, ui_base: str = "") -> dict[str, Any]:
+def app_view(app_id: str, rec: AppRecords, *, ui_base: str = "", history: bool = False) -> dict[str, Any]:
     """The application as users see it; a malformed spec or state shows as FAILED/InvalidRecord.
-    With the SIG's `ui_base` a running one has `ui_url`, its Spark UI through the proxy."""
+    With the SIG's `ui_base` a running one has `ui_url`, its Spark UI through the proxy, and with
+    `history` (the SIG runs a history server) a finished one has `history_url`, its page there."""
     spec = rec.spec
     state = rec.state.to_value() if rec.state else {}
     bad = rec.invalid
     if bad is not None and not (rec.state and rec.state.reason == "InvalidRecord"):
         state = dict(state, state=AppState.FAILED.value, reason="InvalidRecord", message=bad.message)
     running = state.get("state") == AppState.RUNNING.value and state.get("spark_app_id")
+    ended = state.get("state") in {s.value for s in AppState if s.terminal} and state.get("spark_app_id")
     return {
         "id": app_id,
         "name": spec.request.name if spec else None,
@@ -187,6 +195,8 @@ def app_view(app_id: str, rec: AppRecords, *, ui_base: str = "") -> dict[str, An
         "exit_code": state.get("exit_code"),
         "spark_app_id": state.get("spark_app_id"),
         "ui_url": f"{ui_base}proxy/{state['spark_app_id']}/" if ui_base and running else None,
+        "history_url": f"{ui_base}history/history/{state['spark_app_id']}/jobs/" if ui_base and history and ended
+        else None,
         "submitter": submitter_of(rec),
         "submitted_at": spec.submitted_at if spec else None,
         "started_at": state.get("started_at"),

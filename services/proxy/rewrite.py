@@ -78,6 +78,9 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
         lines.append(b"X-Forwarded-Host: " + orig_host)
     if prefix:
         lines.append(b"X-Forwarded-Prefix: " + prefix.encode())
+    if prefix and kind == "history":
+        # Spark's UIs (UIUtils.uiRoot) prepend this to every link they write: Knox's header.
+        lines.append(b"X-Forwarded-Context: " + prefix.encode())
     if body == "length":
         lines.append(b"Content-Length: " + str(content_length).encode())
     elif body == "chunked":
@@ -118,9 +121,9 @@ def response_head(status: int, reason: bytes, headers: Headers, *, kind: str, pr
         low = name.lower()
         if low in drop or (low == b"content-length" and framing not in ("length", "none")):
             continue
-        if low == b"set-cookie" and kind == "sig":
+        if low == b"set-cookie" and kind in ("sig", "history"):
             continue
-        if low == b"location" and kind in ("sig", "api"):
+        if low == b"location" and kind in ("sig", "history", "api"):
             value = rewrite_location(value.decode("latin-1"), prefix=prefix).encode("latin-1")
         lines.append(name + b": " + value)
     if framing == "chunked":

@@ -7,7 +7,10 @@ Ingress (origin-form targets, one port, path routing):
     /platform/...                    -> the console (served by the API), for an authenticated caller only
                                         (a browser without a session is sent to /platform/login); it
                                         gets the caller's token as a bearer header and checks CSRF itself
-    /sig/{t}/{s}/history/...         -> 404 NotEnabled (reserved)
+    /sig/{t}/{s}/history/...         -> the SIG's history server (verified route of role "history"), the prefix
+                                        /sig/{t}/{s}/history stripped and sent as X-Forwarded-Context
+                                        (Spark writes every link under it); 404 NotEnabled when the
+                                        SIG runs none
     /sig/{t}/{s}/notebooks/{user}/.. -> 404 NotEnabled (reserved)
     /sig/{t}/{s}/...                 -> the SIG's Spark master UI, the prefix stripped (the master,
                                         its workers and drivers run with spark.ui.reverseProxy and
@@ -40,7 +43,7 @@ SESSION_PATHS = ("/platform/session", LOGIN_PATH)
 
 @dataclass(frozen=True)
 class Upstream:
-    kind: str  # "api" | "console" | "sig" | "forward"
+    kind: str  # "api" | "console" | "sig" | "history" | "forward"
     host: str
     port: int
     target: str  # what the upstream request line carries (path and query)
@@ -125,7 +128,7 @@ def route_ingress(target: str, principal: Principal | None, table: RouteTable, *
     rest = parts[4]
     first = rest.split("/", 1)[0]
     if first == "history":
-        return Denied(404, "NotEnabled", f"the history server of SIG {sig!r} is not enabled yet", "history")
+        return _history(table, tenant, sig, rest, query)
     if first == "notebooks":
         return Denied(404, "NotEnabled", f"notebooks of SIG {sig!r} are not enabled yet", "notebooks")
     master = table.masters.get((tenant, sig))
@@ -134,6 +137,21 @@ def route_ingress(target: str, principal: Principal | None, table: RouteTable, *
                       "sig")
     return Upstream("sig", master[0], master[1], "/" + rest + (f"?{query}" if query else ""), prefix=prefix,
                     tenant=tenant, sig=sig)
+
+
+def _history(table: RouteTable, tenant: str, sig: str, rest: str, query: str) -> Upstream | Denied:
+    """`rest` is "history" or "history/...": the SIG's history server, same authorization as its
+    master UI (checked by the caller)."""
+    prefix = f"/sig/{tenant}/{sig}/history"
+    if rest == "history":
+        return Denied(302, "Redirect", "the history server is under its path with a trailing slash",
+                      location=prefix + "/" + (f"?{query}" if query else ""))
+    upstream = table.endpoints.get((tenant, sig, "history", ""))  # the scaler's verified route record
+    if upstream is None:
+        return Denied(404, "NotEnabled", f"SIG {sig!r} runs no history server (set history.enabled in its spec; "
+                                         f"it starts once the SIG's master is ready)", "history")
+    return Upstream("history", upstream[0], upstream[1], rest[len("history"):] + (f"?{query}" if query else ""),
+                    prefix=prefix, tenant=tenant, sig=sig)
 
 
 FORWARD_REFUSED = "is not a Spark UI of a SIG you may open through this proxy"

@@ -21,7 +21,7 @@ from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
-from spaas.model import BuildState, Phase
+from spaas.model import BuildState, Phase, history_usage
 from spaas.records import AppRecords, HostRecord, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
 from spaas.redisauth import SigRedisAccess
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
@@ -64,10 +64,12 @@ def pending_cores(apps: Iterable[AppRecords]) -> dict[tuple[str, str], int]:
 
 
 def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int, int]:
-    """(containers, cores, memory_mb) a SIG holds: its master and its workers."""
+    """(containers, cores, memory_mb) a SIG holds: its master and its workers (and its history
+    server, of fixed size, when enabled)."""
     n = 1 + len(members)
     res = spec.get("resources", {})
-    return n, n * int(res.get("cpu", 2)), n * int(res.get("memory_mb", 2048))
+    extra = history_usage(bool((spec.get("history") or {}).get("enabled")))
+    return n + extra[0], n * int(res.get("cpu", 2)) + extra[1], n * int(res.get("memory_mb", 2048)) + extra[2]
 VOLATILE = ("updated_at",)
 
 

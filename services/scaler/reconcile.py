@@ -11,6 +11,11 @@ Phases (written by the scaler only):
     a ready worker's container died       DEPLOYING  reason WorkerLost, until its replacement
                                                      registers (not READY for more than one pass)
     deletion requested                    DELETING   -> `forget` once nothing runs
+
+The history server (spec `history.enabled`) is started once the master is registered ready and
+stopped when it is disabled or the SIG is deleted; it never holds back READY. Its container has
+a fixed size (spaas.model.HISTORY_CPU / HISTORY_MEMORY_MB) and a config hash of its own (build
+key only: a Spark conf change does not restart it). `status.history` says where it stands.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from spaas.model import BuildState, Phase
-from spaas.runtimes.base import MASTER, WORKER, Container, ContainerSpec, container_name
+from spaas.model import HISTORY_CPU, HISTORY_MEMORY_MB, BuildState, Phase
+from spaas.runtimes.base import HISTORY, MASTER, WORKER, Container, ContainerSpec, container_name
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,15 @@ def config_hash(build_key: str, spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def history_hash(build_key: str) -> str:
+    """What the history server was started with: only the build (its conf is the platform's)."""
+    return hashlib.sha256(json.dumps({"build": build_key, "role": HISTORY}).encode()).hexdigest()[:12]
+
+
+def history_enabled(spec: dict[str, Any]) -> bool:
+    return bool((spec.get("history") or {}).get("enabled"))
+
+
 def current_members(spec: dict[str, Any], status: dict[str, Any] | None) -> tuple[int, ...]:
     """The worker indices the SIG has now (the scaler's own record), or its minimum at first."""
     members = ((status or {}).get("workers") or {}).get("members")
@@ -66,6 +80,31 @@ def _container_spec(view: SigView, role: str, index: int, chash: str, artifact: 
         cpu=int(res.get("cpu", 2)), memory_mb=int(res.get("memory_mb", 2048)), gpu=int(res.get("gpu", 0)),
         max_cpu=int(res.get("max_cpu", 4)), max_memory_mb=int(res.get("max_memory_mb", 6144)),
     )
+
+
+def _history_spec(view: SigView, hhash: str, artifact: str, generation: int) -> ContainerSpec:
+    return ContainerSpec(
+        name=container_name(view.tenant, view.sig, HISTORY, 0), tenant=view.tenant, sig=view.sig, role=HISTORY,
+        index=0, config_hash=hhash, generation=generation, artifact=artifact,
+        cpu=HISTORY_CPU, memory_mb=HISTORY_MEMORY_MB, gpu=0, max_cpu=HISTORY_CPU, max_memory_mb=HISTORY_MEMORY_MB,
+    )
+
+
+def _history(view: SigView, running: list[Container], hosts: list[dict[str, Any]], master_ready: bool,
+             build: dict[str, Any], generation: int) -> tuple[list[ContainerSpec], list[str], dict[str, Any]]:
+    """(start, stop, status.history) for the SIG's history server."""
+    name = container_name(view.tenant, view.sig, HISTORY, 0)
+    mine = [c for c in running if c.name == name]
+    if not history_enabled(view.spec["spec"]):
+        return [], [c.name for c in mine], {"enabled": False, "ready": False, "ui_url": None}
+    hhash = history_hash(build["key"])
+    stop = [c.name for c in mine if c.config_hash != hhash]
+    alive = any(c.config_hash == hhash for c in mine)
+    # Started after the master: a SIG that cannot run its master needs no history server yet.
+    start = [_history_spec(view, hhash, build["artifact"], generation)] if master_ready and not alive else []
+    host = next((h for h in hosts if h.get("host") == name and h.get("role") == HISTORY and h.get("ready")
+                 and h.get("config_hash") == hhash), None) if alive else None
+    return start, stop, {"enabled": True, "ready": host is not None, "ui_url": host.get("ui_url") if host else None}
 
 
 def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
@@ -94,9 +133,15 @@ def _plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]
         "workers": {"desired": len(members), "ready": 0, "running": sum(1 for c in running if c.role == WORKER),
                     "members": list(members), "ready_members": [], "lost": {}},
         "master_url": None, "ui_url": None, "reason": None, "message": None,
+        # Kept while nothing is decided about it (building, failed build); the container runs on.
+        "history": previous.get("history"),
     }
 
+    # A history server is its own; the compute containers' decisions below never see it.
+    others = [c for c in running if c.role == HISTORY]
+    running = [c for c in running if c.role != HISTORY]
     if view.spec.get("deleting"):
+        running = running + others
         status = dict(base, phase=Phase.DELETING.value, reason="Deleting",
                       message=f"stopping {len(running)} containers")
         return Plan(stop=[c.name for c in running], status=status, forget=not running and not hosts)
@@ -148,6 +193,17 @@ def _plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]
 
     endpoints = {"master_url": master.get("spark_url") if master else None,
                  "ui_url": master.get("ui_url") if master else None}
+    h_start, h_stop, history = _history(view, others, hosts, master is not None, build, generation)
+    result = _compute(view, base, previous, generation, observed, members, want, master, ready_workers, workers,
+                      endpoints, start, stop, lost)
+    result.status["history"] = history
+    return Plan(start=result.start + h_start, stop=result.stop + h_stop, status=result.status)
+
+
+def _compute(view: SigView, base: dict[str, Any], previous: dict[str, Any], generation: int, observed: int,
+             members: tuple[int, ...], want: int, master: dict[str, Any] | None, ready_workers: int,
+             workers: dict[str, Any], endpoints: dict[str, Any], start: list[ContainerSpec], stop: list[str],
+             lost: dict[int, float]) -> Plan:
     if master and ready_workers >= want and not stop and not start:
         status = dict(base, phase=Phase.READY.value, observed_generation=generation, workers=workers, **endpoints)
     elif master and observed == generation and lost:

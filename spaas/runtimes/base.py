@@ -7,6 +7,7 @@ from typing import Protocol
 
 MASTER = "master"
 WORKER = "worker"
+HISTORY = "history"  # the SIG's Spark history server (one, index 0)
 
 
 def container_name(tenant: str, sig: str, role: str, index: int = 0) -> str:

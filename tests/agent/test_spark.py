@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.agent.spark import SparkEnv, daemon_properties, driver_properties, render_properties, submit_argv
+from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, history_argv, history_properties,
+                                  history_proxy_base, master_history_properties, render_properties, submit_argv)
 
 ENV = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1")
 SUBMIT = "/opt/spark/bin/spark-submit"
@@ -230,3 +231,33 @@ def test_every_ui_of_a_sig_runs_behind_the_proxy_path() -> None:
         assert props["spark.ui.reverseProxy"] == "true"
         assert props["spark.ui.reverseProxyUrl"] == "/sig/acme/etl/"
         assert props["spark.ui.killEnabled"] == "false"
+
+
+# -- event logs and the history server -------------------------------------------------------------
+
+def test_every_driver_logs_events_into_its_sigs_directory_whatever_the_tenant_says() -> None:
+    hostile = {"spark.eventLog.enabled": "false", "spark.eventLog.dir": "file:///elsewhere"}
+    props = driver_properties("s3cret", hostile, hostile, local_dir=Path("/scratch"), driver_host="10.0.0.5",
+                              ui_port=4041, python=Path("/env/bin/python"),
+                              event_log_dir=Path("/state/storage/acme/etl/eventlog"))
+    assert props["spark.eventLog.enabled"] == "true"
+    assert props["spark.eventLog.dir"] == "file:///state/storage/acme/etl/eventlog"
+
+
+def test_history_server_reads_its_sigs_event_logs_on_its_own_port() -> None:
+    props = history_properties(event_log_dir=Path("/state/storage/acme/etl/eventlog"), ui_port=18081)
+    assert props["spark.history.fs.logDirectory"] == "file:///state/storage/acme/etl/eventlog"
+    assert props["spark.history.ui.port"] == "18081"
+    assert "spark.ui.proxyBase" not in props  # the proxy sends X-Forwarded-Context per request
+    assert history_argv(ENV, properties=PROPS) == [
+        "/opt/spark/bin/spark-class", "org.apache.spark.deploy.history.HistoryServer", "--properties-file", str(PROPS)]
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("3.5.9", {}),
+    ("4.0.0", {"spark.master.ui.historyServerUrl": "/sig/acme/etl/history"}),
+    ("4.1.4", {"spark.master.ui.historyServerUrl": "/sig/acme/etl/history"}),
+    ("x.y", {}),
+])
+def test_only_spark_4_masters_link_the_history_server(version: str, expected: dict[str, str]) -> None:
+    assert master_history_properties(version, history_proxy_base("acme", "etl")) == expected

@@ -109,3 +109,24 @@ def test_tokens_are_shown_once_listed_and_revoked(app: Flask) -> None:
     token_id = re.search(r'/platform/tokens/([^/]+)/delete', text).group(1)
     assert form(c, alice, P + f"/tokens/{token_id}/delete", {}).status_code == 303
     assert client_for(app, token).get("/api/v1/tokens").status_code == 401
+
+
+def test_history_server_from_the_form_to_the_sig_page(client: FlaskClient, store, keys) -> None:  # type: ignore[no-untyped-def]
+    """The SIG form's checkbox turns the history server on (an edit keeps it as shown), and the
+    SIG page links it once the scaler reports it ready."""
+    assert form(client, ADMIN_TOKEN, P + "/tenants", {"name": "acme"}).status_code == 303
+    fields = {"name": "h1", "spark_version": "3.5.9", "scaling.min_workers": "0", "history.enabled": "true"}
+    assert form(client, ADMIN_TOKEN, P + "/t/acme/sigs/new", fields).status_code == 303
+    assert client.get("/api/v1/tenants/acme/sigs/h1").get_json()["spec"]["history"] == {"enabled": True}
+    edit = client.get(P + "/t/acme/sigs/h1/edit").get_data(as_text=True)
+    assert re.search(r'name="history.enabled" value="true" checked', edit)
+    assert form(client, ADMIN_TOKEN, P + "/t/acme/sigs/h1/edit", {"spark_version": "3.5.9",
+                                                                "history.enabled": "true"}).status_code == 303
+    assert client.get("/api/v1/tenants/acme/sigs/h1").get_json()["spec"]["history"] == {"enabled": True}
+    assert "/sig/acme/h1/history/" not in client.get(P + "/t/acme/sigs/h1/live").get_data(as_text=True)
+    store.put(keys.sig_status("acme", "h1"), {"phase": "READY", "observed_generation": 2, "history": {
+        "enabled": True, "ready": True, "ui_url": "http://10.0.0.9:18080"}})
+    assert 'href="/sig/acme/h1/history/"' in client.get(P + "/t/acme/sigs/h1/live").get_data(as_text=True)
+    # Unticked: off.
+    assert form(client, ADMIN_TOKEN, P + "/t/acme/sigs/h1/edit", {"spark_version": "3.5.9"}).status_code == 303
+    assert client.get("/api/v1/tenants/acme/sigs/h1").get_json()["spec"]["history"] == {"enabled": False}

@@ -242,3 +242,19 @@ def test_build_log_serves_appended_lines_with_paging(client: FlaskClient, logs: 
     assert body["generation"] == 1
     page = client.get(url, query_string={"from": 1, "size": 2}).get_json()
     assert page["log"] == ["step 1", "step 2"] and page["total"] == 5
+
+
+def test_history_server_counts_in_usage_and_quota(client: FlaskClient) -> None:
+    """An enabled history server is one container of fixed size (1 cpu, 1024 MiB) in the tenant's
+    usage and in the quota check of a new SIG."""
+    assert client.post(f"{API}/tenants", json={"name": "hist", "quota": {"max_containers": 3}}).status_code == 201
+    body = sig_body("one", scaling={"min_workers": 1}, history={"enabled": True})
+    resp = client.post(f"{API}/tenants/hist/sigs", json=body)
+    assert resp.status_code == 202, resp.get_json()
+    res = resp.get_json()["spec"]["resources"]
+    assert client.get(f"{API}/tenants/hist").get_json()["usage"] == {
+        "containers": 3, "cores": 2 * res["cpu"] + 1, "memory_mb": 2 * res["memory_mb"] + 1024, "gpus": 0}
+    resp = client.post(f"{API}/tenants/hist/sigs", json=sig_body("two", scaling={"min_workers": 0}))
+    assert resp.status_code == 422
+    error = error_of(resp.get_json())
+    assert error["field"] == "scaling.min_workers" and "3 of 3" in error["message"], error

@@ -200,3 +200,73 @@ def test_csrf_only_for_cookie_changes() -> None:
     assert not authn.csrf_ok("DELETE", cookie, "wrong")
     assert authn.csrf_ok("PUT", cookie, authn.csrf_token("tok"))
     assert authn.csrf_ok("POST", authn.Credentials("tok", "bearer"), "")
+
+
+# -- the history server ---------------------------------------------------------------------------
+
+HISTORY_TABLE = build_table(
+    sig_keys=["/p/sigs/acme/etl/spec", "/p/sigs/other/x/spec"],
+    routes=[entry("/p/routes/acme/etl/acme-etl-master-0", {"role": "master", "ready": True, "ip": "10.1.0.2",
+                                                          "ports": {"ui": 8080}}),
+            entry("/p/routes/acme/etl/acme-etl-history-0", {"role": "history", "ready": True, "ip": "10.1.0.4",
+                                                           "container": "acme-etl-history-0", "ports": {"ui": 18080}}),
+            # not ready yet: no route
+            entry("/p/routes/other/x/other-x-history-0", {"role": "history", "ready": False, "ip": "10.2.0.4",
+                                                         "ports": {"ui": 18080}})],
+    members=[entry("/p/members/acme/user/alice", {"roles": ["user"]})],
+    bootstrap_hash="h", keys=KEYS, now=1.0)
+
+
+def test_history_server_routes_come_from_ready_verified_history_records() -> None:
+    assert {k: v for k, v in HISTORY_TABLE.endpoints.items() if k[2] == "history"} == \
+        {("acme", "etl", "history", ""): ("10.1.0.4", 18080)}
+    assert dict(HISTORY_TABLE.masters) == {("acme", "etl"): ("10.1.0.2", 8080)}
+
+
+@pytest.mark.parametrize(("target", "principal", "expected"), [
+    ("/sig/acme/etl/history/", ALICE, Upstream("history", "10.1.0.4", 18080, "/", "/sig/acme/etl/history", "acme", "etl")),
+    ("/sig/acme/etl/history/api/v1/applications?status=completed", ALICE,
+     Upstream("history", "10.1.0.4", 18080, "/api/v1/applications?status=completed", "/sig/acme/etl/history",
+              "acme", "etl")),
+    ("/sig/acme/etl/history/history/app-1/jobs/", ADMIN,
+     Upstream("history", "10.1.0.4", 18080, "/history/app-1/jobs/", "/sig/acme/etl/history", "acme", "etl")),
+    # a path that merely starts with "history" is the master UI's
+    ("/sig/acme/etl/historyx", ALICE, Upstream("sig", "10.1.0.2", 8080, "/historyx", "/sig/acme/etl", "acme", "etl")),
+])
+def test_history_upstreams(target: str, principal: Principal, expected: Upstream) -> None:
+    assert route_ingress(target, principal, HISTORY_TABLE, api=API) == expected
+
+
+@pytest.mark.parametrize(("target", "principal", "status", "code", "location"), [
+    ("/sig/acme/etl/history", ALICE, 302, "Redirect", "/sig/acme/etl/history/"),
+    ("/sig/acme/etl/history?x=1", ALICE, 302, "Redirect", "/sig/acme/etl/history/?x=1"),
+    ("/sig/acme/etl/history/", BOB, 404, "NotFound", ""),  # another tenant's member: as if missing
+    ("/sig/acme/etl/history/", None, 401, "Unauthorized", ""),
+    ("/sig/other/x/history/", ADMIN, 404, "NotEnabled", ""),  # not ready
+    ("/sig/acme/etl/history/../../other/x/", ALICE, 400, "BadPath", ""),
+])
+def test_history_denials(target: str, principal: Principal | None, status: int, code: str, location: str) -> None:
+    out = route_ingress(target, principal, HISTORY_TABLE, api=API)
+    assert isinstance(out, Denied) and (out.status, out.code, out.location) == (status, code, location)
+
+
+def test_history_request_carries_its_prefix_as_forwarded_context_and_no_credentials() -> None:
+    head = request_head(b"GET", b"/history/app-1/jobs/", [(b"Host", b"proxy:8090"), (b"Authorization", b"Bearer t"),
+                                                          (b"X-Forwarded-Context", b"/evil")],
+                        kind="history", upstream_host="10.1.0.4", upstream_port=18080, client_ip="192.0.2.1",
+                        tls=False, prefix="/sig/acme/etl/history")
+    assert b"X-Forwarded-Context: /sig/acme/etl/history\r\n" in head and b"/evil" not in head
+    assert b"Authorization" not in head
+
+
+@pytest.mark.parametrize(("location", "expected"), [
+    # the history server's loader redirects to the request URI it saw (without the prefix)
+    ("http://10.1.0.4:18080/history/app-1/jobs/", "/sig/acme/etl/history/history/app-1/jobs/"),
+    ("/history/app-1/jobs/", "/sig/acme/etl/history/history/app-1/jobs/"),
+    # an app UI's own redirect already carries X-Forwarded-Context
+    ("http://10.1.0.4:18080/sig/acme/etl/history/history/app-1/jobs/", "/sig/acme/etl/history/history/app-1/jobs/"),
+])
+def test_history_redirects_stay_under_the_prefix(location: str, expected: str) -> None:
+    head = response_head(302, b"Found", [(b"Location", location.encode()), (b"Set-Cookie", b"JSESSIONID=x")],
+                         kind="history", prefix="/sig/acme/etl/history", framing="none", keep_alive=True)
+    assert head == b"HTTP/1.1 302 Found\r\nLocation: " + expected.encode() + b"\r\n\r\n"

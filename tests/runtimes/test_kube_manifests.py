@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from spaas.runtimes.base import MASTER, WORKER, ContainerSpec, container_name
+from spaas.model import HISTORY_CPU, HISTORY_MEMORY_MB
+from spaas.runtimes.base import HISTORY, MASTER, WORKER, ContainerSpec, container_name
 from spaas.runtimes.kube_manifests import (
     BuildJobSpec, KubeOptions, affinity, build_job_name, cpu_millis, dns_label, make_build_job,
     make_network_policy, make_pod, make_resource_quota, make_secret, make_service, memory_bytes, resources,
@@ -192,3 +193,21 @@ def test_cpu_quantities(text: str, millis: int) -> None:
 @pytest.mark.parametrize("text,n", [("4096Mi", 4 * 2**30), ("4Gi", 4 * 2**30), ("1G", 10**9), ("1024", 1024)])
 def test_memory_quantities(text: str, n: int) -> None:
     assert memory_bytes(text) == n
+
+
+def test_history_server_pod_is_the_plan_s_fixed_size_and_mounts_only_its_sig_storage() -> None:
+    """The scaler's history container (role history, 1 cpu / 1024 MiB, services.scaler.reconcile)
+    renders as a pod like any other: same agent, same image, only its SIG's storage (event logs)."""
+    history = spec(HISTORY, 0, cpu=HISTORY_CPU, memory_mb=HISTORY_MEMORY_MB, max_cpu=HISTORY_CPU,
+                   max_memory_mb=HISTORY_MEMORY_MB)
+    pod = make_pod(history, OPTS)
+    assert pod["metadata"]["name"] == "spaas1-spaas-acme-etl-history-0"
+    assert pod["metadata"]["labels"]["spaas.io/role"] == "history"
+    c = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["SPAAS_ROLE"] == "history" and env["SPAAS_CONTAINER"] == "acme-etl-history-0"
+    assert c["resources"] == {"requests": {"cpu": "1000m", "memory": "1024Mi"},
+                              "limits": {"cpu": "1000m", "memory": "1024Mi"}}
+    storage = [m for m in c["volumeMounts"] if m["name"] == "storage"]
+    assert storage == [{"name": "storage", "mountPath": "/var/lib/spaas/storage/acme/etl", "subPath": "storage/acme/etl"}]
+    assert_valid([pod, make_secret(history, OPTS)])

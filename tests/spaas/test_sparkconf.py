@@ -36,6 +36,15 @@ REJECTED: list[tuple[str, str]] = [
     ("spark.deploy.recoveryMode", "FILESYSTEM"),
     ("spark.worker.cleanup.enabled", "false"),
     ("spark.history.fs.logDirectory", "/"),
+    # Event logs and the history server are the platform's: a tenant can neither stop logging,
+    # nor send its logs elsewhere, nor point the master's history link anywhere.
+    ("spark.eventLog.enabled", "false"),
+    ("spark.eventLog.dir", "file:///var/lib/spaas/storage/other/sig/eventlog"),
+    ("spark.EventLog.Dir", "hdfs://evil/"),
+    ("spark.eventLog.compress", "true"),
+    ("spark.history.ui.acls.enable", "false"),
+    ("spark.history.ui.port", "80"),
+    ("spark.master.ui.historyServerUrl", "https://evil.example/"),
     ("spark.ssl.enabled", "false"),
     ("spark.local.dir", "/"),
     ("spark.driver.host", "10.0.0.1"),
@@ -66,7 +75,6 @@ ALLOWED: list[tuple[str, str]] = [
     ("spark.sql.adaptive.enabled", "true"),
     ("spark.default.parallelism", "8"),
     ("spark.driver.memory", "1g"),
-    ("spark.eventLog.enabled", "false"),
 ]
 
 

@@ -192,13 +192,16 @@ def sig_form_body(f: Any) -> dict[str, Any]:
         "scaling": {k: _num(f[f"scaling.{k}"]) for k in ("min_workers", "max_workers", "allocation_unit",
                                                           "interval_s", "idle_timeout_s")
                     if f.get(f"scaling.{k}", "").strip()},
+        # A checkbox: absent when unticked, so an edit keeps what the form shows.
+        "history": {"enabled": f.get("history.enabled") == "true"},
     }
 
 
 DEFAULT_SPEC: dict[str, Any] = {"name": "", "spark_conf": {}, "python_packages": [],
                                 "resources": {"cpu": 2, "memory_mb": 2048, "max_cpu": 4, "max_memory_mb": 6144},
                                 "scaling": {"min_workers": 1, "max_workers": 10, "allocation_unit": 1,
-                                            "interval_s": 15, "idle_timeout_s": 120}}
+                                            "interval_s": 15, "idle_timeout_s": 120},
+                                "history": {"enabled": False}}
 
 
 def sig_form(tenant: str, spec: dict[str, Any], *, editing: bool, error: dict[str, Any] | None = None,

@@ -14,7 +14,7 @@ from flask import Blueprint, Response
 from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
 from spaas.model import AppState, Application
-from spaas.records import AppRecords, AppSpecRecord, SessionSpec, read_apps
+from spaas.records import AppRecords, AppSpecRecord, SessionSpec, SigRecords, read_apps
 
 from services.api import follow, idempotency
 from services.api.errors import Forbidden
@@ -29,9 +29,14 @@ bp = Blueprint("applications", __name__)
 LOG_MAX_BYTES = 32 * 1024 * 1024
 
 
-def _view(tenant: str, sig: str, app_id: str, parts: AppRecords) -> dict[str, Any]:
-    """The application's view; a running one's `ui_url` goes through the proxy when it is configured."""
-    return app_view(app_id, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig))
+def _view(tenant: str, sig: str, app_id: str, parts: AppRecords, *, history: bool = False) -> dict[str, Any]:
+    """The application's view; a running one's `ui_url` goes through the proxy when it is configured,
+    and with `history` (the SIG runs a history server) a finished one's `history_url`."""
+    return app_view(app_id, parts, ui_base=sig_ui_base(deps().settings.proxy_public_url, tenant, sig), history=history)
+
+
+def _history_on(rec: SigRecords) -> bool:
+    return bool(rec.spec and rec.spec.spec.history.enabled)
 
 
 def new_app_id() -> str:
@@ -106,9 +111,9 @@ def submit(tenant: str, sig: str) -> tuple[dict[str, Any], int, dict[str, str]]:
 def list_apps(tenant: str, sig: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
+    history = _history_on(get_sig(d.store, d.keys, tenant, sig))
     principal, roles = current_principal(), current_roles()
-    return {"applications": [_view(tenant, sig, rec.app_id, rec) for rec in read_apps(d.store, d.keys, tenant, sig)
+    return {"applications": [_view(tenant, sig, rec.app_id, rec, history=history) for rec in read_apps(d.store, d.keys, tenant, sig)
                              if rec.has_spec and authz.may_touch_app(principal, roles, submitter_of(rec))]}
 
 
@@ -117,8 +122,8 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
 def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    get_sig(d.store, d.keys, tenant, sig)
-    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id))
+    history = _history_on(get_sig(d.store, d.keys, tenant, sig))
+    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id), history=history)
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, NotFound, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
-from spaas.model import Quota, SigSpec, dump
+from spaas.model import Quota, SigSpec, dump, history_usage
 from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
 
 from services.api import follow, idempotency
@@ -48,11 +48,14 @@ def _check_quota(d: Deps, tenant: str, spec: SigSpec, quota: Quota) -> None:
         if rec.spec and rec.sig != spec.name and not rec.spec.deleting:
             other = rec.spec.spec
             n = 1 + other.scaling.min_workers
-            used["containers"] += n
-            used["cores"] += n * other.resources.cpu
-            used["memory_mb"] += n * other.resources.memory_mb
+            h = history_usage(other.history.enabled)
+            used["containers"] += n + h[0]
+            used["cores"] += n * other.resources.cpu + h[1]
+            used["memory_mb"] += n * other.resources.memory_mb + h[2]
     n = 1 + spec.scaling.min_workers
-    wanted = {"containers": n, "cores": n * spec.resources.cpu, "memory_mb": n * spec.resources.memory_mb}
+    h = history_usage(spec.history.enabled)
+    wanted = {"containers": n + h[0], "cores": n * spec.resources.cpu + h[1],
+              "memory_mb": n * spec.resources.memory_mb + h[2]}
     limits = {"containers": quota.max_containers, "cores": quota.cores, "memory_mb": quota.memory_mb}
     for what, need in wanted.items():
         if used[what] + need > limits[what]:
