@@ -151,11 +151,9 @@ class ApiSettings(BaseSettings):
     # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
     # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
     proxy_public_url: str = ""
-<<<<<<< HEAD
     # Peers whose X-Forwarded-For is believed (IPs, CIDRs or host names, comma separated), e.g. services/proxy:
     # audit and login limits then see the client, not the proxy. Empty: the direct peer is the client.
     trusted_proxies: tuple[str, ...] = ()
-=======
     # Redis URL (without credentials) handed to integrations with their own user; empty: the
     # API's redis_url without its credentials (docs/integrations.md).
     integration_redis_url: str = ""
@@ -163,7 +161,6 @@ class ApiSettings(BaseSettings):
     integration_queue: str = "spaas.integrations.requests"
     # Seconds the API remembers an Idempotency-Key's first result.
     idempotency_ttl_s: int = 24 * 3600
->>>>>>> queue
 
     @property
     def token_path(self) -> Path:

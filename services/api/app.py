@@ -14,11 +14,8 @@ from spaas.auth import Authenticator, NoDirectory, Tokens
 from spaas.bus import Bus, RedisBus
 from spaas.demand import DemandStore, RedisDemandStore
 from spaas.etcd import EtcdStore
-<<<<<<< HEAD
 from spaas.forwarded import ForwardedFor, TrustedProxies
-=======
 from spaas.integration_redis import IntegrationRedis
->>>>>>> queue
 from spaas.keys import Keys
 from spaas.logstream import LogStreams, RedisLogStreams
 from spaas.settings import ApiSettings
