@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 
-from spaas import authz, principals
+from spaas import auth, authz, principals
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized

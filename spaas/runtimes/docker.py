@@ -212,7 +212,7 @@ class DockerRuntime:
             return
         try:
             proxy = self._client.containers.get(self._proxy)
-            attached = set(((proxy.attrs.get("NetworkSettings") or {}).get("Networks") or {}))
+            attached = set((proxy.attrs.get("NetworkSettings") or {}).get("Networks") or {})
             for name in sorted(networks - attached):
                 try:
                     self._client.networks.get(name).connect(proxy)
