@@ -24,3 +24,9 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_ruff_finds_nothing() -> None:
     done = run_tool("ruff", "check", "--no-cache", "--output-format", "concise", *LINTED)
     assert done.returncode == 0, f"ruff check {' '.join(LINTED)} failed:\n{done.stdout}{done.stderr}"
+
+
+def test_mypy_finds_nothing() -> None:
+    """Strict for `spaas/`, checked for `services/` (the files and rules are in pyproject.toml)."""
+    done = run_tool("mypy", "--no-error-summary")
+    assert done.returncode == 0, f"mypy (see [tool.mypy] in pyproject.toml) failed:\n{done.stdout}{done.stderr}"

@@ -709,8 +709,9 @@ class Proxy:
                 await self._pass(req, decision, bearer=creds.token if creds is not None else None)
             elif isinstance(decision, routes.Local):
                 await self._local(req, decision.name, creds)
-            else:
-                self._deny(req, decision, "other")
+            else:  # only the console's upstream or a denial can answer a /platform/ path
+                self._deny(req, decision if isinstance(decision, routes.Denied) else routes.Denied(
+                    404, "NotFound", "no such path"), "other")
         else:
             self._deny(req, decision, "other")
 

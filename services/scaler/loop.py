@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import Gauge
@@ -326,7 +326,7 @@ class PassClock:
     """When the last reconcile pass completed: the scaler is unhealthy when passes stall."""
 
     def __init__(self, resync_s: float, *, periods: float = 3.0, slack_s: float = 0.0,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """Unhealthy after `periods` resync periods without a completed pass, plus `slack_s` (a pass
         may legitimately wait out one container's stop grace)."""
         self._clock = clock

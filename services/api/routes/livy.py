@@ -194,8 +194,8 @@ def statements(parts: AppRecords, *, ended: bool) -> list[dict[str, Any]]:
     for key, entry in parts.statements.items():
         if entry.error or not isinstance(entry.value, dict):
             continue
-        _, n, part = key.split("/", 2)
-        by_id.setdefault(int(n), {})[part] = entry.value
+        _, num, part = key.split("/", 2)
+        by_id.setdefault(int(num), {})[part] = entry.value
     out = []
     for n, p in sorted(by_id.items()):
         if not isinstance(p.get("code", {}).get("code"), str):
