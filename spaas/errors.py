@@ -46,11 +46,13 @@ class Unauthorized(SpaasError):
 
 
 class TemporaryError(SpaasError):
-    """A dependency is unavailable; retrying after `delay` seconds may succeed."""
+    """A dependency is unavailable; retrying may succeed. `delay` is when to retry, in seconds, if
+    the failing side said so (a loop then waits that long; HTTP sends it as Retry-After); without
+    one a loop backs off exponentially (`spaas.loops`)."""
 
     code = "Unavailable"
 
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
 
@@ -59,3 +61,4 @@ class PermanentError(SpaasError):
     """Retrying will not help (e.g. a pip resolution failure in a build)."""
 
     code = "Failed"
+

@@ -76,7 +76,7 @@ def register(app: Flask) -> None:
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
         elif isinstance(exc, TemporaryError):
-            headers["Retry-After"] = str(max(1, int(exc.delay)))
+            headers["Retry-After"] = str(max(1, int(exc.delay or 1)))
         return error_response(exc.code, exc.message, status, exc.field, headers=headers)
 
     @app.errorhandler(ValidationError)

@@ -67,7 +67,7 @@ def _register_errors(app: Flask) -> None:
             log.warning("lookup failed: %s", exc.message)
         response, status = _error(status, exc.code, exc.message, exc.field)
         if isinstance(exc, TemporaryError):
-            response.headers["Retry-After"] = str(max(1, round(exc.delay)))
+            response.headers["Retry-After"] = str(max(1, round(exc.delay or 1)))
         return response, status
 
     @app.errorhandler(HTTPException)

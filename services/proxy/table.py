@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from spaas.errors import SpaasError
+from spaas.errors import SpaasError, TemporaryError
 from spaas.etcd import EtcdStore, _b64, prefix_end
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.principals import members_from_entries
 from spaas.store import Entry
 
@@ -137,19 +138,21 @@ class TableRefresher:
         self.current = self._read()
         return self.current
 
+    def _step(self) -> None:
+        try:
+            self.refresh()
+        except SpaasError as exc:
+            self.failures += 1
+            raise TemporaryError(f"route table not refreshed (keeping the one from "
+                                 f"{time.time() - self.current.built_at:.0f}s ago): {exc}") from exc
+        except Exception:
+            self.failures += 1
+            raise
+        self.failures = 0
+
     def run(self) -> None:
-        backoff = self._interval
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                self.failures = 0
-                backoff = self._interval
-            except SpaasError as exc:
-                self.failures += 1
-                backoff = min(max(backoff * 2, 0.5), 10.0)
-                log.warning("route table not refreshed (keeping the one from %.0fs ago): %s",
-                            time.time() - self.current.built_at, exc)
-            self._stop.wait(backoff)
+        run_every(self._step, self._stop, self._interval, max_backoff_s=10.0,
+                  first_backoff_s=max(2 * self._interval, 0.5), name="route table refresh")
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="route-table", daemon=True)

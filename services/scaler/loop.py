@@ -21,6 +21,7 @@ from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.model import BuildState, Phase
 from spaas.records import AppRecords, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
 from spaas.redisauth import SigRedisAccess
@@ -363,18 +364,11 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float, pas
               lambda _e: wake.set()),
         kwargs={"stop": stop}, name="scaler-events", daemon=True,
     ).start()
-    backoff = resync_s
-    while not stop.is_set():
-        try:
-            scaler.reconcile_all()
-            if passes is not None:
-                passes.completed()
-            backoff = resync_s
-        except TemporaryError as exc:
-            log.warning("reconcile pass failed: %s", exc)
-            backoff = min(backoff * 2, 30.0)
-        except Exception:  # a bug or a permanent error: log it, back off, keep the loop alive
-            log.exception("reconcile pass failed")
-            backoff = min(backoff * 2, 30.0)
-        wake.wait(backoff)
-        wake.clear()
+
+    def reconcile_pass() -> None:
+        scaler.reconcile_all()
+        if passes is not None:
+            passes.completed()
+
+    # An event wakes the next pass early; `stop` ends the loop even in the middle of a wait.
+    run_every(reconcile_pass, stop, resync_s, max_backoff_s=30.0, wake=wake, name="reconcile pass")
