@@ -39,19 +39,6 @@ def split_host_key(key: str, keys: Keys) -> tuple[str, str, str] | None:
     return parts[0], parts[1], parts[2]
 
 
-def live_sigs_of(specs: list[Entry], keys: Keys) -> set[tuple[str, str]]:
-    """The (tenant, sig) pairs that have a spec, from a listing of `keys.all_sigs()`."""
-    live: set[tuple[str, str]] = set()
-    for entry in specs:
-        try:
-            tenant, sig, part = keys.split_sig_key(entry.key)
-        except ValueError:
-            continue
-        if part == "spec":
-            live.add((tenant, sig))
-    return live
-
-
 def stale(hosts: list[Entry], live_sigs: set[tuple[str, str]], keys: Keys) -> list[str]:
     """Keys of host entries to delete: those without a lease, and those whose SIG has no spec.
 
