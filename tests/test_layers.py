@@ -8,6 +8,9 @@
 
 Imports are read from the syntax tree (module level and inside functions alike); the failure names
 the file, the line and the import.
+
+- `spaas.keys.Keys` is the only owner of the etcd key layout: no module builds a key from the prefix
+  and a layout segment (`keys.prefix + "/members/"`, `f"{prefix}/hosts/..."`) outside spaas/keys.py.
 """
 
 from __future__ import annotations
@@ -122,3 +125,48 @@ def test_checker_catches(path: str, source: str, expected: str) -> None:
 ])
 def test_checker_allows(path: str, source: str) -> None:
     assert violations(path, source) == []
+
+
+# The top-level segments of the etcd layout (spaas/keys.py).
+KEY_SEGMENTS = ("/tenants/", "/sigs/", "/secrets/", "/apps/", "/hosts/", "/builds/", "/build-locks/", "/auth/",
+                "/members/", "/audit/", "/audit-days/")
+
+
+def _names_prefix(node: ast.AST) -> bool:
+    return any((isinstance(n, ast.Attribute) and n.attr.endswith("prefix")) or
+               (isinstance(n, ast.Name) and n.id.endswith("prefix")) for n in ast.walk(node))
+
+
+def _layout_strings(node: ast.AST) -> list[str]:
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            and any(n.value.startswith(seg) or n.value.startswith(seg.rstrip("/")) and n.value != "/"
+                    for seg in KEY_SEGMENTS)]
+
+
+def key_builders(path: str, source: str) -> list[str]:
+    """Expressions in `path` that build an etcd key from a prefix and a layout segment."""
+    bad: list[str] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp | ast.JoinedStr) and _names_prefix(node):
+            found = _layout_strings(node)
+            if found:
+                bad.append(f"{path}:{node.lineno}: builds an etcd key from a prefix and {found[0]!r}; "
+                           "add a method to spaas.keys.Keys instead")
+    return sorted(set(bad))
+
+
+def test_keys_is_the_only_owner_of_the_key_layout() -> None:
+    bad = [v for path in sources() if path != "spaas/keys.py" for v in key_builders(path, (ROOT / path).read_text())]
+    assert not bad, "key layout outside spaas/keys.py:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize(("source", "caught"), [
+    ('k = keys.prefix + "/members/"\n', True),
+    ('k = f"{self._prefix}/hosts/{t}"\n', True),
+    ('k = f"{keys.prefix}/apps/{t}/{s}/"\n', True),
+    ('k = keys.all_members()\n', False),
+    ('loc = prefix + "/" + q\n', False),                      # a URL path, not a key
+    ('route = "/tenants/<tenant>/sigs"\n', False),            # a Flask route, no prefix involved
+])
+def test_key_builder_check(source: str, caught: bool) -> None:
+    assert bool(key_builders("services/x.py", source)) is caught

@@ -101,7 +101,7 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
     clashed_ips = {(t.ip, t.port) for t in targets.values()} & clashes
     masters = {sig: addr for sig, addr in masters.items() if addr not in clashes and addr not in clashed_ips}
     by_tenant: dict[str, list[Entry]] = {}
-    member_prefix = keys.prefix + "/members/"
+    member_prefix = keys.all_members()
     for entry in members:
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
@@ -118,7 +118,7 @@ def read_table(store: EtcdStore, keys: Keys, *, deny: frozenset[tuple[str, int]]
     sig_keys = [base64.b64decode(kv["key"]).decode() for kv in data.get("kvs") or []]
     bootstrap = store.get(keys.bootstrap_token())
     return build_table(sig_keys=sig_keys, hosts=store.list(keys.all_hosts()),
-                       members=store.list(keys.prefix + "/members/"),
+                       members=store.list(keys.all_members()),
                        bootstrap_hash=str(bootstrap.value.get("hash", "")) if bootstrap else "",
                        keys=keys, now=clock(), deny=deny)
 

@@ -73,7 +73,7 @@ VOLATILE = ("updated_at",)
 
 def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
     """(tenant, sig) of a key under `{p}/hosts/` or `{p}/apps/` (("", "") if it has none)."""
-    for root in (keys.all_hosts(), keys.prefix + "/apps/"):
+    for root in (keys.all_hosts(), keys.all_apps()):
         if key.startswith(root):
             parts = key[len(root):].split("/")
             return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
