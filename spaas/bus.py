@@ -8,7 +8,6 @@ messages (logged, acked, skipped).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -186,7 +185,7 @@ class RedisBus:
                         while not stop.is_set():
                             try:
                                 conn.drain_events(timeout=idle_s)
-                            except (socket.timeout, TimeoutError):
+                            except TimeoutError:
                                 if on_idle:
                                     on_idle()
             except Exception as exc:

@@ -46,11 +46,13 @@ class Unauthorized(SpaasError):
 
 
 class TemporaryError(SpaasError):
-    """A dependency is unavailable; retrying after `delay` seconds may succeed."""
+    """A dependency is unavailable; retrying may succeed. `delay` is when to retry, in seconds, if
+    the failing side said so (a loop then waits that long; HTTP sends it as Retry-After); without
+    one a loop backs off exponentially (`spaas.loops`)."""
 
     code = "Unavailable"
 
-    def __init__(self, message: str, *, delay: float = 1.0) -> None:
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
 
@@ -59,3 +61,56 @@ class PermanentError(SpaasError):
     """Retrying will not help (e.g. a pip resolution failure in a build)."""
 
     code = "Failed"
+
+
+class BadRequest(Invalid):
+    """The request is not what any endpoint could accept: not JSON, not an object, a malformed name in
+    a path (HTTP 400)."""
+
+    code = "BadRequest"
+
+
+class Forbidden(SpaasError):
+    """A member of the tenant without the role the action needs (HTTP 403)."""
+
+    code = "Forbidden"
+
+
+class TooManyRequests(SpaasError):
+    """Too many failed logins for a user name or from an address (HTTP 429 with Retry-After)."""
+
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# The one HTTP status table (the API, its Livy routes and console, and the registry use it): the first
+# class an error is an instance of decides, so subclasses come before their bases.
+HTTP_STATUS: list[tuple[type[SpaasError], int]] = [
+    (BadRequest, 400),
+    (Forbidden, 403),
+    (TooManyRequests, 429),
+    (Unprocessable, 422),
+    (Invalid, 422),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Unauthorized, 401),
+    (TemporaryError, 503),
+    (PermanentError, 500),
+]
+
+
+def http_status(exc: SpaasError) -> int:
+    """The HTTP status an error answers with (500 for one the table does not know)."""
+    return next((status for cls, status in HTTP_STATUS if isinstance(exc, cls)), 500)
+
+
+def retry_after(exc: SpaasError) -> str | None:
+    """The Retry-After header (seconds) an error answers with, if any."""
+    if isinstance(exc, TooManyRequests):
+        return str(exc.retry_after)
+    if isinstance(exc, TemporaryError):
+        return str(max(1, round(exc.delay or 1)))
+    return None

@@ -88,7 +88,7 @@ class EtcdStore:
         self.authentications = 0
 
     @classmethod
-    def from_settings(cls, settings: BaseSettings) -> "EtcdStore":
+    def from_settings(cls, settings: BaseSettings) -> EtcdStore:
         """The store of a service: its etcd URL, call timeout and (if set) credentials."""
         return cls(settings.etcd_url, timeout_s=settings.call_timeout_s, user=settings.etcd_user,
                    password=settings.etcd_password)
@@ -140,7 +140,7 @@ class EtcdStore:
         self._authenticated = False
         return self._authenticate(None) is not None
 
-    def as_user(self, user: str, password: str) -> "EtcdStore":
+    def as_user(self, user: str, password: str) -> EtcdStore:
         """A store on the same etcd with other credentials."""
         return EtcdStore(self._url, timeout_s=self._timeout, user=user, password=password)
 

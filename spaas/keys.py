@@ -66,6 +66,9 @@ class Keys:
     def secret(self, tenant: str, sig: str) -> str:
         return f"{self.prefix}/secrets/{tenant}/{sig}"
 
+    def all_apps(self) -> str:
+        return f"{self.prefix}/apps/"
+
     def apps(self, tenant: str, sig: str) -> str:
         return f"{self.prefix}/apps/{tenant}/{sig}/"
 
@@ -127,6 +130,9 @@ class Keys:
 
     def user_token(self, user: str, token_id: str) -> str:
         return f"{self.prefix}/auth/user-tokens/{quote(user, safe='')}/{token_id}"
+
+    def all_members(self) -> str:
+        return f"{self.prefix}/members/"
 
     def members(self, tenant: str) -> str:
         return f"{self.prefix}/members/{tenant}/"

@@ -211,11 +211,6 @@ class TenantRole(str, enum.Enum):
     USER = "user"
 
 
-class MemberKind(str, enum.Enum):
-    USER = "user"
-    GROUP = "group"
-
-
 # User and group names as LDAP has them (uid / cn), restricted to what is safe in keys and URLs.
 PRINCIPAL_RE = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
 PrincipalName = Annotated[str, StringConstraints(pattern=PRINCIPAL_RE, max_length=128)]

@@ -48,11 +48,6 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return (user, secret) if sep and user and secret else None
 
 
-def basic_matches(user: str, principal: Principal) -> bool:
-    """Basic auth names the token's owner (the bootstrap token's owner is `admin`)."""
-    return authz.fold(user) == authz.fold(principal.name)
-
-
 def members_from_entries(entries: Iterable[Entry], prefix: str) -> dict[tuple[str, str], list[str]]:
     """("user" | "group", name) -> roles, from the entries under `Keys.members(tenant)` (= `prefix`)."""
     # A malformed grant grants nothing.

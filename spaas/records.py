@@ -526,7 +526,7 @@ def read_app(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> Ap
 
 
 def read_all_apps(store: Store, keys: Keys) -> Listing[AppRecords]:
-    root = keys.prefix + "/apps/"
+    root = keys.all_apps()
     return _apps(store.list(root), root, 4)
 
 

@@ -339,7 +339,7 @@ class Chaos:
 
     def _check_sigs(self) -> list[str]:
         problems = []
-        for (tenant, sig), spec in self.live.items():
+        for tenant, sig in self.live:
             resp = self.api.call("GET", f"/tenants/{tenant}/sigs/{sig}")
             if resp.status_code != 200:
                 problems.append(f"SIG {tenant}/{sig} answers {resp.status_code}")
@@ -365,7 +365,7 @@ class Chaos:
                 leaders[name] = leaders.get(name, 0) + 1
             if _is_spark_daemon(pid):
                 daemons[name] = daemons.get(name, 0) + 1
-        for name, count in {**leaders, **daemons}.items():
+        for name in {**leaders, **daemons}:
             if leaders.get(name, 0) > 1 or daemons.get(name, 0) > 1:
                 problems.append(f"container {name}: {leaders.get(name, 0)} agents, {daemons.get(name, 0)} Spark daemons")
         return problems

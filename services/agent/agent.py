@@ -26,6 +26,7 @@ from spaas.bus import Bus
 from spaas.demand import Demand, DemandStore
 from spaas.errors import Invalid, TemporaryError
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.records import BadRecord, SecretRecord, SigSpecRecord, get_record, read_hosts
 from spaas.runtimes.base import HISTORY
 from spaas.settings import AgentSettings
@@ -211,29 +212,29 @@ class Agent:
                   lambda _event: wake.set()),
             kwargs={"stop": self.stop}, name="app-events", daemon=True,
         ).start()
-        backoff = self.s.app_scan_s
         reporter = DemandReporter(self, controller, ui_url)
         relay = SessionRelay(self.store, self.keys, tenant=self.s.tenant, sig=self.s.sig)
+        exit_code = 0
+
+        def scan() -> float:
+            nonlocal exit_code
+            if self.daemon is not None and self.daemon.exited() is not None:
+                log.error("%s: Spark master exited with %s", self.ident, self.daemon.exited())
+                exit_code = 1
+                self.stop.set()  # the container ends with its master
+                return 0.0
+            controller.scan()
+            relay.sync(controller.drivers)
+            reporter.report()
+            # Poll running drivers (and idle workers) briskly; otherwise wait for an event.
+            return 0.5 if controller.drivers else min(self.s.app_scan_s, 1.0)
+
         try:
-            while not self.stop.is_set():
-                if self.daemon.exited() is not None:
-                    log.error("%s: Spark master exited with %s", self.ident, self.daemon.exited())
-                    return 1
-                try:
-                    controller.scan()
-                    relay.sync(controller.drivers)
-                    reporter.report()
-                    backoff = self.s.app_scan_s
-                except TemporaryError as exc:
-                    log.warning("%s: application scan failed: %s", self.ident, exc)
-                    backoff = min(backoff * 2, 15.0)
-                # Poll running drivers (and idle workers) briskly; otherwise wait for an event.
-                wait = 0.5 if controller.drivers else min(backoff, 1.0)
-                wake.wait(wait)
-                wake.clear()
+            run_every(scan, self.stop, self.s.app_scan_s, max_backoff_s=15.0, first_backoff_s=min(self.s.app_scan_s, 1.0),
+                      wake=wake, name=f"{self.ident}: application scan")
         finally:
             controller.shutdown("the SIG master container stopped")
-        return 0
+        return exit_code
 
     # -- history server -----------------------------------------------------------------
     def run_history(self) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 from spaas.errors import TemporaryError
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.store import Store
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,18 @@ class HostRegistration:
             self._thread = threading.Thread(target=self._keepalive, name="host-keepalive", daemon=True)
             self._thread.start()
 
+    def _renew(self) -> None:
+        with self._lock:
+            if self._store.keepalive(self._lease) <= 0:
+                log.warning("host lease %s expired; registering again", self._key)
+                self._lease = self._store.grant_lease(self._ttl)
+                self._store.put(self._key, self._record, lease=self._lease)
+
     def _keepalive(self) -> None:
-        backoff = 0.5
-        while not self._stop.wait(max(1.0, self._ttl / 3) if backoff == 0.5 else backoff):
-            try:
-                with self._lock:
-                    if self._store.keepalive(self._lease) <= 0:
-                        log.warning("host lease %s expired; registering again", self._key)
-                        self._lease = self._store.grant_lease(self._ttl)
-                        self._store.put(self._key, self._record, lease=self._lease)
-                backoff = 0.5
-            except TemporaryError as exc:
-                log.warning("cannot renew host lease of %s: %s", self._key, exc)
-                backoff = min(backoff * 2, 5.0)
+        # Renew at a third of the TTL; while etcd fails, retry sooner (1, 2, 4, 5 s) to keep the lease.
+        period = max(1.0, self._ttl / 3)
+        run_every(self._renew, self._stop, period, max_backoff_s=5.0, first_backoff_s=1.0, initial_delay_s=period,
+                  name=f"renewal of host lease {self._key}")
 
     def withdraw(self) -> None:
         self._stop.set()

@@ -58,9 +58,9 @@ class SessionRelay:
             return
         parts: dict[int, dict[str, Any]] = {}
         for key, entry in rec.statements.items():
-            _, n, part = key.split("/", 2)
+            _, num, part = key.split("/", 2)
             if not entry.error and isinstance(entry.value, dict):
-                parts.setdefault(int(n), {})[part] = entry.value
+                parts.setdefault(int(num), {})[part] = entry.value
         try:
             for n, p in sorted(parts.items()):
                 if "code" in p and not _exists(base, [sub, "in", f"{n}.json"]):

@@ -9,44 +9,15 @@ from flask import Flask, Response, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from spaas.errors import (Conflict, Invalid, NotFound, PermanentError, SpaasError, TemporaryError, Unauthorized,
-                          Unprocessable)
+from spaas.errors import HTTP_STATUS, BadRequest, Forbidden, SpaasError, TooManyRequests, http_status, retry_after
+
+__all__ = ["STATUS", "BadRequest", "Forbidden", "TooManyRequests", "error_response", "field_of", "register"]
 
 log = logging.getLogger(__name__)
 
-class Forbidden(SpaasError):
-    """A member of the tenant without the role the action needs (HTTP 403)."""
-
-    code = "Forbidden"
-
-
-class TooManyRequests(SpaasError):
-    """Too many failed logins for a user name or from an address (HTTP 429 with Retry-After)."""
-
-    code = "TooManyRequests"
-
-    def __init__(self, message: str, *, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-STATUS: list[tuple[type[SpaasError], int]] = [
-    (Forbidden, 403),
-    (TooManyRequests, 429),
-    (Unprocessable, 422),
-    (Invalid, 422),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Unauthorized, 401),
-    (TemporaryError, 503),
-    (PermanentError, 500),
-]
-
-
-class BadRequest(Invalid):
-    """The body is not what any endpoint could accept (not JSON, not an object)."""
-
-    code = "BadRequest"
+# The API's own errors live with the rest of the vocabulary (spaas/errors.py), and so does the one
+# status table; the names stay importable from here.
+STATUS = HTTP_STATUS
 
 
 def error_response(code: str, message: str, status: int, field: str | None = None,
@@ -69,14 +40,11 @@ def field_of(loc: tuple[Any, ...]) -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(SpaasError)
     def _spaas(exc: SpaasError) -> tuple[Response, int]:
-        status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+        status = http_status(exc)
         if status >= 500:
             log.error("request failed: %s", exc.message)
-        headers = {}
-        if isinstance(exc, TooManyRequests):
-            headers["Retry-After"] = str(exc.retry_after)
-        elif isinstance(exc, TemporaryError):
-            headers["Retry-After"] = str(max(1, int(exc.delay)))
+        after = retry_after(exc)
+        headers = {"Retry-After": after} if after is not None else {}
         return error_response(exc.code, exc.message, status, exc.field, headers=headers)
 
     @app.errorhandler(ValidationError)

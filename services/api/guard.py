@@ -21,7 +21,7 @@ from urllib.parse import unquote
 
 from flask import Flask, Response, current_app, g, request
 
-from spaas import authz, principals
+from spaas import auth, authz, principals
 from spaas.audit import AuditRecord
 from spaas.authz import Decision, Principal
 from spaas.errors import NotFound, SpaasError, Unauthorized
@@ -153,7 +153,7 @@ def roles_in(d: Deps, principal: Principal, tenant: str) -> frozenset[str]:
 
 def member_tenants(d: Deps, principal: Principal) -> set[str]:
     """The tenants in which the principal holds any role (one range read over all grants)."""
-    prefix = d.keys.prefix + "/members/"
+    prefix = d.keys.all_members()
     found: set[str] = set()
     for key_rest, grant in read_members(d.store, prefix):
         tenant, _, rest = key_rest.partition("/")

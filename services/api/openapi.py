@@ -9,9 +9,10 @@ route is documented and runs schemathesis against this document.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from spaas.model import Application, LoginRequest, MemberRoles, Phase, SigSpec, TenantSpec, TokenRequest
@@ -243,7 +244,8 @@ def _paths() -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
-    models = [(m, "validation") for m in (TenantSpec, SigSpec, Application, LoginRequest, TokenRequest, MemberRoles)]
+    models: list[tuple[type[BaseModel], Literal["validation"]]] = [
+        (m, "validation") for m in (TenantSpec, SigSpec, Application, LoginRequest, TokenRequest, MemberRoles)]
     _, defs = models_json_schema(models, ref_template=REF)
     schemas = dict(defs.get("$defs", {}))
     schemas.update(RESPONSES)

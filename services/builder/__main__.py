@@ -16,6 +16,7 @@ from spaas.errors import TemporaryError
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.logstream import RedisLogStreams
+from spaas.loops import run_every
 from spaas.observability import serve_health, setup_logging
 from spaas.redact import Redactor
 from spaas.settings import BuilderSettings
@@ -28,22 +29,16 @@ log = logging.getLogger("builder")
 
 def resync_loop(service: BuildService, bus: RedisBus, stop: threading.Event, period_s: float) -> None:
     requested: dict[tuple[str, str], float] = {}
-    backoff = period_s
-    while not stop.wait(backoff):
-        try:
-            now = time.monotonic()
-            for tenant, sig in service.pending():
-                if now - requested.get((tenant, sig), -1e9) > 60:
-                    log.info("resync: %s/%s needs a build", tenant, sig)
-                    bus.request_build(tenant, sig)
-                    requested[(tenant, sig)] = now
-            backoff = period_s
-        except TemporaryError as exc:
-            log.warning("resync failed: %s", exc)
-            backoff = min(backoff * 2, 30.0)
-        except Exception:  # never let the resync thread die silently
-            log.exception("resync failed")
-            backoff = min(backoff * 2, 30.0)
+
+    def step() -> None:
+        now = time.monotonic()
+        for tenant, sig in service.pending():
+            if now - requested.get((tenant, sig), -1e9) > 60:
+                log.info("resync: %s/%s needs a build", tenant, sig)
+                bus.request_build(tenant, sig)
+                requested[(tenant, sig)] = now
+
+    run_every(step, stop, period_s, max_backoff_s=30.0, initial_delay_s=period_s, name="build resync")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from werkzeug.exceptions import HTTPException
 
-from spaas.errors import Invalid, NotFound, SpaasError, TemporaryError
+from spaas.errors import BadRequest, NotFound, SpaasError, http_status, retry_after
 from spaas.keys import Keys
 from spaas.model import dns_safe
 from spaas.store import Entry, Store
@@ -48,26 +48,17 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> Bo
     return jsonify(error_body(code, message, field)), status
 
 
-STATUS = {Invalid: 400, NotFound: 404, TemporaryError: 503}
-
-
-def _status_of(exc: SpaasError) -> int:
-    for cls, status in STATUS.items():
-        if isinstance(exc, cls):
-            return status
-    return 500
-
-
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SpaasError)
     def spaas_error(exc: SpaasError) -> Body:
-        status = _status_of(exc)
+        status = http_status(exc)  # the one table (spaas/errors.py): a bad name is a BadRequest, 400
         LOOKUPS.labels(result={400: "invalid", 404: "not_found", 503: "unavailable"}.get(status, "error")).inc()
         if status == 503:
             log.warning("lookup failed: %s", exc.message)
         response, status = _error(status, exc.code, exc.message, exc.field)
-        if isinstance(exc, TemporaryError):
-            response.headers["Retry-After"] = str(max(1, round(exc.delay)))
+        after = retry_after(exc)
+        if after is not None:
+            response.headers["Retry-After"] = after
         return response, status
 
     @app.errorhandler(HTTPException)
@@ -84,12 +75,12 @@ def _register_errors(app: Flask) -> None:
 # -- lookups -------------------------------------------------------------------------
 def check_name(value: str, field: str) -> None:
     if not dns_safe(value):
-        raise Invalid(f"invalid {field} name {value!r}: lowercase letters, digits and '-', at most 24", field=field)
+        raise BadRequest(f"invalid {field} name {value!r}: lowercase letters, digits and '-', at most 24", field=field)
 
 
 def check_host(value: str) -> None:
     if not HOST_RE.fullmatch(value):
-        raise Invalid(f"invalid host name {value!r}: lowercase letters, digits and '-', at most 63", field="host")
+        raise BadRequest(f"invalid host name {value!r}: lowercase letters, digits and '-', at most 63", field="host")
 
 
 def record(entry: Entry, host: str) -> dict[str, Any]:
@@ -118,7 +109,7 @@ def split_dns_name(name: str) -> tuple[str, str, str]:
     """`host.sig.tenant` -> ("tenant", "sig", "host"), validated."""
     parts = name.split(".")
     if len(parts) != 3:
-        raise Invalid(f"invalid name {name!r}: expected <host>.<sig>.<tenant>", field="name")
+        raise BadRequest(f"invalid name {name!r}: expected <host>.<sig>.<tenant>", field="name")
     host, sig, tenant = parts
     check_name(tenant, "tenant")
     check_name(sig, "sig")

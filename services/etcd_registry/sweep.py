@@ -15,6 +15,7 @@ from prometheus_client import Counter
 
 from spaas.errors import TemporaryError
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.records import read_sigs
 from spaas.store import Entry, Store
 
@@ -36,19 +37,6 @@ def split_host_key(key: str, keys: Keys) -> tuple[str, str, str] | None:
     if len(parts) != 3 or not all(parts):
         return None
     return parts[0], parts[1], parts[2]
-
-
-def live_sigs_of(specs: list[Entry], keys: Keys) -> set[tuple[str, str]]:
-    """The (tenant, sig) pairs that have a spec, from a listing of `keys.all_sigs()`."""
-    live: set[tuple[str, str]] = set()
-    for entry in specs:
-        try:
-            tenant, sig, part = keys.split_sig_key(entry.key)
-        except ValueError:
-            continue
-        if part == "spec":
-            live.add((tenant, sig))
-    return live
 
 
 def stale(hosts: list[Entry], live_sigs: set[tuple[str, str]], keys: Keys) -> list[str]:
@@ -88,23 +76,17 @@ def sweep_once(store: Store, keys: Keys) -> int:
     return deleted
 
 
-def next_wait(current_s: float, period_s: float) -> float:
-    """The wait after a failed sweep: double the last one, at most `MAX_BACKOFF_S` (or the period if longer)."""
-    return min(max(current_s, period_s) * 2, max(MAX_BACKOFF_S, period_s))
-
-
 def sweep_loop(store: Store, keys: Keys, stop: threading.Event, period_s: float) -> None:
     """Sweep at once, then every `period_s`, backing off while etcd fails, until `stop` is set."""
-    wait = 0.0
-    while not stop.wait(wait):
+
+    def step() -> None:
         try:
             sweep_once(store, keys)  # logs each entry it deletes, with the reason
-            wait = period_s
-        except TemporaryError as exc:
+        except TemporaryError:
             SWEEP_ERRORS.labels(kind="temporary").inc()
-            wait = next_wait(wait, period_s)
-            log.warning("sweep of %s failed, retrying in %.0fs: %s", keys.all_hosts(), wait, exc)
-        except Exception:  # noqa: BLE001 - a bug must not silently end the sweep thread
+            raise
+        except Exception:
             SWEEP_ERRORS.labels(kind="unexpected").inc()
-            wait = next_wait(wait, period_s)
-            log.exception("sweep of %s failed unexpectedly, retrying in %.0fs", keys.all_hosts(), wait)
+            raise
+
+    run_every(step, stop, period_s, max_backoff_s=max(MAX_BACKOFF_S, period_s), name=f"sweep of {keys.all_hosts()}")

@@ -258,7 +258,7 @@ class Pool:
         try:
             _, proto = await asyncio.wait_for(loop.create_connection(lambda: UpstreamConn(self, key), host, port),
                                               self._timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise UpstreamError(504, "UpstreamTimeout", f"no connection to the upstream within {self._timeout:g}s") from None
         except OSError as exc:
             raise UpstreamError(502, "UpstreamUnreachable", f"the upstream refused the connection ({exc.strerror or exc})") from None
@@ -322,7 +322,7 @@ class Exchange:
 
     def timed_out(self) -> None:
         if not self.started.done():
-            self.started.set_exception(asyncio.TimeoutError())
+            self.started.set_exception(TimeoutError())
 
     def head(self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]], keep_alive: bool) -> None:
         if 100 <= status < 200 and status != 101:
@@ -709,8 +709,9 @@ class Proxy:
                 await self._pass(req, decision, bearer=creds.token if creds is not None else None)
             elif isinstance(decision, routes.Local):
                 await self._local(req, decision.name, creds)
-            else:
-                self._deny(req, decision, "other")
+            else:  # only the console's upstream or a denial can answer a /platform/ path
+                self._deny(req, decision if isinstance(decision, routes.Denied) else routes.Denied(
+                    404, "NotFound", "no such path"), "other")
         else:
             self._deny(req, decision, "other")
 
@@ -825,7 +826,7 @@ class Proxy:
                 metrics.error(up.kind, exc.code)
                 self._deny(req, routes.Denied(exc.status, exc.code, exc.message), up.kind)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 client._exchange = None
                 conn.close()
                 metrics.error(up.kind, "UpstreamTimeout")

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from spaas.errors import SpaasError
+from spaas.errors import SpaasError, TemporaryError
 from spaas.etcd import EtcdStore, _b64, prefix_end
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.principals import members_from_entries
 from spaas.store import Entry
 
@@ -127,7 +128,7 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
     endpoints = {e: addr for e, addr in endpoints.items() if addr not in clashes}
     masters = {(t, s): addr for (t, s, role, user), addr in endpoints.items() if role == "master" and not user}
     by_tenant: dict[str, list[Entry]] = {}
-    member_prefix = keys.prefix + "/members/"
+    member_prefix = keys.all_members()
     for entry in members:
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
@@ -145,7 +146,7 @@ def read_table(store: EtcdStore, keys: Keys, *, deny: frozenset[tuple[str, int]]
     sig_keys = [base64.b64decode(kv["key"]).decode() for kv in data.get("kvs") or []]
     bootstrap = store.get(keys.bootstrap_token())
     return build_table(sig_keys=sig_keys, routes=store.list(keys.all_routes()),
-                       members=store.list(keys.prefix + "/members/"),
+                       members=store.list(keys.all_members()),
                        bootstrap_hash=str(bootstrap.value.get("hash", "")) if bootstrap else "",
                        keys=keys, now=clock(), deny=deny)
 
@@ -165,19 +166,21 @@ class TableRefresher:
         self.current = self._read()
         return self.current
 
+    def _step(self) -> None:
+        try:
+            self.refresh()
+        except SpaasError as exc:
+            self.failures += 1
+            raise TemporaryError(f"route table not refreshed (keeping the one from "
+                                 f"{time.time() - self.current.built_at:.0f}s ago): {exc}") from exc
+        except Exception:
+            self.failures += 1
+            raise
+        self.failures = 0
+
     def run(self) -> None:
-        backoff = self._interval
-        while not self._stop.is_set():
-            try:
-                self.refresh()
-                self.failures = 0
-                backoff = self._interval
-            except SpaasError as exc:
-                self.failures += 1
-                backoff = min(max(backoff * 2, 0.5), 10.0)
-                log.warning("route table not refreshed (keeping the one from %.0fs ago): %s",
-                            time.time() - self.current.built_at, exc)
-            self._stop.wait(backoff)
+        run_every(self._step, self._stop, self._interval, max_backoff_s=10.0,
+                  first_backoff_s=max(2 * self._interval, 0.5), name="route table refresh")
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="route-table", daemon=True)

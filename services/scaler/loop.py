@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import Gauge
@@ -21,6 +21,7 @@ from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
+from spaas.loops import run_every
 from spaas.model import BuildState, Phase, history_usage
 from spaas.records import AppRecords, HostRecord, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
 from spaas.redisauth import SigRedisAccess
@@ -75,7 +76,7 @@ VOLATILE = ("updated_at",)
 
 def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
     """(tenant, sig) of a key under `{p}/hosts/` or `{p}/apps/` (("", "") if it has none)."""
-    for root in (keys.all_hosts(), keys.prefix + "/apps/"):
+    for root in (keys.all_hosts(), keys.all_apps()):
         if key.startswith(root):
             parts = key[len(root):].split("/")
             return (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
@@ -365,7 +366,7 @@ class PassClock:
     """When the last reconcile pass completed: the scaler is unhealthy when passes stall."""
 
     def __init__(self, resync_s: float, *, periods: float = 3.0, slack_s: float = 0.0,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """Unhealthy after `periods` resync periods without a completed pass, plus `slack_s` (a pass
         may legitimately wait out one container's stop grace)."""
         self._clock = clock
@@ -402,18 +403,11 @@ def run(scaler: Scaler, bus: Bus, *, stop: threading.Event, resync_s: float, pas
               lambda _e: wake.set()),
         kwargs={"stop": stop}, name="scaler-events", daemon=True,
     ).start()
-    backoff = resync_s
-    while not stop.is_set():
-        try:
-            scaler.reconcile_all()
-            if passes is not None:
-                passes.completed()
-            backoff = resync_s
-        except TemporaryError as exc:
-            log.warning("reconcile pass failed: %s", exc)
-            backoff = min(backoff * 2, 30.0)
-        except Exception:  # a bug or a permanent error: log it, back off, keep the loop alive
-            log.exception("reconcile pass failed")
-            backoff = min(backoff * 2, 30.0)
-        wake.wait(backoff)
-        wake.clear()
+
+    def reconcile_pass() -> None:
+        scaler.reconcile_all()
+        if passes is not None:
+            passes.completed()
+
+    # An event wakes the next pass early; `stop` ends the loop even in the middle of a wait.
+    run_every(reconcile_pass, stop, resync_s, max_backoff_s=30.0, wake=wake, name="reconcile pass")

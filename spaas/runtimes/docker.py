@@ -50,7 +50,7 @@ def connect(url: str = "", *, timeout_s: float = 30.0) -> docker.DockerClient:
         raise TemporaryError(f"cannot reach the Docker engine at {url or 'its default socket'}: {exc}") from exc
 
 
-def translate(what: str, exc: Exception) -> Exception:
+def translate(what: str, exc: Exception) -> TemporaryError:
     """A Docker or transport exception as spaas' error vocabulary (retryable: the engine or the
     socket may be back on the next pass)."""
     if isinstance(exc, docker.errors.APIError):
@@ -237,7 +237,7 @@ class DockerRuntime:
             return
         try:
             proxy = self._client.containers.get(self._proxy)
-            attached = set(((proxy.attrs.get("NetworkSettings") or {}).get("Networks") or {}))
+            attached = set((proxy.attrs.get("NetworkSettings") or {}).get("Networks") or {})
             for name in sorted(networks - attached):
                 try:
                     self._client.networks.get(name).connect(proxy)

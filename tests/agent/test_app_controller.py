@@ -123,6 +123,6 @@ def test_a_malformed_application_fails_alone(store: EtcdStore, keys: Keys, tmp_p
                            ("005", "state")):
         failed = state(store, keys, app_id)
         assert failed["reason"] == "InvalidRecord", failed
-        assert keys.app(f"acme", "etl", app_id) in failed["message"] and needle in failed["message"], failed
+        assert keys.app("acme", "etl", app_id) in failed["message"] and needle in failed["message"], failed
     assert ctl.drivers == {} and ctl.backlog == 0
     assert state(store, keys, "006") == {}, "a junk key of no application is left alone"

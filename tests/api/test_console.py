@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 
 from spaas.auth import csrf_token
 
-from tests.api.conftest import ADMIN_TOKEN, client_for, login, sig_body
+from tests.api.conftest import ADMIN_TOKEN, client_for, login
 
 P = "/platform"
 

@@ -103,7 +103,8 @@ def test_caps_stop_growth_and_say_why(api: Api, tenant: str) -> None:
         api.submit(t, sig, file=job, numExecutors=4, executorCores=1, executorMemory="512m", args=["20"])
     for t, sig, reason, capped in ((quota_tenant, "capq", "QuotaExceeded", "quota"),
                                    (tenant, "capm", "MaxWorkersReached", "max_workers")):
-        status = api.wait(f"{sig} capped", lambda: (s := api.sig(t, sig)["status"])["reason"] == reason and s, 90, 0.5)
+        status = api.wait(f"{sig} capped", lambda t=t, sig=sig, reason=reason: (s := api.sig(t, sig)["status"])["reason"] == reason and s,
+                            90, 0.5)
         assert status["workers"]["desired"] == 2
         assert "work is waiting" in status["message"]
         log = decisions(api, t, sig)

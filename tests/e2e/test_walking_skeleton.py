@@ -133,7 +133,7 @@ class TestApplications:
         app = api.wait_app(tenant, "apps", app_id)
         assert app["state"] == "FAILED" and app["exit_code"] == 1, app
         log = api.log(tenant, "apps", app_id)
-        assert any("Traceback" in line for line in log) and any("ValueError: boom from the job" in l for l in log)
+        assert any("Traceback" in line for line in log) and any("ValueError: boom from the job" in ln for ln in log)
 
         slow = api.upload(tenant, "apps", "slow.py", JOB.replace("spark.stop()", "import time; time.sleep(600)"))
         app_id = api.submit(tenant, "apps", file=slow)

@@ -127,7 +127,7 @@ def test_invalid_names_are_a_json_400(client: FlaskClient, path: str, field: str
     resp = client.get(path)
 
     assert resp.status_code == 400
-    assert resp.get_json()["error"]["code"] == "Invalid"
+    assert resp.get_json()["error"]["code"] == "BadRequest"
     assert resp.get_json()["error"]["field"] == field
     assert resp.get_json()["error"]["message"]
 

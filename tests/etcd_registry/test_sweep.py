@@ -13,7 +13,7 @@ from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.store import Entry
 
-from services.etcd_registry.sweep import MAX_BACKOFF_S, next_wait, stale, sweep_loop, sweep_once
+from services.etcd_registry.sweep import stale, sweep_loop, sweep_once
 
 K = Keys("/p")
 LIVE = {("t1", "s1")}
@@ -41,18 +41,6 @@ def test_stale_keeps_order_and_handles_many() -> None:
 
     assert stale(hosts, LIVE, K) == ["/p/hosts/t1/s1/a", "/p/hosts/t9/s9/c"]
     assert stale([], LIVE, K) == []
-
-
-@pytest.mark.parametrize("current, period, expected", [
-    (0.0, 10.0, 20.0),     # first sweep failed
-    (10.0, 10.0, 20.0),
-    (20.0, 10.0, 40.0),
-    (40.0, 10.0, MAX_BACKOFF_S),
-    (MAX_BACKOFF_S, 10.0, MAX_BACKOFF_S),
-    (0.0, 120.0, 120.0),   # a period beyond the cap is still honoured
-])
-def test_next_wait_doubles_up_to_a_cap(current: float, period: float, expected: float) -> None:
-    assert next_wait(current, period) == expected
 
 
 # -- against etcd ------------------------------------------------------------------------

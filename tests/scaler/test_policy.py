@@ -27,7 +27,10 @@ def demand(cores: int, *, age_s: float = 0.0) -> Demand:
     return Demand(cores_wanted=cores, reported_at=NOW - age_s, workers={"w": WorkerLoad()})
 
 
-def run(d: Demand | None, workers: list[Worker], *, policy: Policy = SEED, room: Room = Room(),
+ANY_ROOM = Room()
+
+
+def run(d: Demand | None, workers: list[Worker], *, policy: Policy = SEED, room: Room = ANY_ROOM,
         pending: int = 0, last_change_ago: float = 1e6) -> Decision:
     return decide(d, pending, workers, policy, room, NOW - last_change_ago, NOW)
 

@@ -12,7 +12,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WResponse
 
 from spaas import auth, authz
-from spaas.errors import SpaasError
+from spaas.errors import SpaasError, http_status
 
 from services.api.console import api, chart
 from services.api.deps import deps
@@ -55,8 +55,7 @@ def when(value: Any) -> str:
 
 @bp.errorhandler(SpaasError)
 def spaas_error(exc: SpaasError) -> tuple[str, int]:
-    from services.api.errors import STATUS
-    status = 403 if isinstance(exc, CsrfError) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+    status = 403 if isinstance(exc, CsrfError) else http_status(exc)
     return page("error.html", title=f"{status}", status=status, message=exc.message), status
 
 

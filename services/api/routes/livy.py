@@ -26,12 +26,12 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 
 from spaas import authz
-from spaas.errors import Conflict, Invalid, NotFound, SpaasError
+from spaas.errors import Conflict, Invalid, NotFound, SpaasError, http_status
 from spaas.model import AppState, Application
 from spaas.records import AppRecords, read_apps
 
 from services.api.deps import deps, json_body
-from services.api.errors import STATUS, BadRequest, field_of
+from services.api.errors import field_of
 from services.api.guard import action, current_principal, current_roles
 from services.api.records import get_sig, get_tenant, submitter_of
 from services.api.routes.applications import LOG_MAX_BYTES, app_or_404, record_app, request_kill, wake
@@ -63,7 +63,7 @@ def _livy_error(message: str, status: int, code: str, field: str | None = None) 
 
 @bp.errorhandler(SpaasError)
 def _spaas_error(exc: SpaasError) -> tuple[Response, int]:
-    status = 400 if isinstance(exc, BadRequest) else next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+    status = http_status(exc)
     if status == 422:
         status = 400  # Livy answers every bad request with 400
     if status >= 500:
@@ -194,8 +194,8 @@ def statements(parts: AppRecords, *, ended: bool) -> list[dict[str, Any]]:
     for key, entry in parts.statements.items():
         if entry.error or not isinstance(entry.value, dict):
             continue
-        _, n, part = key.split("/", 2)
-        by_id.setdefault(int(n), {})[part] = entry.value
+        _, num, part = key.split("/", 2)
+        by_id.setdefault(int(num), {})[part] = entry.value
     out = []
     for n, p in sorted(by_id.items()):
         if not isinstance(p.get("code", {}).get("code"), str):

@@ -13,7 +13,7 @@ from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, NotFound, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import Quota, SigSpec, dump, history_usage
-from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
+from spaas.records import InvalidRecord, SigRecords, SigSpecRecord, read_sigs
 
 from services.api import follow, idempotency
 from services.api.guard import action
