@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -100,7 +99,7 @@ class RequestWorker:
                         while not stop.is_set():
                             try:
                                 conn.drain_events(timeout=idle_s)
-                            except (socket.timeout, TimeoutError):
+                            except TimeoutError:
                                 pass
             except Exception as exc:
                 log.warning("integration request consumer lost its connection (%s); retrying in %.1fs", exc, backoff)
