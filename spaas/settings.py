@@ -151,6 +151,9 @@ class ApiSettings(BaseSettings):
     # Public base URL of services/proxy (e.g. https://spaas.example:8090); SIG and application
     # `ui_url`s point through it. Empty: `ui_url` is the master's own (internal) address.
     proxy_public_url: str = ""
+    # Serve reads of tenants, grants, tokens, SIGs and applications from watch-backed in-memory
+    # caches (spaas/cache.py); off: every read goes to etcd.
+    read_cache: bool = True
 
     @property
     def token_path(self) -> Path:
