@@ -18,7 +18,7 @@ import base64
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -302,10 +302,12 @@ class EtcdStore:
         if resp.status_code != 200:
             code, message = _error(resp)
             resp.close()
+            if self._user and any(m in message for m in _REAUTH):
+                self._authenticate(token)  # the next watch (the cache's retry) gets a fresh token
             if code == 7 or resp.status_code == 403:
                 raise EtcdForbidden(f"etcd denied a watch on {prefix} to user {self._user or '(none)'}: {message}")
             raise TemporaryError(f"etcd /v3/watch answered {resp.status_code}: {message}")
-        return Watch(resp, prefix)
+        return Watch(resp, prefix, renew=(lambda: self._authenticate(token)) if self._user else None)
 
     def health(self) -> bool:
         try:
@@ -336,9 +338,10 @@ class Watch:
     the stream or `read_timeout_s` passes without a byte (`TemporaryError`); `WatchCompacted` if
     the start revision is compacted. `close()` (from any thread) ends it at once."""
 
-    def __init__(self, resp: requests.Response, prefix: str) -> None:
+    def __init__(self, resp: requests.Response, prefix: str, *, renew: Callable[[], object] | None = None) -> None:
         self._resp = resp
         self.prefix = prefix
+        self._renew = renew  # etcd refused the token mid-stream: get a new one for the next watch
         try:  # the socket, so close() can wake a thread blocked reading it
             self._sock: socket.socket | None = resp.raw._fp.fp.raw._sock  # type: ignore[union-attr]
         except AttributeError:
@@ -359,6 +362,8 @@ class Watch:
                     continue
                 data = json.loads(line)
                 if "error" in data:
+                    if self._renew is not None and any(m in json.dumps(data["error"]) for m in _REAUTH):
+                        self._renew()
                     raise TemporaryError(f"etcd watch on {self.prefix} failed: {data['error']}")
                 result = data.get("result") or {}
                 if int(result.get("compact_revision") or 0):

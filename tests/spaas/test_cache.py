@@ -119,3 +119,14 @@ def test_writes_through_the_cached_store_are_read_back_at_once(etcd_url: str, st
         assert cached.caches[0].listings == 1
     finally:
         cached.stop()
+
+
+def test_a_cache_on_an_etcd_with_authentication(root_store: EtcdStore, prefix: str) -> None:
+    root_store.put(f"{prefix}/c/a", {"n": 1})
+    cache = WatchCache(root_store, f"{prefix}/c/").start(wait_s=10)
+    try:
+        assert cache.synced and [e.value for e in cache.list(f"{prefix}/c/")] == [{"n": 1}]
+        later = root_store.put(f"{prefix}/c/b", {"n": 2})
+        assert cache.wait_for(later.mod_revision, 10) and cache.get(f"{prefix}/c/b") is not None
+    finally:
+        cache.stop()
