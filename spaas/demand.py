@@ -101,6 +101,22 @@ class RedisDemandStore:
         except (ValueError, TypeError):
             return None
 
+    def latest_many(self, sigs: list[tuple[str, str]]) -> dict[tuple[str, str], Demand | None]:
+        """`latest` of many SIGs in one round trip per 500 (the scaler's pass reads every SIG's)."""
+        out: dict[tuple[str, str], Demand | None] = {}
+        for i in range(0, len(sigs), 500):
+            chunk = sigs[i:i + 500]
+            try:
+                raws = cast("list[str | None]", self._redis.mget([self._demand_key(t, s) for t, s in chunk]))
+            except redis.RedisError as exc:
+                raise TemporaryError(f"cannot read demand: {exc}") from None
+            for ident, raw in zip(chunk, raws):
+                try:
+                    out[ident] = Demand.from_json(raw) if raw else None
+                except (ValueError, TypeError):
+                    out[ident] = None
+        return out
+
     def record_decision(self, tenant: str, sig: str, decision: dict[str, Any]) -> None:
         key = self._decisions_key(tenant, sig)
         try:

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -177,6 +180,9 @@ class EtcdStore:
         data: dict[str, Any] = json.loads(text)
         if "error" in data and "result" not in data:
             raise TemporaryError(f"etcd {path} failed: {data.get('error')}")
+        header = data.get("header")
+        if isinstance(header, dict) and header.get("revision"):
+            self._local.revision = int(header["revision"])
         return data.get("result", data) if path == "/v3/lease/keepalive" else data
 
     @staticmethod
@@ -271,9 +277,111 @@ class EtcdStore:
             # Revoking an unknown lease is an error in etcd; the lease is gone either way.
             pass
 
+    # -- revisions and watches (spaas.cache) ---------------------------------------------
+    def last_revision(self) -> int:
+        """The store revision in the answer to this thread's last call (0 before any): after a
+        write, the revision a watch-backed cache must reach to show it (read-your-writes)."""
+        return int(getattr(self._local, "revision", 0))
+
+    def list_at(self, prefix: str) -> tuple[list[Entry], int]:
+        """Every entry under `prefix` and the store revision of that listing (to watch from)."""
+        data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
+        return [self._entry(kv) for kv in data.get("kvs") or []], int(data["header"]["revision"])
+
+    def watch(self, prefix: str, start_revision: int, *, read_timeout_s: float = 60.0) -> "Watch":
+        """A stream of changes under `prefix` from `start_revision` on (`/v3/watch`); see `Watch`."""
+        token = self._authenticate(None) if self._user else None
+        body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix),
+                                   "start_revision": str(start_revision), "progress_notify": True}}
+        try:
+            resp = requests.post(self._url + "/v3/watch", data=json.dumps(body), stream=True,
+                                 headers={"Authorization": token} if token else {},
+                                 timeout=(self._timeout, read_timeout_s))
+        except requests.RequestException as exc:
+            raise TemporaryError(f"etcd at {self._url} unreachable: {exc.__class__.__name__}") from None
+        if resp.status_code != 200:
+            code, message = _error(resp)
+            resp.close()
+            if self._user and any(m in message for m in _REAUTH):
+                self._authenticate(token)  # the next watch (the cache's retry) gets a fresh token
+            if code == 7 or resp.status_code == 403:
+                raise EtcdForbidden(f"etcd denied a watch on {prefix} to user {self._user or '(none)'}: {message}")
+            raise TemporaryError(f"etcd /v3/watch answered {resp.status_code}: {message}")
+        return Watch(resp, prefix, renew=(lambda: self._authenticate(token)) if self._user else None)
+
     def health(self) -> bool:
         try:
             resp = self._session().get(self._url + "/health", timeout=self._timeout)
             return resp.ok and json.loads(resp.text).get("health") in ("true", True)
         except (requests.RequestException, ValueError):
             return False
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event of a watch: a put (`entry` set) or a delete (`entry` None) at `revision`."""
+
+    key: str
+    revision: int
+    entry: Entry | None
+
+
+class WatchCompacted(TemporaryError):
+    """The watch started below etcd's compacted revision: re-list, then watch again."""
+
+    code = "WatchCompacted"
+
+
+class Watch:
+    """An open `/v3/watch` stream. Iterating yields lists of `Change`s, in revision order, one list
+    per etcd answer (an empty list for progress notifications). Ends when etcd or the network ends
+    the stream or `read_timeout_s` passes without a byte (`TemporaryError`); `WatchCompacted` if
+    the start revision is compacted. `close()` (from any thread) ends it at once."""
+
+    def __init__(self, resp: requests.Response, prefix: str, *, renew: Callable[[], object] | None = None) -> None:
+        self._resp = resp
+        self.prefix = prefix
+        self._renew = renew  # etcd refused the token mid-stream: get a new one for the next watch
+        try:  # the socket, so close() can wake a thread blocked reading it
+            self._sock: socket.socket | None = resp.raw._fp.fp.raw._sock  # type: ignore[union-attr]
+        except AttributeError:
+            self._sock = None
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._resp.close()
+
+    def __iter__(self) -> Iterator[list[Change]]:
+        try:
+            for line in self._resp.iter_lines(chunk_size=None):  # each answer as it arrives
+                if not line:
+                    continue
+                data = json.loads(line)
+                if "error" in data:
+                    if self._renew is not None and any(m in json.dumps(data["error"]) for m in _REAUTH):
+                        self._renew()
+                    raise TemporaryError(f"etcd watch on {self.prefix} failed: {data['error']}")
+                result = data.get("result") or {}
+                if int(result.get("compact_revision") or 0):
+                    raise WatchCompacted(f"etcd compacted {self.prefix} past the watch's start "
+                                         f"(compact revision {result['compact_revision']})")
+                if result.get("canceled"):
+                    raise TemporaryError(f"etcd canceled the watch on {self.prefix}: "
+                                         f"{result.get('cancel_reason') or 'no reason given'}")
+                changes = []
+                for event in result.get("events") or []:
+                    kv = event.get("kv") or {}
+                    key = base64.b64decode(kv.get("key", "")).decode("utf-8", errors="replace")
+                    revision = int(kv.get("mod_revision", 0))
+                    deleted = event.get("type") == "DELETE"
+                    changes.append(Change(key, revision, None if deleted else EtcdStore._entry(kv)))
+                yield changes
+        except (requests.RequestException, AttributeError, ValueError) as exc:
+            # AttributeError/ValueError: the response was closed under us by close().
+            raise TemporaryError(f"etcd watch on {self.prefix} ended: {exc.__class__.__name__}") from None
+        finally:
+            self._resp.close()

@@ -154,6 +154,12 @@ class Keys:
         """One small key per day with audit records, so pruning and reading never list whole days blindly."""
         return f"{self.prefix}/audit-days/{day}"
 
+    def tokens(self) -> str:
+        return f"{self.prefix}/auth/tokens/"
+
+    def all_user_tokens(self) -> str:
+        return f"{self.prefix}/auth/user-tokens/"
+
     def split_sig_key(self, key: str) -> tuple[str, str, str]:
         """`{p}/sigs/t/s/spec` -> ("t", "s", "spec")."""
         rest = key[len(self.all_sigs()):]

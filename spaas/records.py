@@ -315,12 +315,29 @@ R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
 
+# Validated records by (model, key, mod_revision, create_revision): etcd never changes a key's value
+# at a revision, so a record validated once is reused (records are frozen). The API reads the same
+# entries from its watch-backed caches (spaas/cache.py) on every request; validating them again was
+# most of a read's CPU. Bounded; entries without a revision (built in memory) are not kept.
+_decoded: dict[tuple[type[Record], str, int, int], Record] = {}
+_DECODED_MAX = 200_000
+
+
 def decode(model: type[R], entry: Entry) -> R | BadRecord:
     """The record, or the reported `BadRecord`."""
+    ident = (model, entry.key, entry.mod_revision, entry.create_revision)
+    found = _decoded.get(ident) if entry.mod_revision else None
+    if found is not None:
+        return found  # type: ignore[return-value]
     try:
-        return model.from_entry(entry)  # type: ignore[no-any-return]
+        record: R = model.from_entry(entry)
     except InvalidRecord as exc:
         return report(BadRecord(entry.key, exc.family, exc.reason, entry))
+    if entry.mod_revision:
+        if len(_decoded) >= _DECODED_MAX:
+            _decoded.clear()
+        _decoded[ident] = record
+    return record
 
 
 def _junk(entry: Entry, family: str, why: str) -> BadRecord:

@@ -161,6 +161,9 @@ class ApiSettings(BaseSettings):
     integration_queue: str = "spaas.integrations.requests"
     # Seconds the API remembers an Idempotency-Key's first result.
     idempotency_ttl_s: int = 24 * 3600
+    # Serve reads of tenants, grants, tokens, SIGs and applications from watch-backed in-memory
+    # caches (spaas/cache.py); off: every read goes to etcd.
+    read_cache: bool = True
 
     @property
     def token_path(self) -> Path:

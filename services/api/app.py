@@ -12,6 +12,7 @@ from spaas import auth
 from spaas.audit import AuditLog
 from spaas.auth import Authenticator, NoDirectory, Tokens
 from spaas.bus import Bus, RedisBus
+from spaas.cache import CachedStore
 from spaas.demand import DemandStore, RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.forwarded import ForwardedFor, TrustedProxies
@@ -55,6 +56,10 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
     app.json.sort_keys = False  # type: ignore[attr-defined]
     store = store or EtcdStore.from_settings(settings)
     keys = Keys(settings.etcd_prefix)
+    if settings.read_cache and isinstance(store, EtcdStore):
+        # What every request reads, served from memory; writes wait until their cache shows them.
+        store = CachedStore(store, (keys.tokens(), keys.all_members(), keys.tenants(), keys.all_sigs(),
+                                    keys.all_apps(), keys.all_user_tokens())).start(wait_s=settings.call_timeout_s)
     d = Deps(settings=settings, store=store, bus=bus or RedisBus(settings.redis_url, timeout_s=settings.call_timeout_s),
              logs=logs or RedisLogStreams(settings.redis_url, timeout_s=settings.call_timeout_s), keys=keys,
              storage=SigStorage(settings.storage_dir),

@@ -5,6 +5,7 @@ the API contract only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +13,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from spaas.cache import CachedStore
+from spaas.etcd import EtcdStore
 from spaas.logstream import RedisLogStreams
 from spaas.settings import ApiSettings
+from spaas.store import Entry
 
 from services.api.app import create_app
 from tests.ldap_fixture import Ldap
@@ -26,6 +30,59 @@ SIG = "s1"
 
 
 CLUSTER_ADMIN_GROUP = "platform-ops"
+
+
+@pytest.fixture(autouse=True)
+def _stop_caches() -> Iterator[None]:
+    """Stop the watch-backed caches of every app a test built (their threads and etcd watches)."""
+    yield
+    for cached in list(CachedStore.live):
+        cached.stop()
+
+
+class SettlingStore(EtcdStore):
+    """The tests' own etcd client (a scaler, an agent, a hand edit: another process). The API reads
+    such writes from its watch-backed caches within the watch latency, so each write here returns
+    once every running API cache has applied it: the next request of the test sees it."""
+
+    def _settle(self, key: str) -> None:
+        revision = self.last_revision()
+        for cached in list(CachedStore.live):
+            for cache in cached.caches:
+                if cache.covers(key) or cache.prefix.startswith(key):
+                    assert cache.wait_for(revision, 10.0), f"the API's cache did not reach revision {revision}"
+
+    def create(self, key: str, value: dict[str, Any], *, lease: int = 0) -> Entry:
+        entry = super().create(key, value, lease=lease)
+        self._settle(key)
+        return entry
+
+    def update(self, key: str, value: dict[str, Any], *, mod_revision: int, lease: int = 0) -> Entry:
+        entry = super().update(key, value, mod_revision=mod_revision, lease=lease)
+        self._settle(key)
+        return entry
+
+    def put(self, key: str, value: dict[str, Any], *, lease: int = 0) -> Entry:
+        entry = super().put(key, value, lease=lease)
+        self._settle(key)
+        return entry
+
+    def delete(self, key: str, *, mod_revision: int | None = None) -> bool:
+        deleted = super().delete(key, mod_revision=mod_revision)
+        if deleted:
+            self._settle(key)
+        return deleted
+
+    def delete_prefix(self, prefix: str) -> int:
+        n = super().delete_prefix(prefix)
+        if n:
+            self._settle(prefix)
+        return n
+
+
+@pytest.fixture
+def store(etcd_url: str) -> EtcdStore:
+    return SettlingStore(etcd_url, timeout_s=5.0)
 
 
 @pytest.fixture

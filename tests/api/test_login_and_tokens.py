@@ -199,3 +199,31 @@ def test_secrets_never_reach_responses_or_logs(app: Flask, client: FlaskClient, 
     for secret in (password, session, api_token, spark_secret):
         assert secret not in audit
     assert api_token not in alice.get(f"{API}/tokens").get_data(as_text=True)
+
+
+def test_a_revoked_token_and_a_removed_grant_stop_working_on_every_replica(
+        app: Flask, client: FlaskClient, settings: ApiSettings, keys: Keys, ldap_server: Ldap) -> None:
+    """Two API replicas on one etcd, each with its watch-backed caches: a logout and a grant removal
+    made through one take effect on the other as soon as its cache applied the delete."""
+    other = create_app(settings)
+    cached = other.extensions["spaas"].store
+    assert client.post(f"{API}/tenants", json={"name": "acme"}).status_code == 201
+    assert client.put(f"{API}/tenants/acme/members/user/alice", json={"roles": ["user"]}).status_code == 200
+    token = login(app, "alice", ldap_server.passwords["alice"])
+    here, there = client_for(app, token), client_for(other, token)
+    token_key, grant_key = keys.token(hash_token(token)), keys.member("acme", "user", "alice")
+
+    def applied(key: str, present: bool) -> None:
+        cache = cached.cache_for(key)
+        assert cache is not None and cache.wait_until(lambda c: (c.get(key) is not None) == present, 10.0)
+
+    applied(token_key, True)
+    applied(grant_key, True)
+    assert there.get(f"{API}/tenants/acme").status_code == 200
+    assert client.delete(f"{API}/tenants/acme/members/user/alice").status_code == 200
+    applied(grant_key, False)
+    assert there.get(f"{API}/tenants/acme").status_code == 404
+    assert here.delete(f"{API}/login").status_code == 200
+    assert here.get(f"{API}/tenants").status_code == 401  # the replica that revoked it: at once
+    applied(token_key, False)
+    assert there.get(f"{API}/tenants").status_code == 401

@@ -1,0 +1,214 @@
+"""Many tenants: the scaler's full reconcile pass, the API's SIG list and each service's memory.
+
+    python bench/scale.py [--tenants 100,500,1000] [--sigs 5] [--requests 300]
+
+For each tenant count, on a fresh throwaway etcd and Redis: loads N tenants x `--sigs` SIGs as
+records (tenant, spec generation 1, a SUCCEEDED build, a READY status, a master and a worker host
+record each), then
+- runs `services.scaler.loop.Scaler.reconcile_all` in a child process, twice: the first pass
+  converges (starts the SIGs' containers; then their agents' host records are written, ready), the
+  second sees them ready (status writes), the third is the steady pass a running platform makes
+  every resync; prints the times and the child's RSS. The containers are a simulated runtime
+  that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, no
+  processes): it is for this benchmark, never importable by services;
+- starts the API (`python -m services.api`, waitress, with its watch-backed caches) and sends
+  `--requests` sequential SIG lists for one tenant with that tenant's admin token; prints p50/p99
+  and the API's RSS.
+Figures only. Everything it started is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from spaas.auth import Identity, Tokens  # noqa: E402
+from spaas.etcd import EtcdStore  # noqa: E402
+from spaas.keys import Keys  # noqa: E402
+from spaas.model import SigSpec  # noqa: E402
+from spaas.records import BuildStatus, HostRecord, MemberRecord, SigSpecRecord, SigStatus, TenantRecord  # noqa: E402
+from spaas.runtimes.base import Container, ContainerSpec  # noqa: E402
+from spaas.stack import free_port, start_etcd, start_redis, stop_pid  # noqa: E402
+
+PREFIX = "/spaas"
+ADMIN = "spaas_bench-admin-token"
+
+
+class SimRuntime:
+    """Containers as records in memory: what the scaler started and has not stopped (bench only)."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, Container] = {}
+
+    def start(self, spec: ContainerSpec) -> None:
+        if spec.name not in self.containers:
+            self.containers[spec.name] = Container(spec.name, spec.tenant, spec.sig, spec.role, spec.index,
+                                                   spec.config_hash, spec.generation, True, time.time())
+
+    def stop(self, name: str, *, grace_s: float = 10.0) -> None:
+        self.containers.pop(name, None)
+
+    def list(self) -> list[Container]:
+        return list(self.containers.values())
+
+    def cleanup_sig(self, tenant: str, sig: str) -> None:
+        pass
+
+
+class Batch:
+    """Puts sent to etcd 100 to a transaction (loading 35,000 keys one by one takes minutes)."""
+
+    def __init__(self, store: EtcdStore) -> None:
+        self.store, self.ops = store, []  # type: ignore[var-annotated]
+
+    def put(self, key: str, value: dict[str, object]) -> None:
+        self.ops.append({"request_put": {"key": base64.b64encode(key.encode()).decode(),
+                                         "value": base64.b64encode(json.dumps(value).encode()).decode()}})
+        if len(self.ops) >= 100:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.ops:
+            self.store.call("/v3/kv/txn", {"compare": [], "success": self.ops, "failure": []})
+            self.ops = []
+
+
+def load(store: EtcdStore, keys: Keys, tenants: int, sigs: int) -> None:
+    now = time.time()
+    batch = Batch(store)
+    for t in range(tenants):
+        tenant = f"t{t:04d}"
+        batch.put(keys.tenant(tenant), TenantRecord(name=tenant, created_at=now).to_value())
+        batch.put(keys.member(tenant, "user", f"admin-{tenant}"), MemberRecord(roles=["consumer_admin"]).to_value())
+        for s in range(sigs):
+            sig = f"s{s}"
+            spec = SigSpec(name=sig, spark_version="3.5.9")
+            batch.put(keys.sig_spec(tenant, sig), SigSpecRecord(spec=spec, generation=1, created_at=now).to_value())
+            batch.put(keys.secret(tenant, sig), {"secret": "bench-secret"})
+            batch.put(keys.sig_build(tenant, sig), BuildStatus(generation=1, key=f"k{s}", state="SUCCEEDED",
+                                                               artifact="/opt/bench").to_value())
+    batch.flush()
+
+
+def register_hosts(store: EtcdStore, keys: Keys, runtime: "SimRuntime") -> None:
+    """What the agents of the started containers would write: a ready host record each."""
+    batch = Batch(store)
+    for c in runtime.containers.values():
+        batch.put(keys.host(c.tenant, c.sig, c.name), HostRecord(role=c.role, index=c.index, ip="10.0.0.1",
+                                                                 config_hash=c.config_hash, generation=c.generation,
+                                                                 ready=True).to_value())
+    batch.flush()
+
+
+def scaler_child(etcd_url: str, redis_url: str, state: str) -> None:
+    """In the child: two reconcile passes; prints JSON with their times and this process's RSS."""
+    from spaas.bus import RedisBus
+    from spaas.demand import RedisDemandStore
+    from spaas.storage import SigStorage
+    from services.scaler.loop import Scaler
+
+    runtime = SimRuntime()
+    scaler = Scaler(EtcdStore(etcd_url, timeout_s=30), RedisBus(redis_url), runtime, SigStorage(Path(state)),
+                    keys=Keys(PREFIX), demand=RedisDemandStore(redis_url))
+    times = []
+    for i in range(3):
+        started = time.perf_counter()
+        scaler.reconcile_all()
+        times.append(time.perf_counter() - started)
+        if i == 0:
+            register_hosts(scaler._store, Keys(PREFIX), scaler._runtime)  # type: ignore[arg-type]
+    print(json.dumps({"passes": times, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
+
+
+def start_api(tmp: Path, etcd_url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SPAAS_ETCD_URL=etcd_url, SPAAS_REDIS_URL=redis_url,
+               SPAAS_PORT=str(port), SPAAS_STATE_DIR=str(tmp / "state"), SPAAS_ADMIN_TOKEN=ADMIN,
+               SPAAS_LOG_LEVEL="WARNING", SPAAS_ETCD_PREFIX=PREFIX)
+    proc = subprocess.Popen([sys.executable, "-m", "services.api"], cwd=ROOT, env=env, stdout=open(tmp / "api.log", "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/api/v1/healthz", timeout=1).ok:
+                return proc
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit(f"the API did not start; see {tmp / 'api.log'}")
+
+
+def one_size(n: int, sigs: int, n_requests: int) -> None:
+    started: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="spaas-bench-scale-") as tmpdir:
+        tmp = Path(tmpdir)
+        try:
+            etcd_port, redis_port, api_port = free_port(), free_port(), free_port()
+            started.append(start_etcd(tmp / "etcd", etcd_port, free_port(), tmp / "etcd.log").pid)
+            started.append(start_redis(tmp / "redis", redis_port, tmp / "redis.log").pid)
+            etcd_url, redis_url = f"http://127.0.0.1:{etcd_port}", f"redis://127.0.0.1:{redis_port}/0"
+            store, keys = EtcdStore(etcd_url, timeout_s=30), Keys(PREFIX)
+            t0 = time.perf_counter()
+            load(store, keys, n, sigs)
+            loaded = time.perf_counter() - t0
+            child = subprocess.run([sys.executable, __file__, "--scaler-child", etcd_url, redis_url, str(tmp / "st")],
+                                   capture_output=True, text=True, timeout=1800)
+            if child.returncode != 0:
+                raise SystemExit(f"scaler pass failed:\n{child.stderr[-3000:]}")
+            scaler = json.loads(child.stdout.strip().splitlines()[-1])
+            api = start_api(tmp, etcd_url, redis_url, api_port)
+            started.append(api.pid)
+            tenant = f"t{n // 2:04d}"
+            token = Tokens(store, keys).issue(Identity(f"admin-{tenant}"), kind="api", ttl_s=3600).token
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {token}"
+            url = f"http://127.0.0.1:{api_port}/api/v1/tenants/{tenant}/sigs"
+            lat = []
+            for _ in range(n_requests):
+                r0 = time.perf_counter()
+                resp = session.get(url, timeout=30)
+                lat.append(time.perf_counter() - r0)
+                assert resp.status_code == 200 and len(resp.json()["sigs"]) == sigs, resp.text[:300]
+            lat.sort()
+            api_rss = psutil.Process(api.pid).memory_info().rss / 2**20
+            print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['passes'][0]:>8.2f} {scaler['passes'][1]:>8.2f} {scaler['passes'][2]:>8.2f} "
+                  f"{scaler['rss_mb']:>10.0f} {lat[len(lat) // 2] * 1000:>9.1f} {lat[int(0.99 * len(lat))] * 1000:>9.1f} "
+                  f"{api_rss:>8.0f}", flush=True)
+        finally:
+            for pid in reversed(started):
+                stop_pid(pid)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--scaler-child":
+        scaler_child(*sys.argv[2:5])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--tenants", default="100,500,1000")
+    ap.add_argument("--sigs", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=300)
+    args = ap.parse_args()
+    print("scaler: full reconcile pass (1st starts, 2nd sees ready, 3rd steady) and its RSS; API: sequential SIG lists of one "
+          "tenant, and its RSS")
+    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'scaler MB':>10} "
+          f"{'list p50':>9} {'list p99':>9} {'API MB':>8}")
+    for n in (int(x) for x in args.tenants.split(",")):
+        one_size(n, args.sigs, args.requests)
+
+
+if __name__ == "__main__":
+    main()
