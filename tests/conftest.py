@@ -21,6 +21,17 @@ from spaas.keys import Keys
 from spaas.stack import free_port, start_etcd, start_redis, stop_pid
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups (it runs on its own hook)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Lanes for `pytest -n N --dist loadgroup` (./dev test with SPAAS_TEST_WORKERS): every Docker
+    test in one lane (the compose stack has fixed names, and images are built under fixed tags);
+    every other module whole in one lane, so its module and session fixtures (a platform, a
+    SIG, a browser) are set up once, not once per worker. Without xdist this changes nothing."""
+    for item in items:
+        lane = "docker" if item.get_closest_marker("docker") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(lane))
+
+
 def _require(program: str, package: str) -> None:
     if shutil.which(program) is None:
         pytest.fail(f"{program} is not installed (apt-get install {package}); .ci/run installs it")
