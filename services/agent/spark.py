@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,23 @@ class SparkEnv:
     spark_home: Path
     python: Path
     spark_version: str
+    # The JVM and the daemons' class-data-sharing archives (services/builder/cds.py), when the
+    # build made them; without them the daemons start through spark-class.
+    java: str = ""
+    cds_dir: Path | None = None
 
     @classmethod
     def load(cls, artifact_dir: Path) -> SparkEnv:
         data = json.loads((Path(artifact_dir) / "manifest.json").read_text())
-        return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"])
+        return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"],
+                   java=str(data.get("java") or ""), cds_dir=Path(data["cds_dir"]) if data.get("cds_dir") else None)
+
+    def archive(self, role: str) -> Path | None:
+        """The class-data-sharing archive for a daemon role ("master", "worker") if there is one."""
+        if not (self.java and self.cds_dir):
+            return None
+        path = self.cds_dir / f"{role}.jsa"
+        return path if path.is_file() and Path(self.java).exists() else None
 
     @property
     def spark_class(self) -> str:
@@ -116,16 +129,34 @@ def render_properties(props: Mapping[str, str]) -> str:
     return "".join(f"{esc(k)}={esc(v)}\n" for k, v in sorted(props.items()))
 
 
-def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path) -> list[str]:
-    return [env.spark_class, MASTER_CLASS, "--host", host, "--port", str(port),
-            "--webui-port", str(ui_port), "--properties-file", str(properties)]
+def daemon_argv(env: SparkEnv, main_class: str, args: list[str], *, archive: Path | None = None,
+                memory: str = "", java_opts: str = "") -> list[str]:
+    """With a class-data-sharing archive: the JVM directly, as `spark-class` would start it for a
+    daemon (`-cp jars/* -Xmx<SPARK_DAEMON_MEMORY> $SPARK_DAEMON_JAVA_OPTS`) plus the archive,
+    which saves the launcher JVM and most class loading. The class path must be the one the
+    archive was dumped with (services/builder/cds.py); the JVM ignores an archive that does
+    not fit. Without one: `spark-class`."""
+    if archive is None:
+        return [env.spark_class, main_class, *args]
+    return [env.java, "-cp", f"{env.spark_home}/jars/*", f"-Xmx{memory or '1g'}", *shlex.split(java_opts),
+            f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
+            main_class, *args]
+
+
+def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path,
+                archive: Path | None = None, memory: str = "", java_opts: str = "") -> list[str]:
+    return daemon_argv(env, MASTER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
+                                           "--properties-file", str(properties)],
+                       archive=archive, memory=memory, java_opts=java_opts)
 
 
 def worker_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, cores: int, memory_mb: int,
-                work_dir: Path, properties: Path, master_url: str) -> list[str]:
-    return [env.spark_class, WORKER_CLASS, "--host", host, "--port", str(port), "--webui-port", str(ui_port),
-            "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
-            "--properties-file", str(properties), master_url]
+                work_dir: Path, properties: Path, master_url: str, archive: Path | None = None,
+                memory: str = "", java_opts: str = "") -> list[str]:
+    return daemon_argv(env, WORKER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
+                                           "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir",
+                                           str(work_dir), "--properties-file", str(properties), master_url],
+                       archive=archive, memory=memory, java_opts=java_opts)
 
 
 def submit_argv(env: SparkEnv, app: Mapping[str, Any], *, master_url: str, properties: Path,

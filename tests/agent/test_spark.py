@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.agent.spark import SparkEnv, daemon_properties, driver_properties, render_properties, submit_argv
+from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, master_argv, render_properties,
+                                 submit_argv, worker_argv)
 
 ENV = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1")
 SUBMIT = "/opt/spark/bin/spark-submit"
@@ -230,3 +231,38 @@ def test_every_ui_of_a_sig_runs_behind_the_proxy_path() -> None:
         assert props["spark.ui.reverseProxy"] == "true"
         assert props["spark.ui.reverseProxyUrl"] == "/sig/acme/etl/"
         assert props["spark.ui.killEnabled"] == "false"
+
+
+# -- daemon command lines: class-data sharing when the build made an archive ----------------------
+
+def test_daemons_start_through_spark_class_without_an_archive() -> None:
+    argv = master_argv(ENV, host="10.0.0.5", port=7077, ui_port=8080, properties=PROPS)
+    assert argv == ["/opt/spark/bin/spark-class", "org.apache.spark.deploy.master.Master", "--host", "10.0.0.5",
+                    "--port", "7077", "--webui-port", "8080", "--properties-file", str(PROPS)]
+
+
+def test_daemons_start_the_jvm_directly_with_the_archive_and_the_dump_class_path() -> None:
+    env = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1",
+                   java="/usr/bin/java", cds_dir=Path("/layers/x.cds-1"))
+    argv = worker_argv(env, host="10.0.0.6", port=4000, ui_port=4001, cores=2, memory_mb=2048, work_dir=Path("/w"),
+                       properties=PROPS, master_url=MASTER_URL, archive=Path("/layers/x.cds-1/worker.jsa"),
+                       memory="512m", java_opts="-Dfoo=1 -Dbar='a b'")
+    assert argv[:6] == ["/usr/bin/java", "-cp", "/opt/spark/jars/*", "-Xmx512m", "-Dfoo=1", "-Dbar=a b"]
+    assert "-XX:SharedArchiveFile=/layers/x.cds-1/worker.jsa" in argv
+    assert "-Xshare:auto" in argv  # an unusable archive falls back to ordinary class loading
+    cls = argv.index("org.apache.spark.deploy.worker.Worker")
+    assert argv[cls + 1:] == ["--host", "10.0.0.6", "--port", "4000", "--webui-port", "4001", "--cores", "2",
+                              "--memory", "2048m", "--work-dir", "/w", "--properties-file", str(PROPS), MASTER_URL]
+
+
+def test_an_archive_counts_only_when_its_file_and_the_java_exist(tmp_path: Path) -> None:
+    java = tmp_path / "java"
+    java.write_text("")
+    env = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/p"), spark_version="3.5.1", java=str(java),
+                   cds_dir=tmp_path)
+    assert env.archive("master") is None
+    (tmp_path / "master.jsa").write_bytes(b"x")
+    assert env.archive("master") == tmp_path / "master.jsa"
+    assert ENV.archive("master") is None
+    java.unlink()
+    assert env.archive("master") is None
