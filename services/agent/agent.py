@@ -103,6 +103,7 @@ class Agent:
             "SPARK_LOCAL_DIRS": str(self.cdir / "local"),
             "SPARK_CONF_DIR": str(self.cdir / "conf"),
             "PYSPARK_PYTHON": str(self.env.python),
+            **spark.launch_env(self.env),
         })
 
     def _jvm(self, role: str) -> dict[str, Any]:

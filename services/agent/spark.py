@@ -129,6 +129,14 @@ def render_properties(props: Mapping[str, str]) -> str:
     return "".join(f"{esc(k)}={esc(v)}\n" for k, v in sorted(props.items()))
 
 
+def launch_env(env: SparkEnv) -> dict[str, str]:
+    """What `spark-class` (its load-spark-env.sh) exports for a daemon and the daemon relies on
+    when it is started without it: a worker's executors are built by Spark's launcher library,
+    which needs SPARK_SCALA_VERSION (2.12 unless the home is a 2.13 source build, as the script)."""
+    scala = "2.13" if (env.spark_home / "assembly" / "target" / "scala-2.13").is_dir() else "2.12"
+    return {"SPARK_ENV_LOADED": "1", "SPARK_SCALA_VERSION": scala}
+
+
 def daemon_argv(env: SparkEnv, main_class: str, args: list[str], *, archive: Path | None = None,
                 memory: str = "", java_opts: str = "") -> list[str]:
     """With a class-data-sharing archive: the JVM directly, as `spark-class` would start it for a

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, master_argv, render_properties,
+from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, launch_env, master_argv,
+                                 render_properties,
                                  submit_argv, worker_argv)
 
 ENV = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1")
@@ -266,3 +267,11 @@ def test_an_archive_counts_only_when_its_file_and_the_java_exist(tmp_path: Path)
     assert ENV.archive("master") is None
     java.unlink()
     assert env.archive("master") is None
+
+
+def test_a_daemon_started_without_spark_class_gets_what_its_scripts_export(tmp_path: Path) -> None:
+    # A worker launches executors through Spark's launcher library, which fails without these.
+    env = SparkEnv(spark_home=tmp_path, python=Path("/p"), spark_version="3.5.1")
+    assert launch_env(env) == {"SPARK_ENV_LOADED": "1", "SPARK_SCALA_VERSION": "2.12"}
+    (tmp_path / "assembly" / "target" / "scala-2.13").mkdir(parents=True)
+    assert launch_env(env)["SPARK_SCALA_VERSION"] == "2.13"
