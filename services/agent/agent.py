@@ -108,10 +108,10 @@ class Agent:
 
     def _jvm(self, role: str) -> dict[str, Any]:
         """How to start a daemon's JVM: with the build's class-data-sharing archive if it has one."""
-        archive = self.env.archive(role)
+        launch = self.env.launch(role)
         log.info("%s: starting the Spark %s %s", self.ident, role,
-                 f"with class-data sharing ({archive})" if archive else "through spark-class")
-        return {"archive": archive, "memory": self.s.daemon_memory,
+                 f"with class-data sharing ({launch.archive})" if launch else "through spark-class")
+        return {"launch": launch, "memory": self.s.daemon_memory,
                 "java_opts": self._daemon_env().get("SPARK_DAEMON_JAVA_OPTS", "")}
 
     def _announce_host(self) -> None:

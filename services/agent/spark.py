@@ -31,12 +31,20 @@ class SparkEnv:
         return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"],
                    java=str(data.get("java") or ""), cds_dir=Path(data["cds_dir"]) if data.get("cds_dir") else None)
 
-    def archive(self, role: str) -> Path | None:
-        """The class-data-sharing archive for a daemon role ("master", "worker") if there is one."""
-        if not (self.java and self.cds_dir):
+    def launch(self, role: str) -> DaemonLaunch | None:
+        """How to start a daemon role ("master", "worker") with class-data sharing, if the
+        build made it (services/builder/cds.py); None: through spark-class."""
+        if not (self.java and self.cds_dir and (self.cds_dir / ".complete").is_file()):
             return None
-        path = self.cds_dir / f"{role}.jsa"
-        return path if path.is_file() and Path(self.java).exists() else None
+        try:
+            data = json.loads((self.cds_dir / f"{role}.json").read_text())
+            prefix, memory_flag = [str(a) for a in data["prefix"]], str(data["memory_flag"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        archive = self.cds_dir / f"{role}.jsa"
+        if not archive.is_file() or not prefix or not Path(prefix[0]).exists():
+            return None
+        return DaemonLaunch(prefix=tuple(prefix), memory_flag=memory_flag, archive=archive)
 
     @property
     def spark_class(self) -> str:
@@ -45,6 +53,16 @@ class SparkEnv:
     @property
     def spark_submit(self) -> str:
         return str(self.spark_home / "bin" / "spark-submit")
+
+
+@dataclass(frozen=True)
+class DaemonLaunch:
+    """The JVM command Spark's launcher built for a daemon at build time (up to the main class),
+    the heap flag in it, and the class-data-sharing archive dumped with that very command."""
+
+    prefix: tuple[str, ...]
+    memory_flag: str
+    archive: Path
 
 
 def ui_proxy_base(tenant: str, sig: str) -> str:
@@ -137,34 +155,34 @@ def launch_env(env: SparkEnv) -> dict[str, str]:
     return {"SPARK_ENV_LOADED": "1", "SPARK_SCALA_VERSION": scala}
 
 
-def daemon_argv(env: SparkEnv, main_class: str, args: list[str], *, archive: Path | None = None,
+def daemon_argv(env: SparkEnv, main_class: str, args: list[str], *, launch: DaemonLaunch | None = None,
                 memory: str = "", java_opts: str = "") -> list[str]:
-    """With a class-data-sharing archive: the JVM directly, as `spark-class` would start it for a
-    daemon (`-cp jars/* -Xmx<SPARK_DAEMON_MEMORY> $SPARK_DAEMON_JAVA_OPTS`) plus the archive,
-    which saves the launcher JVM and most class loading. The class path must be the one the
-    archive was dumped with (services/builder/cds.py); the JVM ignores an archive that does
-    not fit. Without one: `spark-class`."""
-    if archive is None:
+    """With a launch from the build: the JVM directly, with the command Spark's launcher makes
+    for a daemon (class path, module options; `-Xmx` set to SPARK_DAEMON_MEMORY) plus
+    $SPARK_DAEMON_JAVA_OPTS and the class-data-sharing archive. That saves the launcher JVM
+    spark-class runs first and most class loading; the JVM ignores an archive that does not
+    fit (`-Xshare:auto`). Without one: `spark-class`."""
+    if launch is None:
         return [env.spark_class, main_class, *args]
-    return [env.java, "-cp", f"{env.spark_home}/jars/*", f"-Xmx{memory or '1g'}", *shlex.split(java_opts),
-            f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
-            main_class, *args]
+    prefix = [f"-Xmx{memory}" if memory and a == launch.memory_flag else a for a in launch.prefix]
+    return [*prefix, *shlex.split(java_opts), f"-XX:SharedArchiveFile={launch.archive}", "-Xshare:auto",
+            "-Xlog:cds=off", "-Xlog:cds+dynamic=off", main_class, *args]
 
 
 def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path,
-                archive: Path | None = None, memory: str = "", java_opts: str = "") -> list[str]:
+                launch: DaemonLaunch | None = None, memory: str = "", java_opts: str = "") -> list[str]:
     return daemon_argv(env, MASTER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
                                            "--properties-file", str(properties)],
-                       archive=archive, memory=memory, java_opts=java_opts)
+                       launch=launch, memory=memory, java_opts=java_opts)
 
 
 def worker_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, cores: int, memory_mb: int,
-                work_dir: Path, properties: Path, master_url: str, archive: Path | None = None,
+                work_dir: Path, properties: Path, master_url: str, launch: DaemonLaunch | None = None,
                 memory: str = "", java_opts: str = "") -> list[str]:
     return daemon_argv(env, WORKER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
                                            "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir",
                                            str(work_dir), "--properties-file", str(properties), master_url],
-                       archive=archive, memory=memory, java_opts=java_opts)
+                       launch=launch, memory=memory, java_opts=java_opts)
 
 
 def submit_argv(env: SparkEnv, app: Mapping[str, Any], *, master_url: str, properties: Path,

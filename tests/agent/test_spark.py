@@ -3,13 +3,14 @@ drivers start with, and the `spark-submit` command line built from a Livy-shaped
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, launch_env, master_argv,
+from services.agent.spark import (DaemonLaunch, SparkEnv, daemon_properties, driver_properties, launch_env, master_argv,
                                  render_properties,
                                  submit_argv, worker_argv)
 
@@ -242,31 +243,35 @@ def test_daemons_start_through_spark_class_without_an_archive() -> None:
                     "--port", "7077", "--webui-port", "8080", "--properties-file", str(PROPS)]
 
 
-def test_daemons_start_the_jvm_directly_with_the_archive_and_the_dump_class_path() -> None:
-    env = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1",
-                   java="/usr/bin/java", cds_dir=Path("/layers/x.cds-1"))
-    argv = worker_argv(env, host="10.0.0.6", port=4000, ui_port=4001, cores=2, memory_mb=2048, work_dir=Path("/w"),
-                       properties=PROPS, master_url=MASTER_URL, archive=Path("/layers/x.cds-1/worker.jsa"),
-                       memory="512m", java_opts="-Dfoo=1 -Dbar='a b'")
-    assert argv[:6] == ["/usr/bin/java", "-cp", "/opt/spark/jars/*", "-Xmx512m", "-Dfoo=1", "-Dbar=a b"]
-    assert "-XX:SharedArchiveFile=/layers/x.cds-1/worker.jsa" in argv
+def test_daemons_start_the_jvm_directly_with_the_launchers_command_and_the_archive() -> None:
+    launch = DaemonLaunch(prefix=("/usr/bin/java", "-cp", "/cds/conf/:/opt/spark/jars/*", "-Xmx512m", "--add-opens=x"),
+                          memory_flag="-Xmx512m", archive=Path("/cds/worker.jsa"))
+    argv = worker_argv(ENV, host="10.0.0.6", port=4000, ui_port=4001, cores=2, memory_mb=2048, work_dir=Path("/w"),
+                       properties=PROPS, master_url=MASTER_URL, launch=launch, memory="1g",
+                       java_opts="-Dfoo=1 -Dbar='a b'")
+    assert argv[:7] == ["/usr/bin/java", "-cp", "/cds/conf/:/opt/spark/jars/*", "-Xmx1g", "--add-opens=x", "-Dfoo=1",
+                        "-Dbar=a b"]
+    assert "-XX:SharedArchiveFile=/cds/worker.jsa" in argv
     assert "-Xshare:auto" in argv  # an unusable archive falls back to ordinary class loading
     cls = argv.index("org.apache.spark.deploy.worker.Worker")
     assert argv[cls + 1:] == ["--host", "10.0.0.6", "--port", "4000", "--webui-port", "4001", "--cores", "2",
                               "--memory", "2048m", "--work-dir", "/w", "--properties-file", str(PROPS), MASTER_URL]
 
 
-def test_an_archive_counts_only_when_its_file_and_the_java_exist(tmp_path: Path) -> None:
+def test_a_launch_counts_only_when_the_build_completed_it(tmp_path: Path) -> None:
     java = tmp_path / "java"
     java.write_text("")
     env = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/p"), spark_version="3.5.1", java=str(java),
                    cds_dir=tmp_path)
-    assert env.archive("master") is None
+    (tmp_path / "master.json").write_text(json.dumps({"prefix": [str(java), "-Xmx512m"], "memory_flag": "-Xmx512m"}))
     (tmp_path / "master.jsa").write_bytes(b"x")
-    assert env.archive("master") == tmp_path / "master.jsa"
-    assert ENV.archive("master") is None
-    java.unlink()
-    assert env.archive("master") is None
+    assert env.launch("master") is None  # no .complete marker yet
+    (tmp_path / ".complete").write_text("")
+    assert env.launch("master") == DaemonLaunch(prefix=(str(java), "-Xmx512m"), memory_flag="-Xmx512m",
+                                                archive=tmp_path / "master.jsa")
+    assert env.launch("worker") is None and ENV.launch("master") is None
+    (tmp_path / "master.json").write_text("{not json")
+    assert env.launch("master") is None
 
 
 def test_a_daemon_started_without_spark_class_gets_what_its_scripts_export(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ Spark master and worker run on the shared Spark layer, and used by a JVM that th
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -27,13 +28,14 @@ def test_archives_are_made_once_and_reused(shared_layers: Path) -> None:
     assert made is not None, lines
     assert (made / "master.jsa").stat().st_size > 1_000_000
     assert (made / "worker.jsa").stat().st_size > 1_000_000
+    prefix = json.loads((made / "master.json").read_text())["prefix"]
+    assert Path(prefix[0]).resolve() == Path(cds.find_java() or "").resolve() and "-Xmx512m" in prefix
     again: list[str] = []
     assert cds.ensure_archives(layer, layer / "pyspark", again.append) == made
     assert any("reused" in line for line in again)
     # A JVM maps the archive with the class path it was made with (its classes come from it).
-    out = subprocess.run([cds.find_java() or "java", "-cp", f"{layer / 'pyspark'}/jars/*",
-                          f"-XX:SharedArchiveFile={made / 'master.jsa'}", "-Xshare:on", "-Xlog:class+load=info",
-                          "-version"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([*prefix, f"-XX:SharedArchiveFile={made / 'master.jsa'}", "-Xshare:on", "-version"],
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
 
