@@ -11,7 +11,9 @@
 
 Usage: python bench/skeleton.py [--spark 3.5.9] [--starts 3] [--jobs 3] [--busy 2] [--warm-pool N]
   --busy K       K processes spinning on the CPU beside everything (a busy machine)
-  --warm-pool N  SPAAS_WARM_POOL_SIZE for the scaler (0: off)
+  --warm-pool N  SPAAS_WARM_POOL_SIZE for the scaler (0: off). The warm pool is designed
+                 (docs/architecture.md, "SIG start path") but not built yet: until it is, the
+                 scaler ignores the setting and the figures are those of no pool.
   --layers DIR   shared Spark layers (default ~/.cache/spaas/layers; a missing layer is pip-installed)
 Only the platform's defaults are used (no shortened resync), so the figures are what a user gets.
 """
