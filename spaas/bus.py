@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from celery import Celery
 from kombu import Connection, Exchange, Queue, binding
 
 from spaas import messages
 from spaas.errors import TemporaryError
 from spaas.messages import Event
+
+if TYPE_CHECKING:  # celery is imported when first needed: a SIG agent never is (~0.3 s of its start)
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ class Bus(Protocol):
 
 def make_celery(redis_url: str) -> Celery:
     """The Celery app shared by the builder (worker) and the API (sender)."""
+    from celery import Celery
+
     app = Celery("spaas", broker=redis_url)
     app.conf.update(
         task_serializer="json",
@@ -77,7 +81,7 @@ class RedisBus:
         self._timeout = timeout_s
         self._confined = confined
         self._exchange = Exchange(messages.EXCHANGE, type="topic", durable=True)
-        self._celery = celery or make_celery(redis_url)
+        self._celery = celery
         self._lock = threading.Lock()
         self._conn: Connection | None = None
 
@@ -114,6 +118,9 @@ class RedisBus:
 
     def request_build(self, tenant: str, sig: str) -> None:
         try:
+            with self._lock:
+                if self._celery is None:
+                    self._celery = make_celery(self._url)
             self._celery.send_task(
                 messages.BUILD_TASK,
                 args=[tenant, sig],

@@ -1,9 +1,11 @@
 """The agent's main loop for one SIG container.
 
 master: start the Spark master, register `spark://ip:port` and its UI, then run the
-        application controller until stopped.
-worker: wait for the SIG's master in the registry, start a Spark worker against it, register
-        once the master lists it ALIVE; restart the worker if the master moves.
+        application controller until stopped. Its host record appears (not ready) as soon as
+        the master's ports answer, and turns ready once the master is ALIVE.
+worker: wait for the SIG's master in the registry (ready, or starting with its ports known),
+        start a Spark worker against it at once, register once the master lists it ALIVE;
+        restart the worker if the master moves.
 Either way: if the Spark daemon dies the agent exits non-zero and the runtime/scaler replace
 the container (a container is only as alive as its daemon).
 """
@@ -36,7 +38,7 @@ from spaas.store import Store
 
 from services.agent import repl, spark
 from services.agent.apps import AppController
-from services.agent.daemon import SparkDaemon, child_env, master_json, wait_until, worker_alive
+from services.agent.daemon import SparkDaemon, child_env, master_json, port_open, wait_until, worker_alive
 from services.agent.demand import DriverDemand, compute, dynamic_target_executors
 from services.agent.drivers import Driver
 from services.agent.host import HostRegistration
@@ -103,7 +105,16 @@ class Agent:
             "SPARK_LOCAL_DIRS": str(self.cdir / "local"),
             "SPARK_CONF_DIR": str(self.cdir / "conf"),
             "PYSPARK_PYTHON": str(self.env.python),
+            **spark.launch_env(self.env),
         })
+
+    def _jvm(self, role: str) -> dict[str, Any]:
+        """How to start a daemon's JVM: with the build's class-data-sharing archive if it has one."""
+        launch = self.env.launch(role)
+        log.info("%s: starting the Spark %s %s", self.ident, role,
+                 f"with class-data sharing ({launch.archive})" if launch else "through spark-class")
+        return {"launch": launch, "memory": self.s.daemon_memory,
+                "java_opts": self._daemon_env().get("SPARK_DAEMON_JAVA_OPTS", "")}
 
     def _announce_host(self) -> None:
         """Wake the scaler now rather than at its next resync (a hint; losing it costs latency)."""
@@ -142,17 +153,24 @@ class Agent:
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
-            spark.master_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port, properties=prop_file),
+            spark.master_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port, properties=prop_file,
+                              **self._jvm("master")),
             env=self._daemon_env(), log_path=self.cdir / "spark-master.log", name="master")
         self.daemon.start()
         ui_url = f"http://{self.s.advertise_ip}:{ui_port}"
         spark_url = f"spark://{self.s.advertise_ip}:{port}"
+        record = self._record(ports={"spark": port, "ui": ui_port}, spark_url=spark_url, ui_url=ui_url)
+        # Once the master's UI is bound (its RPC port is already), workers may start their JVMs:
+        # a not-ready record tells them where. The master is elected moments later, well before
+        # a worker JVM gets to register, so the worker's first attempt is not refused.
+        if wait_until(lambda: port_open(self.s.advertise_ip, ui_port) or self.daemon.exited() is not None,
+                      120, interval_s=0.1, stop=self.stop) and self.daemon.exited() is None:
+            self.registration.publish(dict(record, ready=False))
         if not wait_until(lambda: (master_json(ui_url) or {}).get("status") == "ALIVE" or self.daemon.exited() is not None,
-                          120, stop=self.stop) or self.daemon.exited() is not None:
+                          120, interval_s=0.1, stop=self.stop) or self.daemon.exited() is not None:
             log.error("%s: Spark master did not come up; see spark-master.log", self.ident)
             return 1
-        self.registration.publish(self._record(ports={"spark": port, "ui": ui_port}, spark_url=spark_url,
-                                               ui_url=ui_url, ready=True))
+        self.registration.publish(dict(record, ready=True))
         self._announce_host()
         log.info("%s: Spark master ready at %s (UI %s)", self.ident, spark_url, ui_url)
 
@@ -272,8 +290,11 @@ class Agent:
 
     # -- worker --------------------------------------------------------------------------
     def _master_record(self) -> dict[str, Any] | None:
+        """The SIG's master: a ready one, else one still starting whose ports are known (the
+        worker's JVM then starts while the master finishes; see run_master)."""
         hosts = read_hosts(self.store, self.keys, self.s.tenant, self.s.sig)
-        masters = [h.to_value() for h in hosts if h.role == "master" and h.ready and h.spark_url and h.ui_url]
+        masters = [h.to_value() for h in hosts if h.role == "master" and h.spark_url and h.ui_url]
+        masters.sort(key=lambda h: not h.get("ready"))
         return masters[0] if masters else None
 
     def run_worker(self) -> int:
@@ -293,7 +314,7 @@ class Agent:
                 self.stop.wait(2)
                 continue
             if current is None:
-                self.stop.wait(0.5)  # the master is starting: pick it up as soon as it registers
+                self.stop.wait(0.2)  # the master is starting: pick it up as soon as it registers
                 continue
             if master is not None and current.get("spark_url") != master.get("spark_url") and self.daemon:
                 log.info("%s: master moved to %s; restarting the worker", self.ident, current.get("spark_url"))
@@ -335,13 +356,14 @@ class Agent:
         self.daemon = SparkDaemon(ui_port=ui_port, argv=
             spark.worker_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port,
                               cores=self.s.worker_cores, memory_mb=self.s.worker_memory_mb,
-                              work_dir=self.cdir / "work", properties=prop_file, master_url=master["spark_url"]),
+                              work_dir=self.cdir / "work", properties=prop_file, master_url=master["spark_url"],
+                              **self._jvm("worker")),
             env=self._daemon_env(), log_path=self.cdir / "spark-worker.log", name="worker")
         self.daemon.start()
         record = self._record(ports={"spark": port, "ui": ui_port}, ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
                               master=master["spark_url"])
         if wait_until(lambda: worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
-                      or self.daemon is None or self.daemon.exited() is not None, 120, stop=self.stop) \
+                      or self.daemon is None or self.daemon.exited() is not None, 120, interval_s=0.1, stop=self.stop) \
                 and self.daemon.exited() is None:
             self.registration.publish(dict(record, ready=True))
             self._announce_host()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -60,6 +61,15 @@ def master_json(ui_url: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
         return resp.json() if resp.ok else None
     except (requests.RequestException, ValueError):
         return None
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    """True once something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def worker_alive(status: dict[str, Any] | None, host: str, port: int) -> bool:

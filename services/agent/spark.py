@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,31 @@ class SparkEnv:
     spark_home: Path
     python: Path
     spark_version: str
+    # The JVM and the daemons' class-data-sharing archives (services/builder/cds.py), when the
+    # build made them; without them the daemons start through spark-class.
+    java: str = ""
+    cds_dir: Path | None = None
 
     @classmethod
     def load(cls, artifact_dir: Path) -> SparkEnv:
         data = json.loads((Path(artifact_dir) / "manifest.json").read_text())
-        return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"])
+        return cls(spark_home=Path(data["spark_home"]), python=Path(data["python"]), spark_version=data["spark_version"],
+                   java=str(data.get("java") or ""), cds_dir=Path(data["cds_dir"]) if data.get("cds_dir") else None)
+
+    def launch(self, role: str) -> DaemonLaunch | None:
+        """How to start a daemon role ("master", "worker") with class-data sharing, if the
+        build made it (services/builder/cds.py); None: through spark-class."""
+        if not (self.java and self.cds_dir and (self.cds_dir / ".complete").is_file()):
+            return None
+        try:
+            data = json.loads((self.cds_dir / f"{role}.json").read_text())
+            prefix, memory_flag = [str(a) for a in data["prefix"]], str(data["memory_flag"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        archive = self.cds_dir / f"{role}.jsa"
+        if not archive.is_file() or not prefix or not Path(prefix[0]).exists():
+            return None
+        return DaemonLaunch(prefix=tuple(prefix), memory_flag=memory_flag, archive=archive)
 
     @property
     def spark_class(self) -> str:
@@ -34,6 +55,16 @@ class SparkEnv:
     @property
     def spark_submit(self) -> str:
         return str(self.spark_home / "bin" / "spark-submit")
+
+
+@dataclass(frozen=True)
+class DaemonLaunch:
+    """The JVM command Spark's launcher built for a daemon at build time (up to the main class),
+    the heap flag in it, and the class-data-sharing archive dumped with that very command."""
+
+    prefix: tuple[str, ...]
+    memory_flag: str
+    archive: Path
 
 
 def ui_proxy_base(tenant: str, sig: str) -> str:
@@ -169,9 +200,33 @@ def render_properties(props: Mapping[str, str]) -> str:
     return "".join(f"{esc(k)}={esc(v)}\n" for k, v in sorted(props.items()))
 
 
-def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path) -> list[str]:
-    return [env.spark_class, MASTER_CLASS, "--host", host, "--port", str(port),
-            "--webui-port", str(ui_port), "--properties-file", str(properties)]
+def launch_env(env: SparkEnv) -> dict[str, str]:
+    """What `spark-class` (its load-spark-env.sh) exports for a daemon and the daemon relies on
+    when it is started without it: a worker's executors are built by Spark's launcher library,
+    which needs SPARK_SCALA_VERSION (2.12 unless the home is a 2.13 source build, as the script)."""
+    scala = "2.13" if (env.spark_home / "assembly" / "target" / "scala-2.13").is_dir() else "2.12"
+    return {"SPARK_ENV_LOADED": "1", "SPARK_SCALA_VERSION": scala}
+
+
+def daemon_argv(env: SparkEnv, main_class: str, args: list[str], *, launch: DaemonLaunch | None = None,
+                memory: str = "", java_opts: str = "") -> list[str]:
+    """With a launch from the build: the JVM directly, with the command Spark's launcher makes
+    for a daemon (class path, module options; `-Xmx` set to SPARK_DAEMON_MEMORY) plus
+    $SPARK_DAEMON_JAVA_OPTS and the class-data-sharing archive. That saves the launcher JVM
+    spark-class runs first and most class loading; the JVM ignores an archive that does not
+    fit (`-Xshare:auto`). Without one: `spark-class`."""
+    if launch is None:
+        return [env.spark_class, main_class, *args]
+    prefix = [f"-Xmx{memory}" if memory and a == launch.memory_flag else a for a in launch.prefix]
+    return [*prefix, *shlex.split(java_opts), f"-XX:SharedArchiveFile={launch.archive}", "-Xshare:auto",
+            "-Xlog:cds=off", "-Xlog:cds+dynamic=off", main_class, *args]
+
+
+def master_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, properties: Path,
+                launch: DaemonLaunch | None = None, memory: str = "", java_opts: str = "") -> list[str]:
+    return daemon_argv(env, MASTER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
+                                           "--properties-file", str(properties)],
+                       launch=launch, memory=memory, java_opts=java_opts)
 
 
 def history_argv(env: SparkEnv, *, properties: Path) -> list[str]:
@@ -179,10 +234,12 @@ def history_argv(env: SparkEnv, *, properties: Path) -> list[str]:
 
 
 def worker_argv(env: SparkEnv, *, host: str, port: int, ui_port: int, cores: int, memory_mb: int,
-                work_dir: Path, properties: Path, master_url: str) -> list[str]:
-    return [env.spark_class, WORKER_CLASS, "--host", host, "--port", str(port), "--webui-port", str(ui_port),
-            "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir", str(work_dir),
-            "--properties-file", str(properties), master_url]
+                work_dir: Path, properties: Path, master_url: str, launch: DaemonLaunch | None = None,
+                memory: str = "", java_opts: str = "") -> list[str]:
+    return daemon_argv(env, WORKER_CLASS, ["--host", host, "--port", str(port), "--webui-port", str(ui_port),
+                                           "--cores", str(cores), "--memory", f"{memory_mb}m", "--work-dir",
+                                           str(work_dir), "--properties-file", str(properties), master_url],
+                       launch=launch, memory=memory, java_opts=java_opts)
 
 
 def submit_argv(env: SparkEnv, app: Mapping[str, Any], *, master_url: str, properties: Path,

@@ -4,6 +4,9 @@
     ARTIFACTS/<key>/env/                     a venv that sees the layer through a .pth file,
                                              plus the SIG's own python_packages
     ARTIFACTS/<key>/manifest.json            spark_home, python, spark_version; written last
+    LAYERS/<layer>.cds-<jdk>/                the Spark daemons' class-data-sharing archives
+                                             (services/builder/cds.py); `java` and `cds_dir`
+                                             in the manifest when they could be made
 
 The manifest is the completion marker: a directory without it is a crashed build and is
 rebuilt. Layers are built once per Spark version, under a file lock, so SIGs that differ only
@@ -25,6 +28,7 @@ from pathlib import Path
 from spaas.errors import PermanentError
 from spaas.redact import Redactor
 
+from services.builder import cds
 from services.builder.planner import BuildPlan
 
 Log = Callable[[str], None]
@@ -32,9 +36,11 @@ Log = Callable[[str], None]
 
 class LocalEnvBuilder:
     def __init__(self, artifacts_dir: Path, layers_dir: Path, *, python: str = "", pip_args: tuple[str, ...] = (),
-                 timeout_s: float = 1800.0, redact: Callable[[str], str] | None = None) -> None:
+                 timeout_s: float = 1800.0, redact: Callable[[str], str] | None = None, cds: bool = True) -> None:
         """`redact`: masks operator credentials in what goes to the build log and errors
-        (default: URL credentials, and those in `pip_args`)."""
+        (default: URL credentials, and those in `pip_args`). `cds`: make the Spark daemons'
+        class-data-sharing archives (a faster JVM start; off only in tests that need no Spark)."""
+        self._cds = cds
         self._redact = redact or Redactor(texts=pip_args)
         self._artifacts = Path(artifacts_dir)
         self._layers = Path(layers_dir)
@@ -109,11 +115,15 @@ class LocalEnvBuilder:
             raise PermanentError(f"the environment imports pyspark {found or '(none)'}, wanted {plan.spark_version}: "
                                  f"{check.stderr.strip()[-500:]}")
         log(f"pyspark {found} importable from {py}")
+        java = cds.find_java()
+        cds_dir = cds.ensure_archives(layer, layer / "pyspark", log, java=java) if self._cds else None
         manifest = {
             "build_key": plan.key, "spark_version": plan.spark_version, "python": str(py),
             "spark_home": str(layer / "pyspark"), "python_packages": list(plan.python_packages),
             "built_at": time.time(),
         }
+        if java and cds_dir:
+            manifest.update(java=java, cds_dir=str(cds_dir))
         tmp = adir / ".manifest.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=2))
         os.replace(tmp, adir / "manifest.json")

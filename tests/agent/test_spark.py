@@ -3,14 +3,16 @@ drivers start with, and the `spark-submit` command line built from a Livy-shaped
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.agent.spark import (SparkEnv, daemon_properties, driver_properties, history_argv, history_properties,
-                                  history_proxy_base, master_history_properties, render_properties, submit_argv)
+from services.agent.spark import (DaemonLaunch, SparkEnv, daemon_properties, driver_properties, history_argv,
+                                  history_properties, history_proxy_base, launch_env, master_argv,
+                                  master_history_properties, render_properties, submit_argv, worker_argv)
 
 ENV = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/env/bin/python"), spark_version="3.5.1")
 SUBMIT = "/opt/spark/bin/spark-submit"
@@ -261,3 +263,50 @@ def test_history_server_reads_its_sigs_event_logs_on_its_own_port() -> None:
 ])
 def test_only_spark_4_masters_link_the_history_server(version: str, expected: dict[str, str]) -> None:
     assert master_history_properties(version, history_proxy_base("acme", "etl")) == expected
+
+
+# -- daemon command lines: class-data sharing when the build made an archive ----------------------
+
+def test_daemons_start_through_spark_class_without_an_archive() -> None:
+    argv = master_argv(ENV, host="10.0.0.5", port=7077, ui_port=8080, properties=PROPS)
+    assert argv == ["/opt/spark/bin/spark-class", "org.apache.spark.deploy.master.Master", "--host", "10.0.0.5",
+                    "--port", "7077", "--webui-port", "8080", "--properties-file", str(PROPS)]
+
+
+def test_daemons_start_the_jvm_directly_with_the_launchers_command_and_the_archive() -> None:
+    launch = DaemonLaunch(prefix=("/usr/bin/java", "-cp", "/cds/conf/:/opt/spark/jars/*", "-Xmx512m", "--add-opens=x"),
+                          memory_flag="-Xmx512m", archive=Path("/cds/worker.jsa"))
+    argv = worker_argv(ENV, host="10.0.0.6", port=4000, ui_port=4001, cores=2, memory_mb=2048, work_dir=Path("/w"),
+                       properties=PROPS, master_url=MASTER_URL, launch=launch, memory="1g",
+                       java_opts="-Dfoo=1 -Dbar='a b'")
+    assert argv[:7] == ["/usr/bin/java", "-cp", "/cds/conf/:/opt/spark/jars/*", "-Xmx1g", "--add-opens=x", "-Dfoo=1",
+                        "-Dbar=a b"]
+    assert "-XX:SharedArchiveFile=/cds/worker.jsa" in argv
+    assert "-Xshare:auto" in argv  # an unusable archive falls back to ordinary class loading
+    cls = argv.index("org.apache.spark.deploy.worker.Worker")
+    assert argv[cls + 1:] == ["--host", "10.0.0.6", "--port", "4000", "--webui-port", "4001", "--cores", "2",
+                              "--memory", "2048m", "--work-dir", "/w", "--properties-file", str(PROPS), MASTER_URL]
+
+
+def test_a_launch_counts_only_when_the_build_completed_it(tmp_path: Path) -> None:
+    java = tmp_path / "java"
+    java.write_text("")
+    env = SparkEnv(spark_home=Path("/opt/spark"), python=Path("/p"), spark_version="3.5.1", java=str(java),
+                   cds_dir=tmp_path)
+    (tmp_path / "master.json").write_text(json.dumps({"prefix": [str(java), "-Xmx512m"], "memory_flag": "-Xmx512m"}))
+    (tmp_path / "master.jsa").write_bytes(b"x")
+    assert env.launch("master") is None  # no .complete marker yet
+    (tmp_path / ".complete").write_text("")
+    assert env.launch("master") == DaemonLaunch(prefix=(str(java), "-Xmx512m"), memory_flag="-Xmx512m",
+                                                archive=tmp_path / "master.jsa")
+    assert env.launch("worker") is None and ENV.launch("master") is None
+    (tmp_path / "master.json").write_text("{not json")
+    assert env.launch("master") is None
+
+
+def test_a_daemon_started_without_spark_class_gets_what_its_scripts_export(tmp_path: Path) -> None:
+    # A worker launches executors through Spark's launcher library, which fails without these.
+    env = SparkEnv(spark_home=tmp_path, python=Path("/p"), spark_version="3.5.1")
+    assert launch_env(env) == {"SPARK_ENV_LOADED": "1", "SPARK_SCALA_VERSION": "2.12"}
+    (tmp_path / "assembly" / "target" / "scala-2.13").mkdir(parents=True)
+    assert launch_env(env)["SPARK_SCALA_VERSION"] == "2.13"
