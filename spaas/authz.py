@@ -82,6 +82,8 @@ PERMISSIONS: dict[str, Rule] = {
     "sig.update": Rule(Scope.TENANT, SIG_ADMIN_ROLES),
     "sig.delete": Rule(Scope.TENANT, SIG_ADMIN_ROLES),
     "file.upload": Rule(Scope.TENANT, APP_ROLES),
+    "file.list": Rule(Scope.TENANT, APP_ROLES),
+    "file.delete": Rule(Scope.TENANT, APP_ROLES),  # uploads are shared by the SIG's users, as upload overwrites
     "app.submit": Rule(Scope.TENANT, APP_ROLES),
     "app.list": Rule(Scope.TENANT, APP_ROLES),  # filtered to the caller's own unless app admin
     "app.read": Rule(Scope.TENANT, APP_ROLES),

@@ -22,16 +22,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any, TypedDict, cast
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 from urllib.parse import quote
 
 import requests
-from pydantic import BaseModel
 
-from spaas.model import AppState, Phase
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-# States after which nothing changes any more.
-TERMINAL_APP_STATES = frozenset(s.value for s in AppState if s.terminal)
 READ_RETRIES = 3
 
 
@@ -140,6 +138,12 @@ class UploadedFile(TypedDict):
     size: int
 
 
+class StoredFile(TypedDict):
+    path: str
+    size: int
+    modified_at: float
+
+
 class ScalingView(TypedDict):
     policy: dict[str, Any]
     workers: dict[str, int]
@@ -151,7 +155,9 @@ class ScalingView(TypedDict):
 
 
 def _body(spec: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
-    return spec.model_dump(mode="json", exclude_unset=True) if isinstance(spec, BaseModel) else dict(spec)
+    # Duck-typed: pydantic (and spaas.model) load only when a caller passes a model (a fast CLI start).
+    dump = getattr(spec, "model_dump", None)
+    return dict(dump(mode="json", exclude_unset=True)) if dump is not None else dict(spec)  # type: ignore[arg-type]
 
 
 def _q(part: str) -> str:
@@ -209,7 +215,8 @@ class Client:
                     continue
                 raise ApiError(0, "ConnectionError", None, f"{method} {self.api}{path}: {type(exc).__name__}") from None
             if resp.status_code == 503 and attempt < attempts:
-                self._sleep(min(float(resp.headers.get("Retry-After", "1") or 1), 5.0))
+                after = resp.headers.get("Retry-After", "")
+                self._sleep(min(float(after) if after.isdigit() else 1.0, 5.0))
                 continue
             if resp.status_code >= 400:
                 raise self._error(resp)
@@ -355,6 +362,14 @@ class Client:
             name = name or Path(getattr(file, "name", "file")).name
         return cast(UploadedFile, self._json("POST", self._sig(tenant, sig) + "/files", files={"file": (name, data)}))
 
+    def list_files(self, tenant: str, sig: str) -> list[StoredFile]:
+        return cast(list[StoredFile], self._json("GET", self._sig(tenant, sig) + "/files")["files"])
+
+    def delete_file(self, tenant: str, sig: str, name: str) -> dict[str, Any]:
+        """Delete `files/<name>` (the `files/` prefix may be given)."""
+        name = name.removeprefix("files/")
+        return cast(dict[str, Any], self._json("DELETE", self._sig(tenant, sig) + f"/files/{_q(name)}"))
+
     # -- applications ----------------------------------------------------------------------------
 
     def _app(self, tenant: str, sig: str, app_id: str = "") -> str:
@@ -393,6 +408,8 @@ class Client:
                    on_poll: Callable[[SigView], None] | None = None) -> SigView:
         """Poll until the SIG is READY at its current generation. `SigFailed` if it fails, `TimeoutError`
         (naming the last phase) after `timeout` seconds; `on_poll` sees every view (for progress)."""
+        from spaas.model import Phase
+
         deadline = self._clock() + timeout
         last = "unknown"
         while True:
@@ -413,12 +430,15 @@ class Client:
                       on_poll: Callable[[AppView], None] | None = None) -> AppView:
         """Poll until the application is FINISHED, FAILED or KILLED and return its view; `TimeoutError`
         (naming the last state) after `timeout` seconds."""
+        from spaas.model import AppState
+
+        terminal = {s.value for s in AppState if s.terminal}
         deadline = self._clock() + timeout
         while True:
             view = self.get_app(tenant, sig, app_id)
             if on_poll is not None:
                 on_poll(view)
-            if view.get("state") in TERMINAL_APP_STATES:
+            if view.get("state") in terminal:
                 return view
             if self._clock() >= deadline:
                 raise TimeoutError(f"application {tenant}/{sig}/{app_id} not finished after {timeout:.0f}s; "
@@ -436,7 +456,10 @@ class Client:
             headers = {"Accept": "text/event-stream", "Last-Event-ID": str(offset)}
             resp = self.request("GET", path, params=dict(params, follow="true", **{"from": offset}), headers=headers,
                                 stream=True, timeout=(self.timeout, max(self.timeout, 30.0)))
-            ended = False
+            if not resp.headers.get("Content-Type", "").startswith("text/event-stream"):
+                resp.close()
+                raise ApiError(resp.status_code, "NotAStream", None, f"{path}: the API did not answer with events")
+            ended, before = False, offset
             try:
                 event, data, event_id = "message", [], None
                 for raw in resp.iter_lines(chunk_size=1, decode_unicode=False):
@@ -466,5 +489,7 @@ class Client:
                 resp.close()
             if ended:
                 return
+            if offset == before:
+                self._sleep(1.0)  # a stream that brought nothing: do not reconnect in a tight loop
         raise TimeoutError(f"{path}: still not over after {timeout:.0f}s")
 

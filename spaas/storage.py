@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 from pathlib import Path
 
 from spaas import safefs
@@ -65,6 +66,32 @@ class SigStorage:
             log.warning("sig %s/%s: upload of %s refused: %s", tenant, sig, name, exc.message)
             raise UnsafeFile(f"cannot store files/{name}: {exc.message}", field="file") from None
         return f"files/{name}"
+
+    def list_files(self, tenant: str, sig: str) -> list[dict[str, object]]:
+        """The regular files in `files/` (`path`, `size`, `modified_at`), by name; anything else there
+        (links, directories tenant code made) is not listed."""
+        out: list[dict[str, object]] = []
+        try:
+            with safefs.directory(self.root, self._rel(tenant, sig, "files")) as fd:
+                for entry in os.scandir(fd):
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISREG(st.st_mode) and SAFE_NAME.match(entry.name):
+                        out.append({"path": f"files/{entry.name}", "size": st.st_size, "modified_at": st.st_mtime})
+        except FileNotFoundError:
+            return []
+        except UnsafeFile as exc:
+            raise UnsafeFile(f"the files of SIG {tenant}/{sig} are not listed: {exc.message}", field="sig") from None
+        return sorted(out, key=lambda f: str(f["path"]))
+
+    def delete_file(self, tenant: str, sig: str, name: str) -> bool:
+        """Remove `files/<name>` (a link is removed, never followed); False if it was not there."""
+        if not SAFE_NAME.match(name) or ".." in name:
+            raise Invalid("file name must be 1-128 characters of letters, digits, '.', '_' or '-', not starting "
+                          "with a dot", field="name")
+        try:
+            return safefs.remove(self.root, self._rel(tenant, sig, "files", name))
+        except UnsafeFile as exc:
+            raise UnsafeFile(f"cannot delete files/{name}: {exc.message}", field="name") from None
 
     def resolve(self, tenant: str, sig: str, rel: str, *, field: str) -> Path:
         """The path of a SIG-relative file; `Invalid` if it escapes the SIG, passes through a

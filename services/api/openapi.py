@@ -62,6 +62,8 @@ RESPONSES: dict[str, Any] = {
     "BuildLog": obj({"generation": INT, "key": NULL_STR, "state": NULL_STR, "from": INT, "total": INT,
                      "log": STR_LIST, "key_log": STR_LIST}, ["generation", "key", "state", "from", "total", "log"]),
     "StoredFile": obj({"path": STR, "size": INT}),
+    "FileList": obj({"files": {"type": "array", "items": obj({"path": STR, "size": INT, "modified_at": NUM})}}),
+    "FileDeleted": obj({"path": STR, "deleted": {"type": "boolean"}}),
     "Submitted": obj({"id": STR, "state": STR}),
     "ApplicationView": obj({
         "id": STR, "name": NULL_STR, "state": {"enum": ["SUBMITTED", "STARTING", "RUNNING", "FINISHED", "FAILED",
@@ -219,7 +221,10 @@ def _paths() -> dict[str, dict[str, Any]]:
         f"{s}/scaling": {"get": _op("sig.scaling", "Scaling policy, workers, demand and decisions",
                                     {200: "ScalingView"}, params=ts + [_q("limit", 1, 200)])},
         f"{s}/files": {"post": _op("file.upload", "Store a file in the SIG's storage", {201: "StoredFile"},
-                                   params=ts, body="multipart")},
+                                   params=ts, body="multipart"),
+                       "get": _op("file.list", "The files in the SIG's storage", {200: "FileList"}, params=ts)},
+        f"{s}/files/{{name}}": {"delete": _op("file.delete", "Delete a file of the SIG's storage", {200: "FileDeleted"},
+                                              params=ts + [_param("name", example="job.py")])},
         f"{s}/applications": {
             "post": _op("app.submit", "Submit a Livy-shaped batch application (with Idempotency-Key a repeat "
                         "answers 200 with the same id; another body under the key 422)",

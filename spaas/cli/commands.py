@@ -8,18 +8,18 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import click
 import yaml
 
-from spaas.cli import stack as stack_cmds
 from spaas.cli.config import Config, ConfigError, Context, config_path, load, save
 from spaas.cli.output import FORMATS, SIG_STEPS, PhaseProgress, note, show
 from spaas.client import ApiError, AppView, Client, SigFailed, SigView
-from spaas.settings import StackSettings
-from spaas.stack import Stack
+
+if TYPE_CHECKING:
+    from spaas.settings import StackSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -158,6 +158,8 @@ def cli(ctx: click.Context, context_name: str | None, url: str | None) -> None:
 # -- the embedded stack (what `spaas up|down|status` always did) ---------------------------------
 
 def _stack_settings(state_dir: Path | None, port: int | None, proxy_port: int | None) -> StackSettings:
+    from spaas.settings import StackSettings
+
     settings = StackSettings.from_env()
     if state_dir:
         settings = settings.replace(state_dir=state_dir)
@@ -179,6 +181,8 @@ def stack_options(f: F) -> F:
 @stack_options
 def up(state_dir: Path | None, port: int | None, proxy_port: int | None) -> int:
     """Start Redis, etcd and every service under a supervisor (or repair a partly dead stack)."""
+    from spaas.cli import stack as stack_cmds  # the stack's modules load only for up/down/status
+
     return stack_cmds.cmd_up(_stack_settings(state_dir, port, proxy_port))
 
 
@@ -186,6 +190,8 @@ def up(state_dir: Path | None, port: int | None, proxy_port: int | None) -> int:
 @stack_options
 def down(state_dir: Path | None, port: int | None, proxy_port: int | None) -> int:
     """Stop everything `spaas up` started, SIG containers included."""
+    from spaas.cli import stack as stack_cmds  # the stack's modules load only for up/down/status
+
     return stack_cmds.cmd_down(_stack_settings(state_dir, port, proxy_port))
 
 
@@ -193,6 +199,8 @@ def down(state_dir: Path | None, port: int | None, proxy_port: int | None) -> in
 @stack_options
 def status(state_dir: Path | None, port: int | None, proxy_port: int | None) -> int:
     """What runs, and how often each component was restarted."""
+    from spaas.cli import stack as stack_cmds  # the stack's modules load only for up/down/status
+
     return stack_cmds.cmd_status(_stack_settings(state_dir, port, proxy_port))
 
 
@@ -200,6 +208,9 @@ def status(state_dir: Path | None, port: int | None, proxy_port: int | None) -> 
 
 def _local_api() -> str | None:
     """The embedded stack's API, if `spaas up` runs here (the default for `spaas login`)."""
+    from spaas.settings import StackSettings
+    from spaas.stack import Stack
+
     stack = Stack.load(StackSettings.from_env().state_dir.resolve())
     return stack.api_url if stack is not None else None
 
@@ -588,7 +599,7 @@ def build_log(state: State, sig: str, tenant: str | None, follow: bool, generati
 
 @cli.group(cls=AliasGroup)
 def files() -> None:
-    """Files in a SIG's storage (what applications run)."""
+    """Files in a SIG's storage (what applications run): upload, list, delete."""
 
 
 @files.command("upload")
@@ -602,6 +613,27 @@ def files_upload(state: State, path: str, sig: str | None, tenant: str | None, n
                  output: str | None) -> None:
     """Upload PATH; the answer's `path` (files/NAME) is what `file` and `pyFiles` of an application name."""
     show(state.client().upload_file(state.tenant(tenant), state.sig(sig), path, name=name), output)
+
+
+@files.command("list")
+@sig_option
+@tenant_option
+@output_option
+@pass_state
+def files_list(state: State, sig: str | None, tenant: str | None, output: str | None) -> None:
+    show(state.client().list_files(state.tenant(tenant), state.sig(sig)), output, kind="file")
+
+
+@files.command("delete")
+@click.argument("name")
+@sig_option
+@tenant_option
+@pass_state
+def files_delete(state: State, name: str, sig: str | None, tenant: str | None) -> None:
+    """Delete files/NAME from the SIG's storage."""
+    t, s = state.tenant(tenant), state.sig(sig)
+    state.client().delete_file(t, s, name)
+    note(f"{t}/{s}: files/{name.removeprefix('files/')} deleted")
 
 
 # -- applications ----------------------------------------------------------------------------

@@ -8,12 +8,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+if TYPE_CHECKING:  # Rich loads when a table or a bar is drawn, not on every start (shell completion)
+    from rich.console import Console
+    from rich.progress import Progress
 
 FORMATS = ("table", "json", "yaml")
 # One column: (header, getter).
@@ -48,6 +49,7 @@ COLUMNS: dict[str, list[Column]] = {
     "app": [("ID", _get("id")), ("NAME", _get("name")), ("STATE", _get("state")), ("EXIT", _get("exit_code")),
             ("REASON", _get("reason")), ("SUBMITTER", _get("submitter")),
             ("SUBMITTED", lambda a: _when(a.get("submitted_at"))), ("FILE", _get("request", "file"))],
+    "file": [("PATH", _get("path")), ("SIZE", _get("size")), ("MODIFIED", lambda f: _when(f.get("modified_at")))],
     "member": [("KIND", _get("kind")), ("NAME", _get("name")), ("ROLES", lambda m: ",".join(m.get("roles") or []))],
     "token": [("ID", _get("id")), ("NAME", _get("name")), ("CREATED", lambda t: _when(t.get("created_at"))),
               ("EXPIRES", lambda t: _when(t.get("expires_at")))],
@@ -60,6 +62,8 @@ COLUMNS: dict[str, list[Column]] = {
 
 
 def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     # Not a terminal: no colours, and wide enough that tables are not cut for scripts.
     return Console(file=stream, width=None if stream.isatty() else 250, highlight=False)
@@ -73,6 +77,8 @@ def show(data: Any, fmt: str | None, *, kind: str | None = None) -> None:
     elif fmt == "yaml" or kind not in COLUMNS:
         print(yaml.safe_dump(data, sort_keys=False, default_flow_style=False).rstrip())
     else:
+        from rich.table import Table
+
         rows: Sequence[dict[str, Any]] = data if isinstance(data, list) else [data]
         table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
         for header, _ in COLUMNS[kind]:
@@ -103,6 +109,8 @@ class PhaseProgress:
 
     def __enter__(self) -> PhaseProgress:
         if self.tty:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
             self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                                      TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=console(True),
                                      transient=False)

@@ -93,6 +93,8 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
     "scaling": (Row("GET", S + "/scaling"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
     "file-upload": (Row("POST", S + "/files", upload=True), (201, 201, 201, 201, 404, 401),
                     (201, 404, 404, 404, 201, 401)),
+    "files-list": (Row("GET", S + "/files"), OWN_READ, FOREIGN_READ),
+    "file-delete": (Row("DELETE", S + "/files/job.py"), OWN_READ, FOREIGN_READ),
     "app-submit": (Row("POST", S + "/applications", APP), (201, 201, 201, 201, 404, 401),
                    (201, 404, 404, 404, 201, 401)),
     "apps-list": (Row("GET", S + "/applications"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
@@ -286,7 +288,9 @@ def test_the_matrix_covers_every_route(app: Flask) -> None:
                    .replace("{theirs}", "<app_id>").replace("/user/zed", "/<any(user, group):kind>/<name>")
                    .replace("/user/victim", "/<any(user, group):kind>/<name>")
                    .replace("/0123456789abcdef", "/<token_id>").replace("{ms}", "<app_id>").replace("{ts}", "<app_id>")
-                   .replace("/statements/0", "/statements/<stmt>").replace("/integrations/ci", "/integrations/<name>")) for m, p in covered}
+                   .replace("/statements/0", "/statements/<stmt>").replace("/files/job.py", "/files/<name>")
+                   .replace("/integrations/ci", "/integrations/<name>"))
+                   for m, p in covered}
     normalized |= {(m, p.replace("/platform/t/acme", "/platform/t/<tenant>")) for m, p in normalized}
     missing = {(m, r) for m, r in rules if (m, r) not in normalized and r not in ("/metrics",)}
     assert not missing, missing

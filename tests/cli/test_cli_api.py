@@ -62,6 +62,12 @@ def test_login_contexts_and_a_sig_from_yaml(cli: Cli, url: str, tmp_path: Path) 
     assert "NAME" in table and "PHASE" in table and "etl" in table and "PENDING" in table
     spec.write_text(json.dumps({"name": "etl", "spark_version": SPARK_VERSIONS[0], "scaling": {"max_workers": 3}}))
     assert json.loads(cli.ok("sig", "update", "etl", "-f", str(spec), "-o", "json").stdout)["generation"] == 2
+    job = tmp_path / "job.py"
+    job.write_text("print(1)\n")
+    assert yaml.safe_load(cli.ok("files", "upload", str(job), "-s", "etl").stdout) == {"path": "files/job.py", "size": 9}
+    assert "files/job.py" in cli.ok("files", "list", "-s", "etl").stdout
+    cli.ok("file", "delete", "job.py", "-s", "etl")
+    assert json.loads(cli.ok("files", "list", "-s", "etl", "-o", "json").stdout) == []
 
     # Switching contexts: the admin sees the tenant list, alice's defaults stay hers.
     cli.ok("context", "use", "admin")

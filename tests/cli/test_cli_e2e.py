@@ -50,6 +50,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory, ldap_server: Ldap) -> Iterator
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         assert "admin token" in up.stdout
+        status = cli("status")
+        assert status.returncode == 0 and "api" in status.stdout and "DEAD" not in status.stdout, status.stdout
         yield cli
     finally:
         down = cli("down", timeout=300)
@@ -99,11 +101,13 @@ def test_kill_a_running_application(cli: Cli) -> None:
     slow.write_text(SLOW)
     app_id = cli.ok("submit", str(slow), "--no-follow").stdout.strip()
     deadline = time.monotonic() + 600
-    while (state := json.loads(cli.ok("app", "get", app_id, "-o", "json").stdout)["state"]) != "RUNNING":
-        assert state in ("SUBMITTED", "STARTING") and time.monotonic() < deadline, state
+    # Running, and past getOrCreate: its own line is in the driver log.
+    while "STARTED" not in cli.ok("app", "log", app_id).stdout:
+        state = json.loads(cli.ok("app", "get", app_id, "-o", "json").stdout)["state"]
+        assert state in ("SUBMITTED", "STARTING", "RUNNING") and time.monotonic() < deadline, state
         time.sleep(2)
+    assert json.loads(cli.ok("app", "get", app_id, "-o", "json").stdout)["state"] == "RUNNING"
     killed = cli("app", "kill", app_id, "--wait", timeout=400)
     assert killed.returncode == 0, killed.stdout + killed.stderr
     assert json.loads(cli.ok("app", "get", app_id, "-o", "json").stdout)["state"] == "KILLED"
     assert cli("app", "wait", app_id).returncode == 137
-    assert "STARTED" in cli.ok("app", "log", app_id).stdout

@@ -185,6 +185,19 @@ def test_files_applications_log_follow_and_kill(admin: Client, app: Flask, keys:
     job = tmp_path / "job.py"
     job.write_text("print('hi')\n")
     assert admin.upload_file("acme", "s1", job) == {"path": "files/job.py", "size": 12}
+    admin.upload_file("acme", "s1", job, name="old.py")
+    assert [(f["path"], f["size"]) for f in admin.list_files("acme", "s1")] == [("files/job.py", 12), ("files/old.py", 12)]
+    assert admin.delete_file("acme", "s1", "files/old.py") == {"path": "files/old.py", "deleted": True}
+    with pytest.raises(ApiError) as err:
+        admin.delete_file("acme", "s1", "old.py")
+    assert (err.value.status, err.value.field) == (404, "name")
+    # A link tenant code left in files/ is not listed, and deleting it removes the link, not its target.
+    target = tmp_path / "outside.txt"
+    target.write_text("keep me")
+    (SigStorage(settings.storage_dir).files_dir("acme", "s1") / "link.py").symlink_to(target)
+    assert [f["path"] for f in admin.list_files("acme", "s1")] == ["files/job.py"]
+    admin.delete_file("acme", "s1", "link.py")
+    assert target.read_text() == "keep me"
     with pytest.raises(ApiError) as err:
         admin.upload_file("acme", "s1", job, name="../x.py")
     assert (err.value.status, err.value.field) == (422, "file")
@@ -243,3 +256,30 @@ def test_another_tenants_objects_answer_404(admin: Client, base_url: str) -> Non
     assert (missing.value.code, missing.value.message.replace("nope", "X")) == \
         (other.value.code, other.value.message.replace("beta", "X"))
     assert [s["name"] for s in bob.list_sigs("acme")] == ["s1"]
+
+
+def test_reads_are_retried_on_503_and_writes_are_sent_once() -> None:
+    """A stand-in server (the transport boundary) that answers 503 until the third call of each method."""
+    from werkzeug.wrappers import Request, Response
+
+    calls: dict[str, int] = {"GET": 0, "POST": 0}
+
+    @Request.application
+    def unavailable(request: Request) -> Response:
+        calls[request.method] += 1
+        if calls[request.method] < 3:
+            return Response('{"error": {"code": "TemporaryError", "message": "etcd is away"}}', 503,
+                            {"Retry-After": "1", "Content-Type": "application/json"})
+        return Response('{"tenants": []}', 200, {"Content-Type": "application/json"})
+
+    server = make_server("127.0.0.1", 0, unavailable, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        slept: list[float] = []
+        c = Client(f"http://127.0.0.1:{server.server_port}", "t", sleep=slept.append)
+        assert c.list_tenants() == [] and calls["GET"] == 3 and slept == [1.0, 1.0]
+        with pytest.raises(ApiError) as err:
+            c.submit_app("acme", "s1", {"file": "files/job.py"})
+        assert (err.value.status, err.value.code, calls["POST"]) == (503, "TemporaryError", 1)
+    finally:
+        server.shutdown()

@@ -1,4 +1,4 @@
-"""`/api/v1/tenants/{t}/sigs`: SIG lifecycle, build log, file uploads."""
+"""`/api/v1/tenants/{t}/sigs`: SIG lifecycle, build log, files (upload, list, delete)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from spaas import messages, sparkconf
-from spaas.errors import Conflict, Invalid, TemporaryError, Unprocessable
+from spaas.errors import Conflict, Invalid, NotFound, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import Quota, SigSpec, dump
 from spaas.records import InvalidRecord, SigSpecRecord, read_sigs
@@ -238,3 +238,24 @@ def upload_file(tenant: str, sig: str) -> tuple[dict[str, Any], int]:
     path = d.storage.save_file(tenant, sig, upload.filename or "", data)
     log.info("sig %s/%s: stored %s (%d bytes)", tenant, sig, path, len(data))
     return {"path": path, "size": len(data)}, 201
+
+
+@bp.get("/tenants/<tenant>/sigs/<sig>/files")
+@action("file.list")
+def list_files(tenant: str, sig: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    return {"files": d.storage.list_files(tenant, sig)}
+
+
+@bp.delete("/tenants/<tenant>/sigs/<sig>/files/<name>")
+@action("file.delete")
+def delete_file(tenant: str, sig: str, name: str) -> dict[str, Any]:
+    d = deps()
+    get_tenant(d.store, d.keys, tenant)
+    get_sig(d.store, d.keys, tenant, sig)
+    if not d.storage.delete_file(tenant, sig, name):
+        raise NotFound(f"no file files/{name} in SIG {tenant}/{sig}", field="name")
+    log.info("sig %s/%s: deleted files/%s", tenant, sig, name)
+    return {"path": f"files/{name}", "deleted": True}
