@@ -55,7 +55,7 @@ class IntegrationRedis:
         # Patterns no longer asked for (never happens today: they are fixed at creation).
         self._unbind(queue, keep=set(patterns))
 
-    def _unbind(self, queue: str, *, keep: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    def _unbind(self, queue: str, *, keep: frozenset[str] | set[str] = frozenset()) -> None:
         table = f"_kombu.binding.{integrations.EVENT_EXCHANGE}"
         sep = integrations.KOMBU_SEP
         for member in self._redis.smembers(table):
