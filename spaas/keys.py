@@ -23,6 +23,9 @@ Each key has one writer (the design's "one owner per field"):
     {p}/members/{t}/{user|group}/{name}  roles granted in a tenant     api
     {p}/audit/{day}/{ms}-{rand}          audit record                  api (pruned by day)
     {p}/audit-days/{day}                 index of days with records    api
+    {p}/notebooks/{t}/{s}/{user}         notebook demand: requested_at, proxy (activity), api/scaler delete
+                                         last_activity                 (stop, cull)
+    {p}/notebook-tokens/{t}/{s}/{user}   the server's token, container scaler (outside the SIG's etcd range)
 """
 
 from __future__ import annotations
@@ -145,3 +148,19 @@ class Keys:
         rest = key[len(self.apps(tenant, sig)):]
         app_id, part = rest.split("/", 1)
         return app_id, part
+
+    # -- notebooks (spaas/notebooks.py) ------------------------------------------------------
+    def all_notebooks(self) -> str:
+        return f"{self.prefix}/notebooks/"
+
+    def notebooks(self, tenant: str, sig: str) -> str:
+        return f"{self.prefix}/notebooks/{tenant}/{sig}/"
+
+    def notebook(self, tenant: str, sig: str, user: str) -> str:
+        return f"{self.prefix}/notebooks/{tenant}/{sig}/{quote(user, safe='@._-')}"
+
+    def all_notebook_tokens(self) -> str:
+        return f"{self.prefix}/notebook-tokens/"
+
+    def notebook_token(self, tenant: str, sig: str, user: str) -> str:
+        return f"{self.prefix}/notebook-tokens/{tenant}/{sig}/{quote(user, safe='@._-')}"

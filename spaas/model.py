@@ -78,6 +78,18 @@ class Scaling(Strict):
         return self
 
 
+class Jupyter(Strict):
+    """A JupyterLab server per user, started on demand through the proxy (spaas/notebooks.py)."""
+
+    enabled: bool = False
+    # A server with no activity (proxy requests, kernel work) for this long is stopped.
+    idle_timeout_s: int = Field(default=3600, ge=10, le=7 * 86_400)
+
+
+class Notebooks(Strict):
+    jupyter: Jupyter = Jupyter()
+
+
 class SigSpec(Strict):
     name: Name
     spark_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$", max_length=20)]
@@ -85,6 +97,7 @@ class SigSpec(Strict):
     python_packages: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(default=[], max_length=MAX_PACKAGES)
     resources: Resources = Resources()
     scaling: Scaling = Scaling()
+    notebooks: Notebooks = Notebooks()
 
     @field_validator("python_packages")
     @classmethod
