@@ -18,7 +18,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from spaas.authz import fold
 
@@ -55,7 +55,7 @@ def user_dir(user: str) -> str:
 
 
 def base_url(tenant: str, sig: str, user: str) -> str:
-    return f"/sig/{tenant}/{sig}/notebooks/{fold(user)}/"
+    return f"/sig/{tenant}/{sig}/notebooks/{quote(fold(user), safe='@')}/"
 
 
 def user_of_key(key: str, prefix: str) -> tuple[str, str, str] | None:

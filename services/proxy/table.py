@@ -3,13 +3,14 @@
 It holds what routing and authorization need: which SIGs exist, where each SIG's Spark master
 UI listens (from the agents' leased host records `{p}/hosts/{t}/{s}/{host}`), every registered
 (host, port) of every SIG container for forward mode, the grants of every tenant and the hash
-of the bootstrap admin token. `build_table()` is pure; `TableRefresher` is the thin loop that
+of the bootstrap admin token; for notebooks (spaas/notebooks.py), which SIGs have them on, each
+user's ready Jupyter server with its token, and the demand records the proxy keeps fresh.
+`build_table()` is pure; `TableRefresher` is the thin loop that
 reads etcd (three range reads) and swaps the value in one assignment.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -19,7 +20,8 @@ from types import MappingProxyType
 from typing import Any
 
 from spaas.errors import SpaasError
-from spaas.etcd import EtcdStore, _b64, prefix_end
+from spaas.etcd import EtcdStore
+from spaas import notebooks as nb
 from spaas.keys import Keys
 from spaas.principals import members_from_entries
 from spaas.store import Entry
@@ -41,6 +43,18 @@ class HostTarget:
 
 
 @dataclass(frozen=True)
+class NotebookTarget:
+    """A user's ready Jupyter server: where it listens and the token the proxy injects."""
+
+    ip: str
+    port: int
+    token: str
+
+
+NotebookId = tuple[str, str, str]  # tenant, sig, folded user
+
+
+@dataclass(frozen=True)
 class RouteTable:
     sigs: frozenset[SigId] = frozenset()
     # (tenant, sig) -> (ip, port) of its ready Spark master's UI.
@@ -52,11 +66,18 @@ class RouteTable:
     bootstrap_hash: str = ""
     built_at: float = 0.0
     ok: bool = False
+    # (tenant, sig) -> idle timeout (s) of SIGs with Jupyter notebooks enabled.
+    notebook_sigs: Mapping[SigId, int] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig, user) -> the user's ready server.
+    notebooks: Mapping[NotebookId, NotebookTarget] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig, user) -> the demand record `{p}/notebooks/...` as etcd holds it.
+    notebook_demand: Mapping[NotebookId, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Iterable[Entry],
                 bootstrap_hash: str, keys: Keys, now: float,
-                deny: frozenset[tuple[str, int]] = frozenset()) -> RouteTable:
+                deny: frozenset[tuple[str, int]] = frozenset(), specs: Iterable[Entry] = (),
+                notebook_tokens: Iterable[Entry] = (), notebook_demand: Iterable[Entry] = ()) -> RouteTable:
     """The table from etcd's entries. Pure.
 
     A (host, port) that two SIGs both claim is left out (a container's record is written by
@@ -83,6 +104,8 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         ports = rec.get("ports") or {}
         if not ip or not isinstance(ports, dict) or (tenant, sig) not in sigs:
             continue
+        if rec.get("role") == nb.ROLE:
+            continue  # a user's Jupyter server: only its user, only by path (notebook_routes)
         valid = [int(p) for p in ports.values() if isinstance(p, int) and 0 < p < 65536 and (ip, p) not in deny]
         if rec.get("role") == "master" and rec.get("ready") and isinstance(ports.get("ui"), int) \
                 and ports["ui"] in valid:
@@ -105,21 +128,73 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
     grants = {t: MappingProxyType(members_from_entries(es, keys.members(t))) for t, es in by_tenant.items()}
+    enabled, servers, demand = notebook_routes(sigs, specs, hosts, notebook_tokens, notebook_demand, keys=keys, deny=deny)
     return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), hosts=MappingProxyType(targets),
-                      members=MappingProxyType(grants), bootstrap_hash=bootstrap_hash, built_at=now, ok=True)
+                      members=MappingProxyType(grants), bootstrap_hash=bootstrap_hash, built_at=now, ok=True,
+                      notebook_sigs=MappingProxyType(enabled), notebooks=MappingProxyType(servers),
+                      notebook_demand=MappingProxyType(demand))
+
+
+def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], hosts: Iterable[Entry], tokens: Iterable[Entry],
+                    demand: Iterable[Entry], *, keys: Keys, deny: frozenset[tuple[str, int]] = frozenset(),
+                    ) -> tuple[dict[SigId, int], dict[NotebookId, NotebookTarget], dict[NotebookId, Mapping[str, Any]]]:
+    """Notebook SIGs, ready servers and demand records (pure).
+
+    A server counts only when the host record of the container the scaler named for that user
+    (`spaas.notebooks.container_name`) says role "notebook", ready, and the scaler's token record
+    names that same container. Host records can be written by the SIG's own code, so this trusts
+    the container name, not what the record claims. (Once the scaler writes verified route
+    records, those replace the host records here.)
+    """
+    enabled: dict[SigId, int] = {}
+    for entry in specs:
+        parts = entry.key[len(keys.all_sigs()):].split("/")
+        if len(parts) == 3 and parts[2] == "spec" and isinstance(entry.value, dict) and not entry.value.get("deleting"):
+            settings = nb.settings_of(entry.value.get("spec") or {})
+            if settings.enabled and (parts[0], parts[1]) in sigs:
+                enabled[(parts[0], parts[1])] = settings.idle_timeout_s
+    by_name: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for entry in hosts:
+        parts = entry.key[len(keys.all_hosts()):].split("/")
+        if len(parts) == 3 and isinstance(entry.value, dict) and entry.value.get("role") == nb.ROLE:
+            by_name[(parts[0], parts[1], parts[2])] = entry.value
+    servers: dict[NotebookId, NotebookTarget] = {}
+    for entry in tokens:
+        ident = nb.user_of_key(entry.key, keys.all_notebook_tokens())
+        if ident is None or (ident[0], ident[1]) not in enabled or not isinstance(entry.value, dict):
+            continue
+        tenant, sig, user = ident
+        name = nb.container_name(tenant, sig, user)
+        rec = by_name.get((tenant, sig, name)) or {}
+        port = (rec.get("ports") or {}).get("ui")
+        token = entry.value.get("token")
+        if entry.value.get("container") != name or not rec.get("ready") or not isinstance(port, int) \
+                or not 0 < port < 65536 or not isinstance(token, str) or not token or not rec.get("ip") \
+                or (str(rec["ip"]), port) in deny:
+            continue
+        servers[(tenant, sig, nb.fold(user))] = NotebookTarget(str(rec["ip"]), port, token)
+    wanted: dict[NotebookId, Mapping[str, Any]] = {}
+    for entry in demand:
+        ident = nb.user_of_key(entry.key, keys.all_notebooks())
+        if ident is not None and isinstance(entry.value, dict):
+            wanted[(ident[0], ident[1], nb.fold(ident[2]))] = MappingProxyType(dict(entry.value))
+    return enabled, servers, wanted
 
 
 def read_table(store: EtcdStore, keys: Keys, *, deny: frozenset[tuple[str, int]] = frozenset(),
                clock: Callable[[], float] = time.time) -> RouteTable:
-    """Three range reads (SIG spec keys only, host records, grants) and the bootstrap hash."""
-    data: dict[str, Any] = store.call("/v3/kv/range", {"key": _b64(keys.all_sigs()),
-                                                      "range_end": prefix_end(keys.all_sigs()), "keys_only": True})
-    sig_keys = [base64.b64decode(kv["key"]).decode() for kv in data.get("kvs") or []]
+    """Range reads (SIG records, host records, grants, notebook tokens and demand) and the
+    bootstrap hash. SIG records are read with their values: a spec says whether notebooks are on."""
+    entries = store.list(keys.all_sigs())
+    sig_keys = [e.key for e in entries]
+    specs = [e for e in entries if e.key.endswith("/spec")]
     bootstrap = store.get(keys.bootstrap_token())
     return build_table(sig_keys=sig_keys, hosts=store.list(keys.all_hosts()),
                        members=store.list(keys.prefix + "/members/"),
                        bootstrap_hash=str(bootstrap.value.get("hash", "")) if bootstrap else "",
-                       keys=keys, now=clock(), deny=deny)
+                       keys=keys, now=clock(), deny=deny, specs=specs,
+                       notebook_tokens=store.list(keys.all_notebook_tokens()),
+                       notebook_demand=store.list(keys.all_notebooks()))
 
 
 class TableRefresher:
