@@ -90,6 +90,8 @@ PERMISSIONS: dict[str, Rule] = {
     "livy.version": Rule(Scope.TENANT, APP_ROLES),
     "statement.run": Rule(Scope.TENANT, APP_ROLES),  # in the caller's own sessions unless app admin
     "statement.cancel": Rule(Scope.TENANT, APP_ROLES),
+    "notebook.list": Rule(Scope.TENANT, APP_ROLES),  # filtered to the caller's own unless app admin
+    "notebook.stop": Rule(Scope.TENANT, APP_ROLES),  # the caller's own unless app admin
     # The console's pages (/platform): what they show and change goes through the actions above.
     "console.page": Rule(Scope.AUTHENTICATED),
     "console.tenant": Rule(Scope.TENANT, ALL_TENANT_ROLES),

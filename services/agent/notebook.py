@@ -95,6 +95,9 @@ def server_env(base: dict[str, str], *, cdir: Path, token: str, env: spark.Spark
         "JUPYTER_TOKEN": token,
         "JUPYTER_CONFIG_DIR": str(cdir / "jupyter" / "config"),
         "JUPYTER_DATA_DIR": str(cdir / "jupyter" / "data"),
+        # First on Jupyter's search path, so its `python3` kernel spec wins over the one ipykernel
+        # installed into the environment (which jupyter_core prefers to the user's data dir in a venv).
+        "JUPYTER_PATH": str(cdir / "jupyter" / "data"),
         "JUPYTER_RUNTIME_DIR": str(cdir / "jupyter" / "runtime"),
         "IPYTHONDIR": str(cdir / "ipython"),
         "SPARK_HOME": str(env.spark_home),

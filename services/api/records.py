@@ -79,12 +79,18 @@ def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[s
             continue
         spec = rec.spec.spec
         desired = rec.status.workers.desired if rec.status else 0
-        n = 1 + max(desired, spec.scaling.min_workers)
+        n = 1 + max(desired, spec.scaling.min_workers) + _notebook_servers(rec.status.to_value() if rec.status else {})
         used["containers"] += n
         used["cores"] += n * spec.resources.cpu
         used["memory_mb"] += n * spec.resources.memory_mb
         used["gpus"] += n * spec.resources.gpu
     return usages
+
+
+def _notebook_servers(status: dict[str, Any]) -> int:
+    """Notebook servers a SIG runs or starts (each the size of one of its containers)."""
+    servers = (status.get("notebooks") or {}).get("servers") if isinstance(status.get("notebooks"), dict) else None
+    return sum(1 for s in servers or [] if isinstance(s, dict) and s.get("state") in ("starting", "ready"))
 
 
 def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
@@ -153,8 +159,21 @@ def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> di
             "ui_url": (ui_base if status.get("ui_url") else None) if ui_base else status.get("ui_url"),
             "since": status.get("since"),
             "invalid_records": list(status.get("invalid_records") or []),
+            # Per-user Jupyter servers as the scaler reports them (never their tokens).
+            "notebooks": _notebooks_view(status.get("notebooks")),
         },
     }
+
+
+def _notebooks_view(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {"enabled": False, "servers": []}
+    servers = [{k: s.get(k) for k in ("user", "state", "url", "container")}
+               for s in value.get("servers") or [] if isinstance(s, dict)]
+    out: dict[str, Any] = {"enabled": bool(value.get("enabled")), "servers": servers}
+    if isinstance(value.get("idle_timeout_s"), int):
+        out["idle_timeout_s"] = value["idle_timeout_s"]
+    return out
 
 
 def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> AppRecords | None:
