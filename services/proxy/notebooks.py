@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 # A record the scaler deleted (culled) is written again at once; this only absorbs the route
 # table's refresh lag.
 NEW_DEMAND_THROTTLE_S = 2.0
+# A kernel's WebSocket handshake waits for the kernel (and its Spark session) to be ready.
+NOTEBOOK_WS_TIMEOUT_S = 600.0
 
 STARTING_PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3"><title>Starting your notebook server</title></head>

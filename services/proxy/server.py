@@ -28,7 +28,7 @@ from spaas.authz import fold as authz_fold
 from spaas.settings import ProxySettings
 
 from services.proxy import authn, metrics, rewrite, routes
-from services.proxy.notebooks import STARTING_PAGE, NotebookTracker
+from services.proxy.notebooks import NOTEBOOK_WS_TIMEOUT_S, STARTING_PAGE, NotebookTracker
 from services.proxy.table import RouteTable
 
 log = logging.getLogger(__name__)
@@ -625,6 +625,12 @@ class ClientConn(Flow):
 
 # -- the proxy ---------------------------------------------------------------------------------------
 
+def upstream_timeout(up: routes.Upstream, upgrade: bool, default_s: float) -> float:
+    """How long the upstream may take to answer. Jupyter answers a kernel's WebSocket handshake only
+    once the kernel is ready, and a notebook kernel connects its Spark session first."""
+    return max(default_s, NOTEBOOK_WS_TIMEOUT_S) if up.kind == "notebook" and upgrade else default_s
+
+
 def is_browser(req: Request) -> bool:
     accept = req.header(b"accept")
     return "text/html" in accept and not req.header(b"authorization")
@@ -842,7 +848,7 @@ class Proxy:
             ex = Exchange(client, req, up, conn, max_response=self.settings.max_response_bytes)
             conn.exchange = ex
             client._exchange = ex
-            ex.timer = self.loop.call_later(self.settings.upstream_timeout_s, ex.timed_out)
+            ex.timer = self.loop.call_later(upstream_timeout(up, upgrade, self.settings.upstream_timeout_s), ex.timed_out)
             try:
                 await self._send(req, up, conn, bearer=bearer, upgrade=protocol)
                 await ex.started

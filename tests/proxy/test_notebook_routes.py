@@ -128,3 +128,13 @@ def test_demand_and_activity_writes_are_throttled() -> None:
     assert tracker.plan(t, "acme", "etl", "alice") is None
     now[0] = 164.0
     assert tracker.plan(t, "acme", "etl", "alice") == {"requested_at": 5.0, "last_activity": 164.0}
+
+
+def test_a_kernel_websocket_may_wait_for_its_kernel_longer_than_other_upstreams() -> None:
+    from services.proxy.server import upstream_timeout
+
+    up = route_ingress(f"{PREFIX}/api/kernels/k/channels", ALICE, table(), api=API)
+    assert isinstance(up, Upstream)
+    assert upstream_timeout(up, True, 60.0) == 600.0
+    assert upstream_timeout(up, False, 60.0) == 60.0
+    assert upstream_timeout(Upstream("sig", "h", 1, "/"), True, 60.0) == 60.0

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from spaas import notebooks as nb
 from spaas.runtimes.base import MASTER, WORKER, ContainerSpec, container_name
 from spaas.runtimes.kube_manifests import (
     BuildJobSpec, KubeOptions, affinity, build_job_name, cpu_millis, dns_label, make_build_job,
@@ -192,3 +193,14 @@ def test_cpu_quantities(text: str, millis: int) -> None:
 @pytest.mark.parametrize("text,n", [("4096Mi", 4 * 2**30), ("4Gi", 4 * 2**30), ("1G", 10**9), ("1024", 1024)])
 def test_memory_quantities(text: str, n: int) -> None:
     assert memory_bytes(text) == n
+
+
+def test_notebook_pod_keeps_its_token_in_the_secret() -> None:
+    name = nb.container_name("acme", "etl", "alice")
+    s = spec(nb.ROLE, 0, name=name, env={"SPAAS_NOTEBOOK_USER": "alice", "SPAAS_NOTEBOOK_TOKEN": "tok-secret"})
+    pod, secret = make_pod(s, OPTS), make_secret(s, OPTS)
+    assert_valid([pod, secret])
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SPAAS_ROLE"] == "notebook" and env["SPAAS_NOTEBOOK_USER"] == "alice"
+    assert "tok-secret" not in str(pod) and secret["stringData"]["SPAAS_NOTEBOOK_TOKEN"] == "tok-secret"
+    assert pod["metadata"]["labels"]["spaas.io/role"] == "notebook" and pod["spec"]["hostname"] == name
