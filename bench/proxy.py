@@ -213,7 +213,8 @@ def main() -> int:
         store = EtcdStore(etcd_url)
         store.put(keys.bootstrap_token(), {"hash": hash_token(TOKEN)})
         store.put(keys.sig_spec("bench", "etl"), {"spec": {"name": "etl"}, "generation": 1})
-        store.put(keys.host("bench", "etl", "bench-etl-master-0"),
+        # The route the scaler would write once the runtime verified the master's UI port.
+        store.put(keys.route("bench", "etl", "bench-etl-master-0"),
                   {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": ui}})
         proxy, proxy_port = start_proxy(etcd_url, keys.prefix, work)
         procs.append(proxy)

@@ -7,7 +7,8 @@ user of their own that reaches only that SIG's keys.
     READWRITE  {p}/hosts/{t}/{s}/*                its host records (put with a lease, list, revoke)
     READWRITE  {p}/apps/{t}/{s}/*                 app specs and kill keys (read), app state (write)
 
-Nothing else: not another SIG's keys, not tenants, members, auth tokens, builds, and no range
+Nothing else: not another SIG's keys, not its own route records `{p}/routes/{t}/{s}/*` (the
+proxy trusts those because only the scaler writes them), not tenants, members, auth tokens, builds, and no range
 over `{p}/` (etcd checks that a whole range is inside one permission). Lease grant and keepalive
 need no permission in etcd; revoking a lease needs write access to its keys, which the agent has.
 

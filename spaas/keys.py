@@ -15,6 +15,7 @@ Each key has one writer (the design's "one owner per field"):
     {p}/apps/{t}/{s}/{id}/stmts/{n}/cancel    cancel request           api
     {p}/apps/{t}/{s}/{id}/stmts/{n}/result    state and output         agent
     {p}/hosts/{t}/{s}/{host}             host -> ip, ports (leased)    agent
+    {p}/routes/{t}/{s}/{host}            verified route (ip, ports)    scaler (SIG users cannot write it)
     {p}/builds/{key}                     build record by build key     builder
     {p}/build-locks/{key}                build in flight (leased)      builder
     {p}/auth/bootstrap                   hash of the admin token       api
@@ -98,6 +99,16 @@ class Keys:
 
     def host(self, tenant: str, sig: str, host: str) -> str:
         return f"{self.prefix}/hosts/{tenant}/{sig}/{host}"
+
+    def all_routes(self) -> str:
+        return f"{self.prefix}/routes/"
+
+    def routes(self, tenant: str, sig: str) -> str:
+        return f"{self.prefix}/routes/{tenant}/{sig}/"
+
+    def route(self, tenant: str, sig: str, host: str) -> str:
+        """The proxy's route to a host record's ports, kept only where the runtime confirms them."""
+        return f"{self.prefix}/routes/{tenant}/{sig}/{host}"
 
     def build(self, build_key: str) -> str:
         return f"{self.prefix}/builds/{build_key}"

@@ -1,12 +1,33 @@
 """The route table: a value rebuilt from etcd every `refresh_s`, never read per request.
 
-It holds what routing and authorization need: which SIGs exist, where each SIG's Spark master
-UI listens (from the agents' leased host records `{p}/hosts/{t}/{s}/{host}`), every registered
-(host, port) of every SIG container for forward mode, the grants of every tenant and the hash
-of the bootstrap admin token; for notebooks (spaas/notebooks.py), which SIGs have them on, each
-user's ready Jupyter server with its token, and the demand records the proxy keeps fresh.
-`build_table()` is pure; `TableRefresher` is the thin loop that
-reads etcd (three range reads) and swaps the value in one assignment.
+It holds what routing and authorization need: which SIGs exist, the verified route records of
+their containers, the grants of every tenant and the hash of the bootstrap admin token.
+`build_table()` is pure; `TableRefresher` is the thin loop that reads etcd (five range reads and a get) and
+swaps the value in one assignment.
+
+Routes come from `{p}/routes/{t}/{s}/{host}`, written only by the scaler (SIG etcd users cannot
+write them; the agents' host records `{p}/hosts/...` are never routed on, since tenant code can
+write those): the scaler keeps a host record's ports only where the runtime confirms that the
+address belongs to one of the SIG's containers (services/scaler/routes.py). A record:
+
+    {"role": "master" | "worker" | "history" | "notebook" | ...,
+     "container": "<the SIG container that owns the ports>",
+     "ip": "10.1.0.2", "ports": {"<name>": <port>, ...},   # e.g. "spark", "ui"
+     "ready": true | false,
+     "user": "<user name>"}                                  # optional: a per-user server (notebooks)
+
+From them the table derives:
+- `endpoints[(tenant, sig, role, user or "")] = (ip, port)`: the `ui` port of each ready record,
+  one per key (the first host name in order wins), which is what ingress paths route to; a new
+  kind of server (history, notebooks) needs only a record of its role and a path in routes.py;
+- `masters[(tenant, sig)]`: the master's UI endpoint, for `/sig/{t}/{s}/`;
+- `hosts[(name, port)]`: every verified port of every record for forward mode, by the record's
+  host name, its container's name, its registry name `<host>.<sig>.<tenant>` and its IP.
+An address any two SIGs claim, and any address in `deny` (the platform's own services), is left out.
+
+Notebooks (spaas/notebooks.py): which SIGs have them on (from the SIG specs), each user's ready
+Jupyter server with its token (`notebooks`, see `notebook_routes`) and the demand records the proxy
+keeps fresh (`notebook_demand`). Notebook records are never forward-mode targets.
 """
 
 from __future__ import annotations
@@ -53,12 +74,17 @@ class NotebookTarget:
 
 NotebookId = tuple[str, str, str]  # tenant, sig, folded user
 
+# (tenant, sig, role, user or "") of a routed UI.
+EndpointId = tuple[str, str, str, str]
+
 
 @dataclass(frozen=True)
 class RouteTable:
     sigs: frozenset[SigId] = frozenset()
     # (tenant, sig) -> (ip, port) of its ready Spark master's UI.
     masters: Mapping[SigId, tuple[str, int]] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig, role, user or "") -> (ip, port) of the `ui` port of each ready route record.
+    endpoints: Mapping[EndpointId, tuple[str, int]] = field(default_factory=lambda: MappingProxyType({}))
     # (host name or IP, lower case, port) -> the container port it names.
     hosts: Mapping[tuple[str, int], HostTarget] = field(default_factory=lambda: MappingProxyType({}))
     # tenant -> ("user" | "group", name) -> roles.
@@ -74,15 +100,14 @@ class RouteTable:
     notebook_demand: Mapping[NotebookId, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
-def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Iterable[Entry],
+def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: Iterable[Entry],
                 bootstrap_hash: str, keys: Keys, now: float,
                 deny: frozenset[tuple[str, int]] = frozenset(), specs: Iterable[Entry] = (),
                 notebook_tokens: Iterable[Entry] = (), notebook_demand: Iterable[Entry] = ()) -> RouteTable:
-    """The table from etcd's entries. Pure.
+    """The table from etcd's entries (`routes`: the scaler's verified route records). Pure.
 
-    A (host, port) that two SIGs both claim is left out (a container's record is written by
-    tenant code, so a clash means someone points at a port that is not theirs); so is any
-    address in `deny` (the platform's own services).
+    A (name, port) that two SIGs both claim is left out, and so is any address in `deny` (the
+    platform's own services): verification makes both unlikely, and neither may ever be routed.
     """
     sigs: set[SigId] = set()
     prefix = keys.all_sigs()
@@ -90,61 +115,67 @@ def build_table(*, sig_keys: Iterable[str], hosts: Iterable[Entry], members: Ite
         rest = key[len(prefix):].split("/")
         if len(rest) == 3 and rest[2] == "spec":
             sigs.add((rest[0], rest[1]))
-    masters: dict[SigId, tuple[str, int]] = {}
+    endpoints: dict[EndpointId, tuple[str, int]] = {}
     targets: dict[tuple[str, int], HostTarget] = {}
     clashes: set[tuple[str, int]] = set()
-    host_prefix = keys.all_hosts()
-    for entry in hosts:
-        parts = entry.key[len(host_prefix):].split("/")
+    route_prefix = keys.all_routes()
+    routes = sorted(routes, key=lambda e: e.key)
+    for entry in routes:
+        parts = entry.key[len(route_prefix):].split("/")
         if len(parts) != 3:
             continue
         tenant, sig, host = parts
         rec = entry.value
-        ip = str(rec.get("ip") or "")
+        ip, role = str(rec.get("ip") or ""), str(rec.get("role") or "")
         ports = rec.get("ports") or {}
-        if not ip or not isinstance(ports, dict) or (tenant, sig) not in sigs:
+        if not ip or not role or not isinstance(ports, dict) or (tenant, sig) not in sigs:
             continue
-        if rec.get("role") == nb.ROLE:
-            continue  # a user's Jupyter server: only its user, only by path (notebook_routes)
-        valid = [int(p) for p in ports.values() if isinstance(p, int) and 0 < p < 65536 and (ip, p) not in deny]
-        if rec.get("role") == "master" and rec.get("ready") and isinstance(ports.get("ui"), int) \
-                and ports["ui"] in valid:
-            masters[(tenant, sig)] = (ip, int(ports["ui"]))
-        for port in valid:
+        valid = {str(name): p for name, p in ports.items()
+                 if isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 and (ip, p) not in deny}
+        user = rec.get("user") if isinstance(rec.get("user"), str) else ""
+        if rec.get("ready") is True and "ui" in valid:
+            endpoints.setdefault((tenant, sig, role, user), (ip, valid["ui"]))
+        if role == nb.ROLE:
+            continue  # a user's Jupyter server: never a forward-mode target (its user reaches it by path)
+        names = {host.lower(), f"{host}.{sig}.{tenant}".lower(), ip.lower()}
+        if isinstance(rec.get("container"), str) and rec["container"]:
+            names.add(rec["container"].lower())
+        for port in valid.values():
             target = HostTarget(tenant, sig, host, ip, port)
-            # The container's name, its registry DNS name (<host>.<sig>.<tenant>) and its IP.
-            for name in {host.lower(), f"{host}.{sig}.{tenant}".lower(), ip.lower()}:
+            for name in names:
                 other = targets.get((name, port))
                 if other is not None and (other.tenant, other.sig) != (tenant, sig):
                     clashes.add((name, port))
                 targets[(name, port)] = target
     for clash in clashes:
         targets.pop(clash, None)
-    clashed_ips = {(t.ip, t.port) for t in targets.values()} & clashes
-    masters = {sig: addr for sig, addr in masters.items() if addr not in clashes and addr not in clashed_ips}
+    endpoints = {e: addr for e, addr in endpoints.items() if addr not in clashes}
+    masters = {(t, s): addr for (t, s, role, user), addr in endpoints.items() if role == "master" and not user}
     by_tenant: dict[str, list[Entry]] = {}
     member_prefix = keys.prefix + "/members/"
     for entry in members:
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
     grants = {t: MappingProxyType(members_from_entries(es, keys.members(t))) for t, es in by_tenant.items()}
-    enabled, servers, demand = notebook_routes(sigs, specs, hosts, notebook_tokens, notebook_demand, keys=keys, deny=deny)
-    return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), hosts=MappingProxyType(targets),
-                      members=MappingProxyType(grants), bootstrap_hash=bootstrap_hash, built_at=now, ok=True,
+    enabled, servers, demand = notebook_routes(sigs, specs, routes, notebook_tokens, notebook_demand, keys=keys,
+                                               deny=deny)
+    return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), endpoints=MappingProxyType(endpoints),
+                      hosts=MappingProxyType(targets), members=MappingProxyType(grants),
+                      bootstrap_hash=bootstrap_hash, built_at=now, ok=True,
                       notebook_sigs=MappingProxyType(enabled), notebooks=MappingProxyType(servers),
                       notebook_demand=MappingProxyType(demand))
 
 
-def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], hosts: Iterable[Entry], tokens: Iterable[Entry],
+def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], routes: Iterable[Entry], tokens: Iterable[Entry],
                     demand: Iterable[Entry], *, keys: Keys, deny: frozenset[tuple[str, int]] = frozenset(),
                     ) -> tuple[dict[SigId, int], dict[NotebookId, NotebookTarget], dict[NotebookId, Mapping[str, Any]]]:
     """Notebook SIGs, ready servers and demand records (pure).
 
-    A server counts only when the host record of the container the scaler named for that user
-    (`spaas.notebooks.container_name`) says role "notebook", ready, and the scaler's token record
-    names that same container. Host records can be written by the SIG's own code, so this trusts
-    the container name, not what the record claims. (Once the scaler writes verified route
-    records, those replace the host records here.)
+    A user's server is the scaler's verified route record (role "notebook", ready, a `ui` port) of
+    the container the scaler names for that user (`spaas.notebooks.container_name`), paired with
+    the scaler's token record naming that same container. The route's `user` comes from the
+    agent's host record, which the SIG's code can write, so the container name decides whose
+    server it is, not that field.
     """
     enabled: dict[SigId, int] = {}
     for entry in specs:
@@ -154,9 +185,10 @@ def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], hosts: Iterable[En
             if settings.enabled and (parts[0], parts[1]) in sigs:
                 enabled[(parts[0], parts[1])] = settings.idle_timeout_s
     by_name: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for entry in hosts:
-        parts = entry.key[len(keys.all_hosts()):].split("/")
-        if len(parts) == 3 and isinstance(entry.value, dict) and entry.value.get("role") == nb.ROLE:
+    for entry in routes:
+        parts = entry.key[len(keys.all_routes()):].split("/")
+        if len(parts) == 3 and isinstance(entry.value, dict) and entry.value.get("role") == nb.ROLE \
+                and entry.value.get("container") == parts[2]:
             by_name[(parts[0], parts[1], parts[2])] = entry.value
     servers: dict[NotebookId, NotebookTarget] = {}
     for entry in tokens:
@@ -168,9 +200,9 @@ def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], hosts: Iterable[En
         rec = by_name.get((tenant, sig, name)) or {}
         port = (rec.get("ports") or {}).get("ui")
         token = entry.value.get("token")
-        if entry.value.get("container") != name or not rec.get("ready") or not isinstance(port, int) \
-                or not 0 < port < 65536 or not isinstance(token, str) or not token or not rec.get("ip") \
-                or (str(rec["ip"]), port) in deny:
+        if entry.value.get("container") != name or rec.get("ready") is not True or not isinstance(port, int) \
+                or isinstance(port, bool) or not 0 < port < 65536 or not isinstance(token, str) or not token \
+                or not rec.get("ip") or (str(rec["ip"]), port) in deny:
             continue
         servers[(tenant, sig, nb.fold(user))] = NotebookTarget(str(rec["ip"]), port, token)
     wanted: dict[NotebookId, Mapping[str, Any]] = {}
@@ -183,19 +215,16 @@ def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], hosts: Iterable[En
 
 def read_table(store: EtcdStore, keys: Keys, *, deny: frozenset[tuple[str, int]] = frozenset(),
                clock: Callable[[], float] = time.time) -> RouteTable:
-    """Range reads (SIG records, host records, grants, notebook tokens and demand) and the
+    """Range reads (SIG records, route records, grants, notebook tokens and demand) and the
     bootstrap hash. SIG records are read with their values: a spec says whether notebooks are on."""
     entries = store.list(keys.all_sigs())
-    sig_keys = [e.key for e in entries]
-    specs = [e for e in entries if e.key.endswith("/spec")]
     bootstrap = store.get(keys.bootstrap_token())
-    return build_table(sig_keys=sig_keys, hosts=store.list(keys.all_hosts()),
+    return build_table(sig_keys=[e.key for e in entries], routes=store.list(keys.all_routes()),
                        members=store.list(keys.prefix + "/members/"),
                        bootstrap_hash=str(bootstrap.value.get("hash", "")) if bootstrap else "",
-                       keys=keys, now=clock(), deny=deny, specs=specs,
+                       keys=keys, now=clock(), deny=deny, specs=[e for e in entries if e.key.endswith("/spec")],
                        notebook_tokens=store.list(keys.all_notebook_tokens()),
                        notebook_demand=store.list(keys.all_notebooks()))
-
 
 class TableRefresher:
     """Keeps `current` fresh: re-reads etcd every `interval_s`, backs off on errors (keeping

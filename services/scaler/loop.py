@@ -24,7 +24,7 @@ from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.model import BuildState, Phase
-from spaas.records import AppRecords, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
+from spaas.records import AppRecords, HostRecord, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
 from spaas.redisauth import SigRedisAccess
 from spaas.runtimes.base import WORKER, Container, Runtime, container_name
 from spaas.storage import SigStorage
@@ -32,6 +32,7 @@ from spaas.store import Entry, Store
 
 from services.scaler.policy import Decision, Policy, Room, Worker, decide
 from services.scaler.reconcile import SigView, current_members, plan
+from services.scaler.routes import verified_routes
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +173,42 @@ class Scaler:
             except (ValueError, TypeError, KeyError) as exc:
                 # A record that passed validation but still does not add up: this SIG only.
                 log.error("sig %s/%s: reconcile failed on its records: %s", view.tenant, view.sig, exc)
+        # Routes of every SIG that is not being deleted (an unreadable spec leaves what runs alone).
+        self._write_routes(known - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, containers,
+                           host_listing.records)
         self._sweep_orphans(containers, known)
+
+    def _write_routes(self, sigs: set[tuple[str, str]], containers: list[Container],
+                      host_records: list[HostRecord]) -> None:
+        """The proxy's verified routes (services/scaler/routes.py): written where they changed,
+        removed where no verified port is left. Skipped for a pass whose addresses cannot be read
+        (the last routes stay; they name only what was verified)."""
+        try:
+            addresses = self._runtime.addresses()
+            existing = {e.key: e for e in self._store.list(self._keys.all_routes())}
+        except TemporaryError as exc:
+            log.warning("routes not updated this pass: %s", exc)
+            return
+        by_sig: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for h in host_records:
+            by_sig.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+        wanted: dict[str, dict[str, Any]] = {}
+        for tenant, sig in sigs:
+            mine = [c for c in containers if (c.tenant, c.sig) == (tenant, sig)]
+            for host, route in verified_routes(by_sig.get((tenant, sig), []), mine, addresses).items():
+                wanted[self._keys.route(tenant, sig, host)] = route
+        for key, route in wanted.items():
+            entry = existing.get(key)
+            if entry is None or entry.value != route:
+                try:
+                    self._store.put(key, route)
+                except TemporaryError as exc:
+                    log.warning("route %s not written: %s", key, exc)
+        for key in existing.keys() - wanted.keys():
+            try:
+                self._store.delete(key)
+            except TemporaryError as exc:
+                log.warning("route %s not removed: %s", key, exc)
 
     def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]]) -> None:
         """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
@@ -365,6 +401,7 @@ class Scaler:
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.notebooks(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.all_notebook_tokens() + f"{view.tenant}/{view.sig}/")
+        self._store.delete_prefix(self._keys.routes(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))
         self._declared.discard((view.tenant, view.sig))

@@ -47,6 +47,20 @@ class Container:
     started_at: float = 0.0
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where the runtime itself says a container can be reached: read from the engine (Docker,
+    Kubernetes) or the kernel (process runtime), never from anything tenant code writes."""
+
+    ip: str
+    # The TCP ports on `ip` that are the container's; None: every port on `ip` is (the container
+    # has a network namespace of its own, as on Docker and Kubernetes).
+    ports: frozenset[int] | None = None
+
+    def owns(self, ip: str, port: int) -> bool:
+        return ip == self.ip and (self.ports is None or port in self.ports)
+
+
 class Runtime(Protocol):
     def start(self, spec: ContainerSpec) -> None:
         """Start the container unless one of that name is already running (idempotent)."""
@@ -62,4 +76,9 @@ class Runtime(Protocol):
 
     def cleanup_sig(self, tenant: str, sig: str) -> None:
         """Remove what is left of a deleted SIG (work dirs; networks on Docker)."""
+        ...
+
+    def addresses(self) -> dict[str, Address]:
+        """Each running container's verified network address, by container name (the proxy
+        routes only to these, see services/scaler/routes.py)."""
         ...

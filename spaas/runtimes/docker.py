@@ -28,7 +28,7 @@ import docker.errors
 import requests
 
 from spaas.errors import TemporaryError
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.storage import SigStorage
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,21 @@ def from_labels(attrs: dict[str, Any]) -> Container | None:
         config_hash=lab.get(LABEL + "config_hash", ""), generation=int(lab.get(LABEL + "generation", "0") or 0),
         running=attrs.get("State") == "running", started_at=float(attrs.get("Created") or 0.0),
     )
+
+
+def sig_addresses(items: list[dict[str, Any]], network_name: Callable[[str, str], str]) -> dict[str, Address]:
+    """Container name -> its IP on its own SIG network, from the engine's list entries. Pure.
+    Only that network counts: the platform network's address is not where its UIs listen."""
+    out: dict[str, Address] = {}
+    for attrs in items:
+        c = from_labels(attrs)
+        if c is None or not c.running:
+            continue
+        nets = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = (nets.get(network_name(c.tenant, c.sig)) or {}).get("IPAddress") or ""
+        if ip:
+            out[c.name] = Address(ip)
+    return out
 
 
 class DockerRuntime:
@@ -190,6 +205,16 @@ class DockerRuntime:
         out = [c for c in (from_labels(item.attrs) for item in found) if c is not None]
         self.attach_proxy({self.network_name(c.tenant, c.sig) for c in out})
         return sorted(out, key=lambda c: c.name)
+
+    def addresses(self) -> dict[str, Address]:
+        """Each running container's IP on its SIG network, as the engine reports it (any port on
+        it is the container's: it has a network namespace of its own)."""
+        try:
+            found = self._client.containers.list(sparse=True, filters={"label": f"{LABEL}stack={self._stack}",
+                                                                       "status": "running"})
+        except ENGINE_ERRORS as exc:
+            raise translate("list containers", exc) from exc
+        return sig_addresses([item.attrs for item in found], self.network_name)
 
     def sigs(self) -> set[tuple[str, str]]:
         """SIGs this stack holds anything of on the engine: labelled containers or networks."""

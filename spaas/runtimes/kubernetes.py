@@ -33,7 +33,7 @@ from spaas.errors import PermanentError, TemporaryError
 from spaas.keys import Keys
 from spaas.records import read_tenants
 from spaas.runtimes import kube_manifests as km
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.safefs import UnsafeFile
 from spaas.settings import ScalerSettings
 from spaas.storage import SigStorage
@@ -136,6 +136,17 @@ class KubernetesRuntime:
     def list(self) -> list[Container]:
         out = [c for c in (from_pod(p) for p in self._pods(km.platform_selector(self._opts))) if c is not None]
         return sorted(out, key=lambda c: c.name)
+
+    def addresses(self) -> dict[str, Address]:
+        """Each running pod's IP from its status, as the API server reports it (any port on it
+        is the pod's: it has a network namespace of its own)."""
+        out: dict[str, Address] = {}
+        for pod in self._pods(km.platform_selector(self._opts)):
+            c = from_pod(pod)
+            status = pod.get("status") or {}
+            if c is not None and status.get("phase") == "Running" and status.get("podIP"):
+                out[c.name] = Address(str(status["podIP"]))
+        return out
 
     # -- writing ---------------------------------------------------------------------------
     def _create(self, what: str, fn: Callable[..., Any], body: dict[str, Any]) -> bool:

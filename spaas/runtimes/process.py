@@ -9,6 +9,7 @@ even when they left the container's process group. The group leader (pid == pgid
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import signal
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 
 from spaas import safefs
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,64 @@ def _alive(pid: int) -> bool:
 
 def _pids() -> list[int]:
     return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+LOOPBACK = "127.0.0.1"
+TCP_LISTEN = "0A"
+
+
+def _hex_ip(text: str) -> str:
+    """An address of /proc/net/tcp{,6}: 32-bit words in host (little-endian) order."""
+    raw = bytes.fromhex(text)
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+    return str(ipaddress.ip_address(words))
+
+
+def parse_listening(text: str) -> dict[int, int]:
+    """Socket inode -> port of the TCP sockets in LISTEN reachable on 127.0.0.1 (bound to a
+    loopback or wildcard address), from the text of /proc/net/tcp or tcp6. Pure."""
+    out: dict[int, int] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != TCP_LISTEN:
+            continue
+        host, _, port = fields[1].partition(":")
+        try:
+            ip = ipaddress.ip_address(_hex_ip(host))
+        except ValueError:
+            continue
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        if ip.is_loopback or ip.is_unspecified:
+            out[int(fields[9])] = int(port, 16)
+    return out
+
+
+def _listening() -> dict[int, int]:
+    out: dict[int, int] = {}
+    for name in ("tcp", "tcp6"):
+        try:
+            out.update(parse_listening(Path(f"/proc/net/{name}").read_text()))
+        except OSError:
+            pass
+    return out
+
+
+def _socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process `pid` holds open (none if it is gone or not ours to read)."""
+    found = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(int(link[8:-1]))
+    return found
 
 
 class ProcessRuntime:
@@ -106,6 +165,20 @@ class ProcessRuntime:
                 running=True, started_at=started,
             ))
         return sorted(containers, key=lambda c: c.name)
+
+    def addresses(self) -> dict[str, Address]:
+        """Each running container: 127.0.0.1 and the TCP ports its own processes LISTEN on, read
+        from the kernel (/proc/net/tcp{,6} matched to the sockets in /proc/<pid>/fd). Every
+        container shares the machine's loopback, so a port counts only if one of its processes
+        holds the listening socket."""
+        listening = _listening()
+        out: dict[str, Address] = {}
+        for name, members in self._members().items():
+            if not any(env.get("SPAAS_LEADER") == "1" and _alive(pid) for pid, env in members):
+                continue
+            ports = {listening[inode] for pid, _ in members for inode in _socket_inodes(pid) if inode in listening}
+            out[name] = Address(LOOPBACK, frozenset(ports))
+        return out
 
     def start(self, spec: ContainerSpec) -> None:
         if any(c.name == spec.name for c in self.list()):

@@ -26,6 +26,10 @@ def test_spark_uis_through_the_proxy_on_docker(compose: Compose) -> None:
     assert view["status"]["ui_url"] == compose.proxy_url + prefix
     nets = compose.inspect(f"{STACK}-proxy")["NetworkSettings"]["Networks"]
     assert f"{STACK}-pxa-ui" in nets, f"the proxy is not on the SIG network: {sorted(nets)}"
+    # The proxy routes on the scaler's verified record: the master's IP on its SIG network, as Docker says.
+    master_ip = compose.inspect(f"{STACK}-pxa-ui-master-0")["NetworkSettings"]["Networks"][f"{STACK}-pxa-ui"]["IPAddress"]
+    routes = compose.etcd_prefix("/spaas/routes/pxa/ui/")
+    assert any(r["role"] == "master" and r["ip"] == master_ip and r["ports"].get("ui") for r in routes), routes
     path = api.upload("pxa", "ui", "ui.py", LONG_JOB)
     app_id = api.submit("pxa", "ui", file=path, executorMemory="512m")
     app = api.wait(f"app {app_id} ready", lambda: (a := api.app("pxa", "ui", app_id)) and a["state"] == "RUNNING"

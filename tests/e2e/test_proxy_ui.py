@@ -14,6 +14,7 @@ from spaas.auth import Identity, Tokens
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.stack import Stack
+from spaas.store import Entry
 
 from tests.e2e.conftest import Api
 
@@ -31,6 +32,7 @@ spark.stop()
 """
 
 LINK = re.compile(r'(?:href|src)\s*=\s*"([^"]*)"')
+EMPTY = Entry("", {}, 0, 0)
 APP_PAGES = ("jobs/", "stages/", "storage/", "environment/", "executors/", "SQL/")
 
 
@@ -153,3 +155,89 @@ def test_another_tenants_member_and_anonymous_are_kept_out(platform: Stack, api:
                         timeout=30).status_code == 404
     assert requests.get(f"{proxy}/api/v1/tenants/{tenant}", auth=("admin", platform.admin_token()),
                         timeout=30).json()["name"] == tenant
+
+
+# Tenant code: a job that rewrites its SIG's host records with the etcd access its driver has (the
+# SIG's own etcd user where etcd has authentication), pointing them at a platform service.
+REROUTE = r"""
+import base64, json, os, sys, urllib.request
+url, prefix = os.environ["SPAAS_ETCD_URL"].rstrip("/"), os.environ.get("SPAAS_ETCD_PREFIX", "/spaas")
+tenant, sig = os.environ["SPAAS_TENANT"], os.environ["SPAAS_SIG"]
+headers = {"Content-Type": "application/json"}
+def call(path, body):
+    req = urllib.request.Request(url + path, json.dumps(body).encode(), headers)
+    return json.loads(urllib.request.urlopen(req, timeout=10).read() or b"{}")
+if os.environ.get("SPAAS_ETCD_USER"):
+    headers["Authorization"] = call("/v3/auth/authenticate", {"name": os.environ["SPAAS_ETCD_USER"],
+                                                             "password": os.environ["SPAAS_ETCD_PASSWORD"]})["token"]
+b64 = lambda text: base64.b64encode(text.encode()).decode()
+mode, port = sys.argv[1], int(sys.argv[2])
+hosts = f"{prefix}/hosts/{tenant}/{sig}/"
+if mode == "plant":  # a record of its own, sorted after the master's
+    record = {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": port, "spark": port}}
+    call("/v3/kv/put", {"key": b64(hosts + "zz-evil"), "value": b64(json.dumps(record))})
+else:  # the master's own record
+    key = hosts + f"{tenant}-{sig}-master-0"
+    record = json.loads(base64.b64decode(call("/v3/kv/range", {"key": b64(key)})["kvs"][0]["value"]))
+    record["ports"] = dict(record["ports"], ui=port)
+    call("/v3/kv/put", {"key": b64(key), "value": b64(json.dumps(record))})
+print("RESULT rerouted", mode, flush=True)
+"""
+
+
+def test_tenant_code_cannot_point_the_proxy_at_a_platform_service(platform: Stack, api: Api,
+                                                                  running: dict[str, str]) -> None:
+    proxy, tenant, sig = platform.proxy_url, running["tenant"], running["sig"]
+    store, keys = EtcdStore(platform.etcd_url), Keys()
+    master_key = keys.host(tenant, sig, f"{tenant}-{sig}-master-0")
+    genuine = store.get(master_key)
+    assert genuine is not None
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {platform.admin_token()}"
+    forward = {"http": proxy.replace("://", f"://admin:{platform.admin_token()}@")}
+    # The registry: a platform service with no entry in the proxy's deny list; its answer to this
+    # path is JSON naming the SIG's hosts.
+    service = platform.registry_port
+    probe = f"{proxy}/sig/{tenant}/{sig}/hosts/{tenant}/{sig}"
+    assert "hosts" in requests.get(f"http://127.0.0.1:{service}/hosts/{tenant}/{sig}", timeout=10).json()
+
+    def never_the_service(resp: requests.Response) -> requests.Response:
+        assert '"hosts"' not in resp.text, f"the proxy forwarded to the platform service: {resp.text[:300]}"
+        return resp
+
+    path = api.upload(tenant, sig, "reroute.py", REROUTE)
+    try:
+        # 1. A record of its own naming the service: never routed; the genuine UI keeps working.
+        app_id = api.submit(tenant, sig, file=path, args=["plant", str(service)])
+        assert api.wait_app(tenant, sig, app_id, timeout_s=300)["state"] == "FINISHED"
+        assert store.get(keys.host(tenant, sig, "zz-evil")) is not None
+        for _ in range(3):
+            never_the_service(http.get(probe, timeout=30))
+            page = http.get(f"{proxy}/sig/{tenant}/{sig}/", timeout=30)
+            assert page.status_code == 200 and "Spark Master" in page.text
+        for host in ("zz-evil", f"zz-evil.{sig}.{tenant}", "127.0.0.1"):
+            resp = never_the_service(requests.get(f"http://{host}:{service}/hosts/{tenant}/{sig}", proxies=forward,
+                                                  timeout=30))
+            assert resp.status_code == 403, host
+        assert store.get(keys.route(tenant, sig, "zz-evil")) is None
+        # 2. (The planted record stays: once the master's UI route is gone below, nothing may
+        # take its place.) The master's own record rewritten to name the service (then the API): its UI route
+        # goes (503), the service is never answered; with the agent's record back, the UI is back.
+        for target in (service, platform.api_port):
+            app_id = api.submit(tenant, sig, file=path, args=["rewrite", str(target)])
+            assert api.wait_app(tenant, sig, app_id, timeout_s=300)["state"] == "FINISHED"
+            api.wait("the master's route to lose its UI port", lambda: "ui" not in (
+                (store.get(keys.route(tenant, sig, f"{tenant}-{sig}-master-0")) or EMPTY).value.get("ports") or {}),
+                timeout_s=60)
+            body = api.wait("the proxy to stop routing to the master", lambda: (r := never_the_service(
+                http.get(probe, timeout=30))).status_code == 503 and r.json(), timeout_s=60)
+            assert body["error"]["code"] == "NotRunning"
+            resp = requests.get(f"http://{tenant}-{sig}-master-0:{target}/", proxies=forward, timeout=30)
+            assert resp.status_code == 403
+            never_the_service(resp)
+            store.put(master_key, genuine.value, lease=genuine.lease)  # as the agent wrote it
+            api.wait("the genuine UI back", lambda: "Spark Master" in never_the_service(
+                http.get(f"{proxy}/sig/{tenant}/{sig}/", timeout=30)).text, timeout_s=60)
+    finally:
+        store.put(master_key, genuine.value, lease=genuine.lease)
+        store.delete(keys.host(tenant, sig, "zz-evil"))

@@ -84,6 +84,25 @@ def test_a_failed_pod_is_not_running_and_is_replaced(kube_api: ApiServer) -> Non
     assert c.running and c.config_hash == "h2"
 
 
+def test_addresses_are_pod_ips_from_pod_status_of_running_pods(kube_api: ApiServer) -> None:
+    from spaas.runtimes.base import Address
+
+    rt = KubernetesRuntime(kube_api.client(), OPTS)
+    rt.start(spec(MASTER, 0))
+    rt.start(spec(WORKER, 0))
+    rt.start(spec(WORKER, 1))
+    assert rt.addresses() == {}  # no pod has been scheduled yet
+    core = kubernetes.client.CoreV1Api(kube_api.client())
+    core.patch_namespaced_pod_status("r1-spaas-acme-etl-master-0", NS, {"status": {"phase": "Running",
+                                                                                   "podIP": "10.42.0.7"}})
+    core.patch_namespaced_pod_status("r1-spaas-acme-etl-worker-0", NS, {"status": {"phase": "Running",
+                                                                                   "podIP": "10.42.0.8"}})
+    core.patch_namespaced_pod_status("r1-spaas-acme-etl-worker-1", NS, {"status": {"phase": "Failed",
+                                                                                   "podIP": "10.42.0.9"}})
+    assert rt.addresses() == {"acme-etl-master-0": Address("10.42.0.7"), "acme-etl-worker-0": Address("10.42.0.8")}
+    assert rt.addresses()["acme-etl-master-0"].owns("10.42.0.7", 4040)
+
+
 def test_other_releases_pods_are_not_ours(kube_api: ApiServer) -> None:
     mine = KubernetesRuntime(kube_api.client(), OPTS)
     theirs = KubernetesRuntime(kube_api.client(), KubeOptions(namespace=NS, stack="r2-spaas", instance="r2"))

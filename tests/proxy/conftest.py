@@ -55,11 +55,11 @@ def world(etcd_url: str, upstreams: Upstreams) -> World:
         store.put(keys.sig_spec(tenant, sig), {"spec": {"name": sig}, "generation": 1})
     store.put(keys.member("acme", "user", "alice"), {"roles": ["user"]})
     store.put(keys.member("other", "user", "bob"), {"roles": ["user"]})
-    store.put(keys.host("acme", "etl", "acme-etl-master-0"),
+    store.put(keys.route("acme", "etl", "acme-etl-master-0"),
               {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": master}})
-    store.put(keys.host("acme", "etl", "acme-etl-worker-0"),
+    store.put(keys.route("acme", "etl", "acme-etl-worker-0"),
               {"role": "worker", "ready": True, "ip": "127.0.0.1", "ports": {"ui": worker}})
-    store.put(keys.host("other", "x", "other-x-master-0"),
+    store.put(keys.route("other", "x", "other-x-master-0"),
               {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": other}})
     tokens = Tokens(store, keys)
     alice = tokens.issue(Identity("alice"), kind="api", ttl_s=3600).token

@@ -33,11 +33,13 @@ def table(**override: Any) -> Any:
     args: dict[str, Any] = dict(
         sig_keys=["/p/sigs/acme/etl/spec", "/p/sigs/acme/off/spec"],
         specs=[entry("/p/sigs/acme/etl/spec", ON), entry("/p/sigs/acme/off/spec", OFF)],
-        hosts=[entry(f"/p/hosts/acme/etl/{ALICE_NB}", {"role": "notebook", "ready": True, "ip": "10.1.0.9",
-                                                       "ports": {"ui": 8888}, "user": "alice"}),
-               # SIG code writing a record that claims to be bob's server: not the container named for bob
-               entry("/p/hosts/acme/etl/acme-etl-nb-fake", {"role": "notebook", "ready": True, "ip": "10.1.0.66",
-                                                            "ports": {"ui": 8888}, "user": "bob"})],
+        # The scaler's verified routes (services/scaler/routes.py).
+        routes=[entry(f"/p/routes/acme/etl/{ALICE_NB}", {"role": "notebook", "ready": True, "ip": "10.1.0.9",
+                                                         "ports": {"ui": 8888}, "user": "alice", "container": ALICE_NB}),
+                # a record (its `user` from SIG code) claiming to be bob's server: not the container named for bob
+                entry("/p/routes/acme/etl/acme-etl-nb-fake", {"role": "notebook", "ready": True, "ip": "10.1.0.66",
+                                                              "ports": {"ui": 8888}, "user": "bob",
+                                                              "container": "acme-etl-nb-fake"})],
         notebook_tokens=[entry("/p/notebook-tokens/acme/etl/alice", {"token": "tok-a", "container": ALICE_NB}),
                          entry("/p/notebook-tokens/acme/etl/bob", {"token": "tok-b", "container": "acme-etl-nb-fake"})],
         notebook_demand=[entry("/p/notebooks/acme/etl/alice", {"requested_at": 5.0, "last_activity": 90.0})],
@@ -93,7 +95,7 @@ def test_everyone_else(target: str, principal: Principal, status: int, code: str
 
 
 def test_starting_until_the_server_is_ready() -> None:
-    got = route_ingress(f"{PREFIX}/lab", ALICE, table(hosts=[]), api=API)
+    got = route_ingress(f"{PREFIX}/lab", ALICE, table(routes=[]), api=API)
     assert isinstance(got, Denied) and (got.status, got.code) == (503, "NotebookStarting")
 
 

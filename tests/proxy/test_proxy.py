@@ -323,7 +323,7 @@ def test_head_body_limit_and_upstream_failures(world: World, etcd_url: str, tmp_
     # A SIG whose master is registered at a port nothing listens on.
     dead = free_port()
     world.store.put(world.keys.sig_spec("acme", "down"), {"spec": {"name": "down"}, "generation": 1})
-    world.store.put(world.keys.host("acme", "down", "acme-down-master-0"),
+    world.store.put(world.keys.route("acme", "down", "acme-down-master-0"),
                     {"role": "master", "ready": True, "ip": "127.0.0.1", "ports": {"ui": dead}})
     proc, url = start_proxy(world, etcd_url, tmp_path / "proxy.log", SPAAS_MAX_BODY_BYTES="1000")
     try:
@@ -338,5 +338,5 @@ def test_head_body_limit_and_upstream_failures(world: World, etcd_url: str, tmp_
         assert down.status_code == 502 and down.json()["error"]["code"] == "UpstreamUnreachable"
     finally:
         stop_pid(proc.pid)
-        world.store.delete(world.keys.host("acme", "down", "acme-down-master-0"))
+        world.store.delete(world.keys.route("acme", "down", "acme-down-master-0"))
         world.store.delete(world.keys.sig_spec("acme", "down"))

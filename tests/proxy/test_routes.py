@@ -26,16 +26,23 @@ def entry(key: str, value: dict) -> Entry:
 
 TABLE = build_table(
     sig_keys=["/p/sigs/acme/etl/spec", "/p/sigs/acme/etl/status", "/p/sigs/other/x/spec", "/p/sigs/acme/idle/spec"],
-    hosts=[entry("/p/hosts/acme/etl/acme-etl-master-0", {"role": "master", "ready": True, "ip": "10.1.0.2",
-                                                        "ports": {"spark": 7077, "ui": 8080}}),
-           entry("/p/hosts/acme/etl/acme-etl-worker-0", {"role": "worker", "ready": True, "ip": "10.1.0.3",
-                                                        "ports": {"spark": 7078, "ui": 8081}}),
-           entry("/p/hosts/other/x/other-x-master-0", {"role": "master", "ready": True, "ip": "10.2.0.2",
-                                                      "ports": {"ui": 8080}}),
-           # tenant code claiming the platform's etcd, and another SIG's master: dropped
-           entry("/p/hosts/other/x/evil", {"role": "worker", "ip": "10.9.0.1", "ports": {"ui": 2379}}),
-           entry("/p/hosts/other/x/copycat", {"role": "worker", "ip": "10.1.0.3", "ports": {"ui": 8081}}),
-           entry("/p/hosts/gone/sig/h", {"role": "master", "ready": True, "ip": "10.3.0.2", "ports": {"ui": 1}})],
+    routes=[entry("/p/routes/acme/etl/acme-etl-master-0", {"role": "master", "ready": True, "ip": "10.1.0.2",
+                                                          "ports": {"spark": 7077, "ui": 8080}}),
+            entry("/p/routes/acme/etl/acme-etl-worker-0", {"role": "worker", "ready": True, "ip": "10.1.0.3",
+                                                          "ports": {"spark": 7078, "ui": 8081}}),
+            entry("/p/routes/other/x/other-x-master-0", {"role": "master", "ready": True, "ip": "10.2.0.2",
+                                                        "ports": {"ui": 8080}}),
+            # the platform's etcd, and another SIG's worker: dropped (the scaler verifies routes; the
+            # proxy still refuses its own services and any address two SIGs claim)
+            entry("/p/routes/other/x/evil", {"role": "worker", "ip": "10.9.0.1", "ports": {"ui": 2379}}),
+            entry("/p/routes/other/x/copycat", {"role": "worker", "ip": "10.1.0.3", "ports": {"ui": 8081}}),
+            entry("/p/routes/gone/sig/h", {"role": "master", "ready": True, "ip": "10.3.0.2", "ports": {"ui": 1}}),
+            # other roles are routed by (role, user): a user's server, and one not ready yet
+            entry("/p/routes/acme/etl/nb-alice", {"role": "notebook", "user": "alice", "ready": True,
+                                                  "ip": "10.1.0.2", "container": "acme-etl-master-0",
+                                                  "ports": {"ui": 8888}}),
+            entry("/p/routes/acme/etl/hist", {"role": "history", "ready": False, "ip": "10.1.0.2",
+                                              "ports": {"ui": 18080}})],
     members=[entry("/p/members/acme/user/alice", {"roles": ["user"]}),
              entry("/p/members/other/group/other-team", {"roles": ["sig_configure"]})],
     bootstrap_hash="h", keys=KEYS, now=1.0, deny=frozenset({("10.9.0.1", 2379)}))
@@ -48,6 +55,16 @@ def test_build_table() -> None:
     assert ("10.1.0.3", 8081) not in TABLE.hosts and ("acme-etl-worker-0", 8081) in TABLE.hosts  # the IP clashes
     assert ("h", 1) not in TABLE.hosts  # host of a SIG without spec
     assert TABLE.members["other"][("group", "other-team")] == ["sig_configure"]
+
+
+def test_endpoints_are_keyed_by_sig_role_and_user() -> None:
+    # (the worker's UI is not there: "copycat" of another SIG claims its address too)
+    assert dict(TABLE.endpoints) == {
+        ("acme", "etl", "master", ""): ("10.1.0.2", 8080), ("other", "x", "master", ""): ("10.2.0.2", 8080),
+        ("acme", "etl", "notebook", "alice"): ("10.1.0.2", 8888)}
+    # a notebook server is never a forward-mode target (only its user reaches it, by path)
+    assert ("acme-etl-master-0", 8888) not in TABLE.hosts and ("nb-alice", 8888) not in TABLE.hosts
+    assert ("acme-etl-master-0.etl.acme", 8080) in TABLE.hosts and ("10.1.0.2", 18080) in TABLE.hosts
 
 
 @pytest.mark.parametrize(("target", "principal", "expected"), [

@@ -69,3 +69,18 @@ def test_build_key_depends_on_runtime_and_spark_image_not_on_conf() -> None:
 def test_advertise_auto_picks_the_address_in_the_sig_subnet() -> None:
     assert resolve("10.1.2.3", "") == "10.1.2.3"
     assert ip_in_subnet("127.0.0.0/8").startswith("127.")
+
+
+def test_addresses_come_from_the_sig_network_only() -> None:
+    from spaas.runtimes.base import Address
+    from spaas.runtimes.docker import sig_addresses
+
+    def item(name: str, state: str, nets: dict[str, str], sig: str = "etl") -> dict[str, object]:
+        return {"Labels": {"spaas.name": name, "spaas.tenant": "acme", "spaas.sig": sig, "spaas.role": "master"},
+                "State": state, "NetworkSettings": {"Networks": {n: {"IPAddress": ip} for n, ip in nets.items()}}}
+
+    items = [item("acme-etl-master-0", "running", {"spaas-platform": "172.20.0.5", "st-acme-etl": "10.1.0.2"}),
+             item("acme-etl-worker-0", "exited", {"st-acme-etl": "10.1.0.3"}),
+             item("acme-b-master-0", "running", {"spaas-platform": "172.20.0.6"}, sig="b"),  # not on its SIG network
+             {"Labels": {}, "State": "running", "NetworkSettings": {"Networks": {"st-acme-etl": {"IPAddress": "1.2.3.4"}}}}]
+    assert sig_addresses(items, lambda t, s: f"st-{t}-{s}") == {"acme-etl-master-0": Address("10.1.0.2")}

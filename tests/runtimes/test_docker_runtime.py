@@ -63,3 +63,26 @@ def test_start_list_stop_and_cleanup(runtime: object, tmp_path: Path) -> None:
     rt.cleanup_sig("other", "etl")
     assert rt.list() == []
     assert not client.networks.list(names=[rt.network_name("other", "etl")])
+
+
+def test_addresses_are_each_running_containers_ip_on_its_sig_network(runtime: object) -> None:
+    import time
+
+    from spaas.runtimes.base import Address, ContainerSpec, container_name
+    from spaas.runtimes.docker import DockerRuntime
+
+    rt: DockerRuntime = runtime  # type: ignore[assignment]
+    name = container_name("acme", "etl", "master", 0)
+    rt.start(ContainerSpec(name=name, tenant="acme", sig="etl", role="master", index=0, config_hash="h", generation=1,
+                           artifact=f"spaas-spark:{SPARK}", cpu=1, memory_mb=600, max_cpu=1, max_memory_mb=700))
+    info = rt._client.containers.get(rt.docker_name(name)).attrs
+    ip = info["NetworkSettings"]["Networks"][rt.network_name("acme", "etl")]["IPAddress"]
+    found = rt.addresses()
+    # The agent exits soon (no etcd): while it runs, its address is its IP on the SIG network.
+    while name not in found and rt._client.containers.get(rt.docker_name(name)).status == "running":
+        time.sleep(0.1)
+        found = rt.addresses()
+    assert found == {name: Address(ip)}
+    assert found[name].owns(ip, 4040) and not found[name].owns("172.17.0.1", 4040)
+    rt.stop(name, grace_s=0)
+    assert rt.addresses() == {}

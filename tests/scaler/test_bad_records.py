@@ -17,7 +17,7 @@ from spaas.bus import RedisBus
 from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.storage import SigStorage
 
 from services.scaler.loop import Scaler
@@ -46,6 +46,9 @@ class RecordingRuntime:
         return [Container(name=s.name, tenant=s.tenant, sig=s.sig, role=s.role, index=s.index,
                           config_hash=s.config_hash, generation=s.generation, running=True)
                 for s in self.running.values()]
+
+    def addresses(self) -> dict[str, Address]:
+        return {name: Address("10.0.0.1") for name in self.running}
 
     def cleanup_sig(self, tenant: str, sig: str) -> None:
         pass

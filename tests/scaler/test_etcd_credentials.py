@@ -13,7 +13,7 @@ from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdForbidden, EtcdStore
 from spaas.etcdauth import SigCredentials, sig_user
 from spaas.keys import Keys
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.storage import SigStorage
 
 from services.scaler.loop import Scaler
@@ -31,6 +31,9 @@ class RecordingRuntime:
 
     def list(self) -> list[Container]:
         return []
+
+    def addresses(self) -> dict[str, Address]:
+        return {}
 
     def cleanup_sig(self, tenant: str, sig: str) -> None:
         pass

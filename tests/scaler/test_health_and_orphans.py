@@ -15,7 +15,7 @@ from spaas.demand import RedisDemandStore
 from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.observability import health_app
-from spaas.runtimes.base import Container, ContainerSpec
+from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.storage import SigStorage
 
 from services.scaler.loop import PassClock, Scaler, run
@@ -100,6 +100,9 @@ class RecordingRuntime:
 
     def sigs(self) -> set[tuple[str, str]]:
         return {(c.tenant, c.sig) for c in self.containers} | self.networks
+
+    def addresses(self) -> dict[str, Address]:
+        return {}
 
     def cleanup_sig(self, tenant: str, sig: str) -> None:
         self.cleaned.append((tenant, sig))

@@ -128,7 +128,8 @@ def test_a_sig_user_cannot_read_what_is_not_its_own(sig_store: EtcdStore, keys: 
         read()
 
 
-@pytest.mark.parametrize("key", ["member", "token", "tenant", "own spec", "own status", "other hosts", "other apps"])
+@pytest.mark.parametrize("key", ["member", "token", "tenant", "own spec", "own status", "other hosts", "other apps",
+                                 "own route"])
 def test_a_sig_user_cannot_write_outside_its_hosts_and_apps(sig_store: EtcdStore, root_store: EtcdStore, keys: Keys,
                                                             key: str) -> None:
     target = {
@@ -139,6 +140,8 @@ def test_a_sig_user_cannot_write_outside_its_hosts_and_apps(sig_store: EtcdStore
         "own status": keys.sig_status("acme", "etl"),
         "other hosts": keys.host("acme", "other", "x"),
         "other apps": keys.app_state("acme", "other", "app-1"),
+        # The proxy routes only to these (written by the scaler from what the runtime verified).
+        "own route": keys.route("acme", "etl", "acme-etl-master-0"),
     }[key]
     before = root_store.get(target)
     with pytest.raises(EtcdForbidden, match="permission denied"):
