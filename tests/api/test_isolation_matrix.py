@@ -102,8 +102,8 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                        (202, 404, 404, 404, 403, 401)),
     # Notebook servers: bob has one in each tenant (a demand record); others see and stop only their own.
     "notebooks-list": (Row("GET", S + "/notebooks"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
-    "bobs-notebook-stop": (Row("DELETE", S + "/notebooks/bob"), (200, 200, 404, 200, 404, 401),
-                           (200, 404, 404, 404, 404, 401)),
+    "bobs-notebook-stop": (Row("DELETE", S + "/notebooks/bob"), (200, 200, 403, 200, 404, 401),
+                           (200, 404, 404, 404, 403, 401)),
     "livy-version": (Row("GET", S + "/livy/version"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
     "livy-batch-create": (Row("POST", S + "/livy/batches", APP), (201, 201, 201, 201, 404, 401),
                           (201, 404, 404, 404, 201, 401)),
@@ -324,7 +324,8 @@ def test_users_list_only_their_own_notebook_servers(app: Flask, client: FlaskCli
         listing[role] = [s["user"] for s in body["notebooks"]]
     assert listing == {"consumer_admin": ["bob", "carol"], "sig_configure": [], "user": ["bob"]}
     c = client_for(app, login(app, "bob", ldap_server.passwords["bob"]))
-    assert c.delete(S.format(t="acme") + "/notebooks/carol").status_code == 404
+    assert c.delete(S.format(t="acme") + "/notebooks/carol").status_code == 403
+    assert c.delete(S.format(t="acme") + "/notebooks/nobody").status_code == 404
     stopped = c.delete(S.format(t="acme") + "/notebooks/Bob")
     assert stopped.status_code == 200 and stopped.get_json()["state"] == "stopping"
     assert store.get(keys.notebook("acme", "s1", "bob")) is None  # the scaler stops it on its next pass

@@ -170,7 +170,7 @@ def test_servers_are_listed_for_their_user_and_admins(lab: dict[str, Any], api: 
                        timeout=30).json()["notebooks"]
     assert bob == []  # a plain user sees only their own
     assert requests.delete(f"{platform.proxy_url}/api/v1{path}/alice", timeout=30,
-                           headers={"Authorization": f"Bearer {lab['bob']}"}).status_code == 404
+                           headers={"Authorization": f"Bearer {lab['bob']}"}).status_code == 403
     status = api.sig(TENANT, SIG)["status"]
     assert [s["user"] for s in status["notebooks"]["servers"]] == ["alice"]
 

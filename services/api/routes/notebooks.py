@@ -4,7 +4,7 @@ Listing shows what the scaler reports in the SIG's status (state, URL) with the 
 record (requested_at, last_activity); never a token. Stopping deletes the user's demand record:
 the scaler stops the container on its next pass (an event wakes it now), and the user's next
 visit starts a new server. Tenant and cluster admins see and stop every server; other members
-only their own (anyone else's answers 404, like a server that does not exist).
+list only their own, and stopping someone else's answers 403 (as for another member's application).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from spaas import notebooks as nb
 from spaas.errors import NotFound, TemporaryError
 
 from services.api.deps import deps
+from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
 from services.api.records import get_sig, get_tenant
 
@@ -67,8 +68,11 @@ def stop_notebook(tenant: str, sig: str, user: str) -> dict[str, Any]:
     get_tenant(d.store, d.keys, tenant)
     user = nb.fold(user)
     found = next((s for s in _servers(tenant, sig) if s["user"] == user), None)
-    if found is None or not _visible(user):
+    if found is None:
         raise NotFound(f"no notebook server of {user!r} on SIG {sig!r}", field="user")
+    if not _visible(user):
+        # As for another member's application: a tenant member, but not an admin of it.
+        raise Forbidden(f"only {user!r} and the tenant's admins may stop this notebook server", field="user")
     d.store.delete(d.keys.notebook(tenant, sig, user))
     log.info("sig %s/%s: notebook server of %s stop requested", tenant, sig, user)
     try:
