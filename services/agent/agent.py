@@ -359,7 +359,8 @@ def run_notebook(agent: Agent) -> int:
         if agent.daemon.exited() is not None:
             log.error("%s: Jupyter exited with %s", agent.ident, agent.daemon.exited())
             return 1
-        seen = notebook.parse_activity(notebook.server_status(url, token))
+        seen = notebook.activity(notebook.server_status(url, token),
+                                 notebook.server_status(url, token, path="api/kernels"), time.time())
         if seen is not None and seen > last + 1:
             last = seen
             try:

@@ -117,14 +117,25 @@ def parse_activity(status: dict[str, Any] | None) -> float | None:
         return None
 
 
-def server_status(url: str, token: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
-    """Jupyter's `/api/status` (None while it does not answer)."""
+def server_status(url: str, token: str, timeout_s: float = 2.0, *, path: str = "api/status") -> Any:
+    """Jupyter's `/api/status` (or another API path); None while it does not answer."""
     try:
-        resp = requests.get(url.rstrip("/") + "/api/status", headers={"Authorization": f"token {token}"},
+        resp = requests.get(url.rstrip("/") + "/" + path, headers={"Authorization": f"token {token}"},
                             timeout=timeout_s)
         return resp.json() if resp.status_code == 200 else None
     except (requests.RequestException, ValueError):
         return None
+
+
+def activity(status: dict[str, Any] | None, kernels: Any, now: float) -> float | None:
+    """When the server was last in use: now while a kernel is busy or has a client connected (an
+    open notebook tab, a running cell: as Jupyter's own culler, connected kernels are not idle),
+    else Jupyter's `last_activity`."""
+    for kernel in kernels if isinstance(kernels, list) else []:
+        if isinstance(kernel, dict) and (kernel.get("execution_state") == "busy" or
+                                         int(kernel.get("connections") or 0) > 0):
+            return now
+    return parse_activity(status)
 
 
 def write_kernel_files(write: Any, env: spark.SparkEnv, *, cdir: Path, sig: str, master_url: str,

@@ -55,3 +55,11 @@ def test_jupyter_activity_is_read_as_epoch_seconds() -> None:
     assert notebook.parse_activity({"last_activity": "2026-01-01T00:00:00.000000Z"}) == 1767225600.0
     assert notebook.parse_activity({"last_activity": "garbage"}) is None
     assert notebook.parse_activity(None) is None
+
+
+def test_a_server_with_a_busy_or_connected_kernel_is_in_use_now() -> None:
+    status = {"last_activity": "2026-01-01T00:00:00Z"}
+    assert notebook.activity(status, [{"execution_state": "idle", "connections": 0}], 5e9) == 1767225600.0
+    assert notebook.activity(status, [{"execution_state": "busy", "connections": 0}], 5e9) == 5e9
+    assert notebook.activity(status, [{"execution_state": "starting", "connections": 1}], 5e9) == 5e9
+    assert notebook.activity(None, None, 5e9) is None

@@ -27,7 +27,7 @@ from tests.e2e.conftest import Api
 pytestmark = pytest.mark.e2e
 
 TENANT, SIG = "nbooks", "lab"
-IDLE_S = 90
+IDLE_S = 60
 NOTEBOOK = Path(__file__).parent / "notebooks" / "count.ipynb"
 
 
