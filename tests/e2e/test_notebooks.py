@@ -135,7 +135,8 @@ def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any]) 
     from nbclient import NotebookClient
 
     GatewayClient.clear_instance()
-    GatewayClient.instance(url=lab["base"], headers=json.dumps({"Authorization": f"Bearer {lab['alice_token']}"}),
+    # The gateway client sends `Authorization: <auth_scheme> <auth_token>`: the user's spaas token as bearer.
+    GatewayClient.instance(url=lab["base"], auth_token=lab["alice_token"], auth_scheme="Bearer",
                            request_timeout=600.0, connect_timeout=60.0, launch_timeout_pad=0.0)
     try:
         book = nbformat.read(NOTEBOOK, as_version=4)
