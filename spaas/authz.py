@@ -96,6 +96,8 @@ PERMISSIONS: dict[str, Rule] = {
     "integration.list": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "integration.read": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
     "integration.delete": Rule(Scope.TENANT, MEMBER_ADMIN_ROLES),
+    "notebook.list": Rule(Scope.TENANT, APP_ROLES),  # filtered to the caller's own unless app admin
+    "notebook.stop": Rule(Scope.TENANT, APP_ROLES),  # the caller's own unless app admin
     # The console's pages (/platform): what they show and change goes through the actions above.
     "console.page": Rule(Scope.AUTHENTICATED),
     "console.tenant": Rule(Scope.TENANT, ALL_TENANT_ROLES),

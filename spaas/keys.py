@@ -27,6 +27,9 @@ Each key has one writer (the design's "one owner per field"):
     {p}/integrations/{t}/{name}          integration (password hash)   api
     {p}/idempotency/{t}/{sha256}         first result of a keyed request  api (leased)
     {p}/lifecycle/cursor                 last revision the event publisher published  integrations
+    {p}/notebooks/{t}/{s}/{user}         notebook demand: requested_at, proxy (activity), api/scaler delete
+                                         last_activity                 (stop, cull)
+    {p}/notebook-tokens/{t}/{s}/{user}   the server's token, container scaler (outside the SIG's etcd range)
 """
 
 from __future__ import annotations
@@ -187,3 +190,18 @@ class Keys:
 
     def lifecycle_cursor(self) -> str:
         return f"{self.prefix}/lifecycle/cursor"
+    # -- notebooks (spaas/notebooks.py) ------------------------------------------------------
+    def all_notebooks(self) -> str:
+        return f"{self.prefix}/notebooks/"
+
+    def notebooks(self, tenant: str, sig: str) -> str:
+        return f"{self.prefix}/notebooks/{tenant}/{sig}/"
+
+    def notebook(self, tenant: str, sig: str, user: str) -> str:
+        return f"{self.prefix}/notebooks/{tenant}/{sig}/{quote(user, safe='@._-')}"
+
+    def all_notebook_tokens(self) -> str:
+        return f"{self.prefix}/notebook-tokens/"
+
+    def notebook_token(self, tenant: str, sig: str, user: str) -> str:
+        return f"{self.prefix}/notebook-tokens/{tenant}/{sig}/{quote(user, safe='@._-')}"

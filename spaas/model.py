@@ -95,6 +95,16 @@ class History(Strict):
 def history_usage(enabled: bool) -> tuple[int, int, int]:
     """(containers, cores, memory_mb) the history server adds to a SIG's usage."""
     return (1, HISTORY_CPU, HISTORY_MEMORY_MB) if enabled else (0, 0, 0)
+class Jupyter(Strict):
+    """A JupyterLab server per user, started on demand through the proxy (spaas/notebooks.py)."""
+
+    enabled: bool = False
+    # A server with no activity (proxy requests, kernel work) for this long is stopped.
+    idle_timeout_s: int = Field(default=3600, ge=10, le=7 * 86_400)
+
+
+class Notebooks(Strict):
+    jupyter: Jupyter = Jupyter()
 
 
 class SigSpec(Strict):
@@ -105,6 +115,7 @@ class SigSpec(Strict):
     resources: Resources = Resources()
     scaling: Scaling = Scaling()
     history: History = History()
+    notebooks: Notebooks = Notebooks()
 
     @field_validator("python_packages")
     @classmethod

@@ -183,7 +183,7 @@ class HostRecord(Record):
 
     family: ClassVar[str] = "host"
     host: Text = None
-    role: Literal["master", "worker", "history"]
+    role: Literal["master", "worker", "history", "notebook"]
     index: int = Field(default=0, ge=0, le=100_000)
     ip: str = Field(min_length=1, max_length=64)
     config_hash: str = Field(default="", max_length=64)
@@ -196,6 +196,9 @@ class HostRecord(Record):
     pid: int | None = None
     spark_version: Text = None
     registered_at: Timestamp = None
+    # Notebook servers (role "notebook", spaas/notebooks.py): whose it is, and Jupyter's own last activity.
+    user: Text = None
+    last_activity: Timestamp = None
 
 
 # -- applications -------------------------------------------------------------------------------

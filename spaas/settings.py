@@ -313,6 +313,9 @@ class AgentSettings(BaseSettings):
     max_drivers: int = 4
     # Seconds a stopping worker waits for its executors to finish after decommissioning.
     decommission_s: float = 20.0
+    # Notebook containers (role "notebook"): whose server it is, and its token (set by the scaler).
+    notebook_user: str = ""
+    notebook_token: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Layout under `root`:  {tenant}/{sig}/files/...   uploaded by tenants
                       {tenant}/{sig}/apps/{id}/driver.log   written by the master's agent
                       {tenant}/{sig}/eventlog/<spark app id>  Spark event logs of every driver, read
                                                               by the SIG's history server
+                      {tenant}/{sig}/notebooks/{user}/...   a user's notebooks (their Jupyter root)
 Paths that tenants pass (application `file`, `pyFiles`) are relative to the SIG root and may
 not leave it. Everything below `root` can be changed by tenant code (a SIG container has its
 SIG's directory mounted read-write), so every access goes through `spaas.safefs`: no link is
@@ -59,6 +60,16 @@ class SigStorage:
     @staticmethod
     def _rel(tenant: str, sig: str, *rest: str) -> list[str]:
         return [tenant, sig, *rest]
+
+    def notebook_dir(self, tenant: str, sig: str, user: str) -> Path:
+        """A user's notebook folder (`notebooks/<user>`, spaas.notebooks.user_dir), made if missing
+        with no link followed on the way; it outlives the user's Jupyter server."""
+        from spaas.notebooks import user_dir
+
+        rel = self._rel(tenant, sig, "notebooks", user_dir(user))
+        with safefs.directory(self.root, rel, create=True):
+            pass
+        return self.root.joinpath(*rel)
 
     def ensure_sig_dir(self, tenant: str, sig: str) -> Path:
         """Make the SIG's directory (no link followed on the way); returns its path."""

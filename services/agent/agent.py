@@ -24,6 +24,7 @@ from typing import Any
 import requests
 
 from spaas import messages, safefs
+from spaas import notebooks as nb
 from spaas.bus import Bus
 from spaas.demand import Demand, DemandStore
 from spaas.errors import Invalid, TemporaryError
@@ -36,7 +37,7 @@ from spaas.stack import free_port
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.agent import repl, spark
+from services.agent import notebook, repl, spark
 from services.agent.apps import AppController
 from services.agent.daemon import SparkDaemon, child_env, master_json, port_open, wait_until, worker_alive
 from services.agent.demand import DriverDemand, compute, dynamic_target_executors
@@ -135,6 +136,8 @@ class Agent:
         try:
             if self.s.role == HISTORY:
                 return self.run_history()
+            if self.s.role == "notebook":
+                return self.run_notebook()
             return self.run_master() if self.s.role == "master" else self.run_worker()
         finally:
             try:
@@ -145,6 +148,9 @@ class Agent:
                 self._remove_secrets()
 
     # -- master --------------------------------------------------------------------------
+    def run_notebook(self) -> int:
+        return run_notebook(self)
+
     def run_master(self) -> int:
         secret, sig_conf = self._sig_inputs()
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
@@ -371,6 +377,64 @@ class Agent:
         else:
             self.registration.publish(dict(record, ready=False))
             log.warning("%s: Spark worker not registered with %s yet", self.ident, master["spark_url"])
+
+
+# -- notebook (services/agent/notebook.py) -------------------------------------------------
+def run_notebook(agent: Agent) -> int:
+    """A user's JupyterLab server whose kernels' `spark` is connected to the SIG's master."""
+    s = agent.s
+    user, token = s.notebook_user, s.notebook_token
+    if not user or not token:
+        log.error("%s: a notebook container needs SPAAS_NOTEBOOK_USER and SPAAS_NOTEBOOK_TOKEN", agent.ident)
+        return 2
+    secret, sig_conf = agent._sig_inputs()
+    master: dict[str, Any] | None = None
+    while master is None and not agent.stop.is_set():
+        try:
+            master = agent._master_record()
+        except TemporaryError as exc:
+            log.warning("%s: cannot read the registry: %s", agent.ident, exc)
+        if master is None:
+            agent.stop.wait(1)
+    if master is None:
+        return 0
+    name = notebook.app_name(user)
+    props = notebook.kernel_properties(secret, sig_conf, local_dir=agent.cdir / "kernel-local",
+                                       driver_host=s.advertise_ip, python=agent.env.python, ui_base=agent.ui_base,
+                                       app_name=name)
+    notebook.write_kernel_files(agent._write_private, agent.env, cdir=agent.cdir, sig=s.sig,
+                                master_url=master["spark_url"], properties_text=spark.render_properties(props),
+                                local_ip=s.advertise_ip, app_name=name)
+    root = SigStorage(s.storage_dir).notebook_dir(s.tenant, s.sig, user)
+    port = free_port(s.advertise_ip)
+    base = nb.base_url(s.tenant, s.sig, user)
+    agent.daemon = SparkDaemon(notebook.server_argv(agent.env, ip=s.advertise_ip, port=port, base_url=base, root_dir=root),
+                               env=notebook.server_env(child_env(), cdir=agent.cdir, token=token, env=agent.env),
+                               log_path=agent.cdir / "jupyter.log", name="jupyter")
+    agent.daemon.start()
+    url = f"http://{s.advertise_ip}:{port}{base}"
+    if not wait_until(lambda: notebook.server_status(url, token) is not None or agent.daemon.exited() is not None,
+                      180, interval_s=0.5, stop=agent.stop) or agent.daemon.exited() is not None:
+        log.error("%s: Jupyter did not come up; see jupyter.log", agent.ident)
+        return 1
+    record = agent._record(ports={"ui": port}, ui_url=url, user=nb.fold(user), ready=True)
+    agent.registration.publish(record)
+    agent._announce_host()
+    log.info("%s: Jupyter server of %s ready at %s", agent.ident, nb.fold(user), url)
+    last = 0.0
+    while not agent.stop.wait(5):
+        if agent.daemon.exited() is not None:
+            log.error("%s: Jupyter exited with %s", agent.ident, agent.daemon.exited())
+            return 1
+        seen = notebook.activity(notebook.server_status(url, token),
+                                 notebook.server_status(url, token, path="api/kernels"), time.time())
+        if seen is not None and seen > last + 1:
+            last = seen
+            try:
+                agent.registration.publish(dict(record, last_activity=seen))
+            except TemporaryError as exc:
+                log.warning("%s: activity not recorded: %s", agent.ident, exc)
+    return 0
 
 
 class DemandReporter:

@@ -28,7 +28,7 @@ from services.api.deps import Deps, deps
 from services.api.guard import action
 from services.api.ratelimit import LoginLimiter, RedisLoginLimiter
 from services.api.console import bp as console_bp
-from services.api.routes import applications, audit, integrations, livy, login, members, scaling, sigs, tenants
+from services.api.routes import applications, audit, integrations, livy, login, members, notebooks, scaling, sigs, tenants
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def create_app(settings: ApiSettings, *, store: Store | None = None, bus: Bus | 
         return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
 
     for bp in (tenants.bp, sigs.bp, applications.bp, scaling.bp, login.bp, members.bp, audit.bp, openapi.bp,
-               livy.bp, integrations.bp):
+               notebooks.bp, livy.bp, integrations.bp):
         app.register_blueprint(bp, url_prefix="/api/v1")
     app.register_blueprint(console_bp, url_prefix="/platform")
     # The client's address behind services/proxy (spaas/forwarded.py): only a trusted peer's X-Forwarded-For.

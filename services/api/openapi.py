@@ -58,7 +58,12 @@ RESPONSES: dict[str, Any] = {
             "generation": INT, "observed_generation": INT, "build_key": NULL_STR, "build": {"type": "object"},
             "workers": WORKERS, "master_url": NULL_STR, "ui_url": NULL_STR, "since": NULL_NUM,
             "invalid_records": STR_LIST,
-            "history": obj({"enabled": {"type": "boolean"}, "ready": {"type": "boolean"}, "ui_url": NULL_STR})}),
+            "history": obj({"enabled": {"type": "boolean"}, "ready": {"type": "boolean"}, "ui_url": NULL_STR}),
+            "notebooks": obj({"enabled": {"type": "boolean"}, "idle_timeout_s": INT,
+                              "servers": {"type": "array", "items": obj({"user": STR, "state": STR, "url": STR,
+                                                                         "container": STR})}}, ["enabled", "servers"])},
+            ["phase", "reason", "message", "generation", "observed_generation", "build_key", "build", "workers",
+             "master_url", "ui_url", "since", "invalid_records"]),
     }),
     "SigList": obj({"sigs": {"type": "array", "items": ref("Sig")}}),
     "BuildLog": obj({"generation": INT, "key": NULL_STR, "state": NULL_STR, "from": INT, "total": INT,
@@ -100,6 +105,10 @@ RESPONSES: dict[str, Any] = {
                                "patterns": STR_LIST, "password": STR, "redis_url": STR,
                                "created_by": NULL_STR, "created_at": NULL_NUM}),
     "IntegrationList": obj({"integrations": {"type": "array", "items": ref("Integration")}}),
+    "NotebookServer": obj({"user": STR, "state": {"enum": ["requested", "waiting", "quota", "starting", "ready",
+                                                             "stopping"]},
+                           "container": STR, "url": STR, "requested_at": NULL_NUM, "last_activity": NULL_NUM}),
+    "NotebookList": obj({"notebooks": {"type": "array", "items": ref("NotebookServer")}}),
 }
 
 
@@ -238,6 +247,11 @@ def _paths() -> dict[str, dict[str, Any]]:
                           {200: "ApplicationView", 202: "ApplicationView"}, params=ts + [APP])},
         f"{a}/log": {"get": _follow(_op("app.log", "Driver output (follow=true: server-sent events)",
                                         {200: "ApplicationLog"}, params=ts + [APP, _q("from"), _q("size", 1, 100_000)]))},
+        f"{s}/notebooks": {"get": _op("notebook.list", "Jupyter servers (the caller's own unless a tenant admin)",
+                                      {200: "NotebookList"}, params=ts)},
+        f"{s}/notebooks/{{user}}": {"delete": _op("notebook.stop", "Stop a user's Jupyter server (the next visit "
+                                                                   "starts a new one)", {200: "NotebookServer"},
+                                                  params=ts + [_param("user", example="alice")])},
         **livy_openapi.paths(TENANT, SIG, [_q("from"), _q("size", 0, 10_000)]),
     }
 

@@ -79,13 +79,19 @@ def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[s
             continue
         spec = rec.spec.spec
         desired = rec.status.workers.desired if rec.status else 0
-        n = 1 + max(desired, spec.scaling.min_workers)
+        n = 1 + max(desired, spec.scaling.min_workers) + _notebook_servers(rec.status.to_value() if rec.status else {})
         h_containers, h_cores, h_memory = history_usage(spec.history.enabled)
         used["containers"] += n + h_containers
         used["cores"] += n * spec.resources.cpu + h_cores
         used["memory_mb"] += n * spec.resources.memory_mb + h_memory
         used["gpus"] += n * spec.resources.gpu
     return usages
+
+
+def _notebook_servers(status: dict[str, Any]) -> int:
+    """Notebook servers a SIG runs or starts (each the size of one of its containers)."""
+    servers = (status.get("notebooks") or {}).get("servers") if isinstance(status.get("notebooks"), dict) else None
+    return sum(1 for s in servers or [] if isinstance(s, dict) and s.get("state") in ("starting", "ready"))
 
 
 def tenant_usage(store: Store, keys: Keys, tenant: str) -> dict[str, int]:
@@ -159,8 +165,21 @@ def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> di
                         if history.get("ready") else None},
             "since": status.get("since"),
             "invalid_records": list(status.get("invalid_records") or []),
+            # Per-user Jupyter servers as the scaler reports them (never their tokens).
+            "notebooks": _notebooks_view(status.get("notebooks")),
         },
     }
+
+
+def _notebooks_view(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {"enabled": False, "servers": []}
+    servers = [{k: s.get(k) for k in ("user", "state", "url", "container")}
+               for s in value.get("servers") or [] if isinstance(s, dict)]
+    out: dict[str, Any] = {"enabled": bool(value.get("enabled")), "servers": servers}
+    if isinstance(value.get("idle_timeout_s"), int):
+        out["idle_timeout_s"] = value["idle_timeout_s"]
+    return out
 
 
 def app_parts(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> AppRecords | None:

@@ -1,7 +1,8 @@
 """Build planning, pure: what goes into a SIG artifact and the key that names it.
 
 The build key is a hash of everything that changes the artifact: Spark version, Python
-packages (order and case do not matter), the base (Python version and platform), the runtime
+packages (order and case do not matter; with notebooks enabled, the pinned Jupyter packages
+too), the base (Python version and platform), the runtime
 kind and the builder's recipe version. Spark conf and resources are *not* in it: they are
 applied when containers start, so changing them never rebuilds.
 """
@@ -17,6 +18,8 @@ from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from spaas.notebooks import JUPYTER_PACKAGES, settings_of
 
 # Bump when the recipe changes in a way that must invalidate old artifacts.
 RECIPE_VERSION = "1"
@@ -56,7 +59,11 @@ class BuildPlan:
 
 def plan(spec: dict[str, Any], *, base: str | None = None, runtime: str = "process") -> BuildPlan:
     base = base or default_base()
-    packages = normalize_packages(list(spec.get("python_packages", [])))
+    wanted = list(spec.get("python_packages", []))
+    if settings_of(spec).enabled:
+        # JupyterLab and the kernel live beside the SIG's own packages, so a notebook sees exactly them.
+        wanted += JUPYTER_PACKAGES
+    packages = normalize_packages(wanted)
     material = {
         "spark_version": spec["spark_version"],
         "python_packages": packages,

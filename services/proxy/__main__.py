@@ -17,6 +17,7 @@ from spaas.observability import serve_health, setup_logging
 from spaas.settings import ProxySettings
 
 from services.proxy.authn import AuthCache
+from services.proxy.notebooks import NotebookTracker
 from services.proxy.server import Proxy
 from services.proxy.session import Sessions
 from services.proxy.table import TableRefresher, read_table
@@ -68,7 +69,7 @@ async def serve(settings: ProxySettings, stop: threading.Event) -> None:
     refresher.start()
     auth = AuthCache(Tokens(store, keys).lookup, ttl_s=settings.auth_cache_s,
                      admin_users=settings.cluster_admin_users, admin_groups=settings.cluster_admin_groups)
-    proxy = Proxy(settings, lambda: refresher.current, auth)
+    proxy = Proxy(settings, lambda: refresher.current, auth, notebooks=NotebookTracker(store.put, keys))
     proxy.session = Sessions(settings, proxy.principal, forget=auth.forget)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(proxy.protocol, settings.host, settings.port, ssl=tls_context(settings),

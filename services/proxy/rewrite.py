@@ -5,10 +5,12 @@ appended (the API believes it only from a trusted proxy, and then only from the 
 spaas/forwarded.py); any other client-sent `X-Forwarded-*`/`Forwarded` is dropped and the proxy's
 own `X-Forwarded-Proto/Host/Prefix` are set; `Host` names the upstream. Tokens never
 reach a Spark UI (which runs next to tenant code): `Authorization` is dropped and the proxy's
-cookies are cut from `Cookie`; the API gets the caller's token as `Authorization: Bearer`.
+cookies are cut from `Cookie`; the API gets the caller's token as `Authorization: Bearer`, a
+user's notebook server its own token as `Authorization: token` (the user never sees it).
 
 Response: hop-by-hop headers go, the framing is the proxy's, `Set-Cookie` from a Spark UI is
-dropped (the platform's origin is shared), and `Location` never names an internal host or port:
+dropped (the platform's origin is shared; a notebook server's cookies stay, scoped to its own
+path), and `Location` never names an internal host or port:
 an absolute URL keeps only its path, query and fragment, and a SIG's paths get its prefix.
 """
 
@@ -42,8 +44,10 @@ def strip_our_cookies(value: str) -> str:
 
 def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, upstream_host: str,
                  upstream_port: int, client_ip: str, tls: bool, bearer: str | None = None, prefix: str = "",
-                 body: str = "none", content_length: int = 0, upgrade: bytes = b"") -> bytes:
+                 body: str = "none", content_length: int = 0, upgrade: bytes = b"", token: str = "") -> bytes:
     """The request line and headers sent upstream.
+
+    `token`: a notebook server's own token, sent as `Authorization: token ...` (kind "notebook").
 
     `body`: "none", "length" (`content_length` bytes follow) or "chunked" (the proxy re-chunks).
     `upgrade`: the protocol of a WebSocket (or other) upgrade to pass through.
@@ -72,6 +76,8 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
         lines.append(name + b": " + value)
     if kind in ("api", "console") and bearer:
         lines.append(b"Authorization: Bearer " + bearer.encode())
+    if kind == "notebook" and token:
+        lines.append(b"Authorization: token " + token.encode())
     lines.append(b"X-Forwarded-For: " + b", ".join([*chain, client_ip.encode()]))
     lines.append(b"X-Forwarded-Proto: " + (b"https" if tls else b"http"))
     if orig_host:
@@ -123,7 +129,7 @@ def response_head(status: int, reason: bytes, headers: Headers, *, kind: str, pr
             continue
         if low == b"set-cookie" and kind in ("sig", "history"):
             continue
-        if low == b"location" and kind in ("sig", "history", "api"):
+        if low == b"location" and kind in ("sig", "history", "api", "notebook"):
             value = rewrite_location(value.decode("latin-1"), prefix=prefix).encode("latin-1")
         lines.append(name + b": " + value)
     if framing == "chunked":

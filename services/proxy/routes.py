@@ -11,7 +11,11 @@ Ingress (origin-form targets, one port, path routing):
                                         /sig/{t}/{s}/history stripped and sent as X-Forwarded-Context
                                         (Spark writes every link under it); 404 NotEnabled when the
                                         SIG runs none
-    /sig/{t}/{s}/notebooks/{user}/.. -> 404 NotEnabled (reserved)
+    /sig/{t}/{s}/notebooks/{user}/.. -> that user's Jupyter server, the path kept (its base_url), with
+                                        the server's token injected; only for that user (anyone else:
+                                        404 as for a missing SIG); 503 NotebookStarting while it starts
+                                        (the proxy records the demand the scaler acts on); 404
+                                        NotEnabled when the SIG has notebooks off
     /sig/{t}/{s}/...                 -> the SIG's Spark master UI, the prefix stripped (the master,
                                         its workers and drivers run with spark.ui.reverseProxy and
                                         reverseProxyUrl=/sig/{t}/{s}/, so every link stays under it
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 from spaas import authz
 from spaas.authz import Decision, Principal
@@ -50,6 +54,9 @@ class Upstream:
     prefix: str = ""  # public path prefix of a SIG ("/sig/t/s"), for Location rewriting
     tenant: str = ""
     sig: str = ""
+    # kind "notebook": the server's token (sent as `Authorization: token ...`) and its user.
+    token: str = ""
+    user: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ def route_ingress(target: str, principal: Principal | None, table: RouteTable, *
     if first == "history":
         return _history(table, tenant, sig, rest, query)
     if first == "notebooks":
-        return Denied(404, "NotEnabled", f"notebooks of SIG {sig!r} are not enabled yet", "notebooks")
+        return route_notebook(tenant, sig, rest, query, principal, table)
     master = table.masters.get((tenant, sig))
     if master is None:
         return Denied(503, "NotRunning", f"SIG {sig!r} has no running Spark master yet; see its status in the API",
@@ -152,6 +159,39 @@ def _history(table: RouteTable, tenant: str, sig: str, rest: str, query: str) ->
                                          f"it starts once the SIG's master is ready)", "history")
     return Upstream("history", upstream[0], upstream[1], rest[len("history"):] + (f"?{query}" if query else ""),
                     prefix=prefix, tenant=tenant, sig=sig)
+
+
+STARTING = "NotebookStarting"
+
+
+def route_notebook(tenant: str, sig: str, rest: str, query: str, principal: Principal,
+                   table: RouteTable) -> Upstream | Denied:
+    """`rest` = "notebooks/{user}/...": the caller's own server only."""
+    if (tenant, sig) not in table.notebook_sigs:
+        return Denied(404, "NotEnabled", f"notebooks are not enabled on SIG {sig!r}", "notebooks")
+    parts = rest.split("/", 2)  # "notebooks", user, rest
+    me = authz.fold(principal.name)
+    if len(parts) < 2 or not parts[1]:
+        return Denied(302, "Redirect", "your notebook server", location=f"/sig/{tenant}/{sig}/notebooks/{quote(me, safe='@')}/")
+    if authz.fold(unquote(parts[1])) != me:
+        return _not_found(tenant, sig)  # someone else's server: exactly what a missing SIG answers
+    prefix = f"/sig/{tenant}/{sig}/notebooks/{quote(me, safe='@')}"
+    if parts[1] != quote(me, safe="@") or len(parts) == 2:
+        tail = "/" + parts[2] if len(parts) == 3 else "/"
+        return Denied(302, "Redirect", "your notebook server", location=prefix + tail + (f"?{query}" if query else ""))
+    server = table.notebooks.get((tenant, sig, me))
+    if server is None:
+        return Denied(503, STARTING, f"your notebook server on SIG {sig!r} is starting; retry shortly", "notebooks")
+    return Upstream("notebook", server.ip, server.port, prefix + "/" + parts[2] + (f"?{query}" if query else ""),
+                    prefix=prefix, tenant=tenant, sig=sig, token=server.token, user=me)
+
+
+def same_origin(origin: str, host: str) -> bool:
+    """Whether a browser's `Origin` names the host it sent the request to (cookie-authenticated
+    changes and WebSockets to a notebook server must come from the platform's own pages)."""
+    if not origin or not host or origin == "null":
+        return False
+    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 FORWARD_REFUSED = "is not a Spark UI of a SIG you may open through this proxy"

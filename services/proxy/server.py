@@ -24,9 +24,11 @@ from urllib.parse import urlsplit
 import httptools
 
 from spaas.authz import Principal
+from spaas.authz import fold as authz_fold
 from spaas.settings import ProxySettings
 
 from services.proxy import authn, metrics, rewrite, routes
+from services.proxy.notebooks import NOTEBOOK_WS_TIMEOUT_S, STARTING_PAGE, NotebookTracker
 from services.proxy.table import RouteTable
 
 log = logging.getLogger(__name__)
@@ -623,6 +625,12 @@ class ClientConn(Flow):
 
 # -- the proxy ---------------------------------------------------------------------------------------
 
+def upstream_timeout(up: routes.Upstream, upgrade: bool, default_s: float) -> float:
+    """How long the upstream may take to answer. Jupyter answers a kernel's WebSocket handshake only
+    once the kernel is ready, and a notebook kernel connects its Spark session first."""
+    return max(default_s, NOTEBOOK_WS_TIMEOUT_S) if up.kind == "notebook" and upgrade else default_s
+
+
 def is_browser(req: Request) -> bool:
     accept = req.header(b"accept")
     return "text/html" in accept and not req.header(b"authorization")
@@ -630,8 +638,9 @@ def is_browser(req: Request) -> bool:
 
 class Proxy:
     def __init__(self, settings: ProxySettings, table: Callable[[], RouteTable], auth: authn.AuthCache, *,
-                 session: Any = None) -> None:
+                 session: Any = None, notebooks: NotebookTracker | None = None) -> None:
         self.settings = settings
+        self.notebooks = notebooks
         self.table = table
         self.auth = auth
         self.session = session
@@ -671,7 +680,11 @@ class Proxy:
             principal = await self.principal(creds)
             decision = routes.route_ingress(target, principal, table, api=self.api,
                                             browser=principal is None and is_browser(req))
-            if isinstance(decision, routes.Upstream):
+            if isinstance(decision, routes.Upstream) and decision.kind == "notebook":
+                await self._notebook(req, decision, creds, table)
+            elif isinstance(decision, routes.Denied) and decision.code == routes.STARTING and principal is not None:
+                self._notebook_starting(req, target, principal, table)
+            elif isinstance(decision, routes.Upstream):
                 if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):
                     self._deny(req, routes.Denied(403, "CsrfRequired", "a cookie-authenticated change needs the "
                                                   "X-CSRF-Token header of the session", "X-CSRF-Token"), "sig")
@@ -714,6 +727,34 @@ class Proxy:
                     404, "NotFound", "no such path"), "other")
         else:
             self._deny(req, decision, "other")
+
+    async def _notebook(self, req: Request, up: routes.Upstream, creds: authn.Credentials | None,
+                        table: RouteTable) -> None:
+        """A user's own Jupyter server. A cookie-authenticated change or WebSocket must come from
+        this origin (JupyterLab cannot send the session's X-CSRF-Token; Jupyter's own XSRF check
+        is off for the token the proxy injects, so the Origin check stands in for it)."""
+        if creds is not None and creds.via == "cookie" and (req.method in authn.MUTATING or req.upgrade) \
+                and not routes.same_origin(req.header(b"origin"), req.header(b"host")):
+            self._deny(req, routes.Denied(403, "CrossOrigin", "a change to your notebook server must come from "
+                                          "this site's pages", "Origin"), "notebook")
+            return
+        if self.notebooks is not None:
+            self.notebooks.touch(table, up.tenant, up.sig, up.user)
+        await self._pass(req, up)
+
+    def _notebook_starting(self, req: Request, target: str, principal: Principal, table: RouteTable) -> None:
+        """Record the demand (the scaler starts the server) and answer 503: a page that reloads
+        itself for a browser, Retry-After for API clients."""
+        _, _, tenant, sig = target.split("?", 1)[0].split("/", 4)[:4]
+        if self.notebooks is not None:
+            self.notebooks.touch(table, tenant, sig, authz_fold(principal.name))
+        if "text/html" in req.header(b"accept"):
+            req.client.write(simple_response(503, STARTING_PAGE, b"text/html; charset=utf-8",
+                                             extra=[(b"Retry-After", b"3")], keep_alive=req.keep_alive))
+        else:
+            req.client.write(error_response(503, routes.STARTING, "your notebook server is starting; retry shortly",
+                                            "notebooks", extra=[(b"Retry-After", b"3")], keep_alive=req.keep_alive))
+        metrics.request("notebook", 503)
 
     async def _local(self, req: Request, name: str, creds: authn.Credentials | None) -> None:
         if name == "healthz":
@@ -808,7 +849,7 @@ class Proxy:
             ex = Exchange(client, req, up, conn, max_response=self.settings.max_response_bytes)
             conn.exchange = ex
             client._exchange = ex
-            ex.timer = self.loop.call_later(self.settings.upstream_timeout_s, ex.timed_out)
+            ex.timer = self.loop.call_later(upstream_timeout(up, upgrade, self.settings.upstream_timeout_s), ex.timed_out)
             try:
                 await self._send(req, up, conn, bearer=bearer, upgrade=protocol)
                 await ex.started
@@ -859,7 +900,7 @@ class Proxy:
         conn.write(rewrite.request_head(req.method.encode(), up.target.encode("latin-1"), req.headers, kind=up.kind,
                                         upstream_host=up.host, upstream_port=up.port, client_ip=req.client.client_ip,
                                         tls=self.tls, bearer=bearer, prefix=up.prefix, body=framing,
-                                        content_length=req.length or 0, upgrade=upgrade))
+                                        content_length=req.length or 0, upgrade=upgrade, token=up.token))
         if framing == "none" or upgrade:
             return
         while (piece := await req.read()) is not None:

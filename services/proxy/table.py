@@ -2,7 +2,7 @@
 
 It holds what routing and authorization need: which SIGs exist, the verified route records of
 their containers, the grants of every tenant and the hash of the bootstrap admin token.
-`build_table()` is pure; `TableRefresher` is the thin loop that reads etcd (three range reads and a get) and
+`build_table()` is pure; `TableRefresher` is the thin loop that reads etcd (five range reads and a get) and
 swaps the value in one assignment.
 
 Routes come from `{p}/routes/{t}/{s}/{host}`, written only by the scaler (SIG etcd users cannot
@@ -24,11 +24,14 @@ From them the table derives:
 - `hosts[(name, port)]`: every verified port of every record for forward mode, by the record's
   host name, its container's name, its registry name `<host>.<sig>.<tenant>` and its IP.
 An address any two SIGs claim, and any address in `deny` (the platform's own services), is left out.
+
+Notebooks (spaas/notebooks.py): which SIGs have them on (from the SIG specs), each user's ready
+Jupyter server with its token (`notebooks`, see `notebook_routes`) and the demand records the proxy
+keeps fresh (`notebook_demand`). Notebook records are never forward-mode targets.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 import time
@@ -37,8 +40,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from spaas import notebooks as nb
 from spaas.errors import SpaasError, TemporaryError
-from spaas.etcd import EtcdStore, _b64, prefix_end
+from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.loops import run_every
 from spaas.principals import members_from_entries
@@ -60,6 +64,17 @@ class HostTarget:
     port: int
 
 
+@dataclass(frozen=True)
+class NotebookTarget:
+    """A user's ready Jupyter server: where it listens and the token the proxy injects."""
+
+    ip: str
+    port: int
+    token: str
+
+
+NotebookId = tuple[str, str, str]  # tenant, sig, folded user
+
 # (tenant, sig, role, user or "") of a routed UI.
 EndpointId = tuple[str, str, str, str]
 
@@ -78,11 +93,18 @@ class RouteTable:
     bootstrap_hash: str = ""
     built_at: float = 0.0
     ok: bool = False
+    # (tenant, sig) -> idle timeout (s) of SIGs with Jupyter notebooks enabled.
+    notebook_sigs: Mapping[SigId, int] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig, user) -> the user's ready server.
+    notebooks: Mapping[NotebookId, NotebookTarget] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig, user) -> the demand record `{p}/notebooks/...` as etcd holds it.
+    notebook_demand: Mapping[NotebookId, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: Iterable[Entry],
                 bootstrap_hash: str, keys: Keys, now: float,
-                deny: frozenset[tuple[str, int]] = frozenset()) -> RouteTable:
+                deny: frozenset[tuple[str, int]] = frozenset(), specs: Iterable[Entry] = (),
+                notebook_tokens: Iterable[Entry] = (), notebook_demand: Iterable[Entry] = ()) -> RouteTable:
     """The table from etcd's entries (`routes`: the scaler's verified route records). Pure.
 
     A (name, port) that two SIGs both claim is left out, and so is any address in `deny` (the
@@ -98,7 +120,8 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
     targets: dict[tuple[str, int], HostTarget] = {}
     clashes: set[tuple[str, int]] = set()
     route_prefix = keys.all_routes()
-    for entry in sorted(routes, key=lambda e: e.key):
+    routes = sorted(routes, key=lambda e: e.key)
+    for entry in routes:
         parts = entry.key[len(route_prefix):].split("/")
         if len(parts) != 3:
             continue
@@ -113,6 +136,8 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
         user = rec.get("user") if isinstance(rec.get("user"), str) else ""
         if rec.get("ready") is True and "ui" in valid:
             endpoints.setdefault((tenant, sig, role, user), (ip, valid["ui"]))
+        if role == nb.ROLE:
+            continue  # a user's Jupyter server: never a forward-mode target (its user reaches it by path)
         names = {host.lower(), f"{host}.{sig}.{tenant}".lower(), ip.lower()}
         if isinstance(rec.get("container"), str) and rec["container"]:
             names.add(rec["container"].lower())
@@ -133,23 +158,74 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
         tenant = entry.key[len(member_prefix):].split("/", 1)[0]
         by_tenant.setdefault(tenant, []).append(entry)
     grants = {t: MappingProxyType(members_from_entries(es, keys.members(t))) for t, es in by_tenant.items()}
+    enabled, servers, demand = notebook_routes(sigs, specs, routes, notebook_tokens, notebook_demand, keys=keys,
+                                               deny=deny)
     return RouteTable(sigs=frozenset(sigs), masters=MappingProxyType(masters), endpoints=MappingProxyType(endpoints),
                       hosts=MappingProxyType(targets), members=MappingProxyType(grants),
-                      bootstrap_hash=bootstrap_hash, built_at=now, ok=True)
+                      bootstrap_hash=bootstrap_hash, built_at=now, ok=True,
+                      notebook_sigs=MappingProxyType(enabled), notebooks=MappingProxyType(servers),
+                      notebook_demand=MappingProxyType(demand))
+
+
+def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], routes: Iterable[Entry], tokens: Iterable[Entry],
+                    demand: Iterable[Entry], *, keys: Keys, deny: frozenset[tuple[str, int]] = frozenset(),
+                    ) -> tuple[dict[SigId, int], dict[NotebookId, NotebookTarget], dict[NotebookId, Mapping[str, Any]]]:
+    """Notebook SIGs, ready servers and demand records (pure).
+
+    A user's server is the scaler's verified route record (role "notebook", ready, a `ui` port) of
+    the container the scaler names for that user (`spaas.notebooks.container_name`), paired with
+    the scaler's token record naming that same container. The route's `user` comes from the
+    agent's host record, which the SIG's code can write, so the container name decides whose
+    server it is, not that field.
+    """
+    enabled: dict[SigId, int] = {}
+    for entry in specs:
+        parts = entry.key[len(keys.all_sigs()):].split("/")
+        if len(parts) == 3 and parts[2] == "spec" and isinstance(entry.value, dict) and not entry.value.get("deleting"):
+            settings = nb.settings_of(entry.value.get("spec") or {})
+            if settings.enabled and (parts[0], parts[1]) in sigs:
+                enabled[(parts[0], parts[1])] = settings.idle_timeout_s
+    by_name: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for entry in routes:
+        parts = entry.key[len(keys.all_routes()):].split("/")
+        if len(parts) == 3 and isinstance(entry.value, dict) and entry.value.get("role") == nb.ROLE \
+                and entry.value.get("container") == parts[2]:
+            by_name[(parts[0], parts[1], parts[2])] = entry.value
+    servers: dict[NotebookId, NotebookTarget] = {}
+    for entry in tokens:
+        ident = nb.user_of_key(entry.key, keys.all_notebook_tokens())
+        if ident is None or (ident[0], ident[1]) not in enabled or not isinstance(entry.value, dict):
+            continue
+        tenant, sig, user = ident
+        name = nb.container_name(tenant, sig, user)
+        rec = by_name.get((tenant, sig, name)) or {}
+        port = (rec.get("ports") or {}).get("ui")
+        token = entry.value.get("token")
+        if entry.value.get("container") != name or rec.get("ready") is not True or not isinstance(port, int) \
+                or isinstance(port, bool) or not 0 < port < 65536 or not isinstance(token, str) or not token \
+                or not rec.get("ip") or (str(rec["ip"]), port) in deny:
+            continue
+        servers[(tenant, sig, nb.fold(user))] = NotebookTarget(str(rec["ip"]), port, token)
+    wanted: dict[NotebookId, Mapping[str, Any]] = {}
+    for entry in demand:
+        ident = nb.user_of_key(entry.key, keys.all_notebooks())
+        if ident is not None and isinstance(entry.value, dict):
+            wanted[(ident[0], ident[1], nb.fold(ident[2]))] = MappingProxyType(dict(entry.value))
+    return enabled, servers, wanted
 
 
 def read_table(store: EtcdStore, keys: Keys, *, deny: frozenset[tuple[str, int]] = frozenset(),
                clock: Callable[[], float] = time.time) -> RouteTable:
-    """Three range reads (SIG spec keys only, route records, grants) and the bootstrap hash."""
-    data: dict[str, Any] = store.call("/v3/kv/range", {"key": _b64(keys.all_sigs()),
-                                                      "range_end": prefix_end(keys.all_sigs()), "keys_only": True})
-    sig_keys = [base64.b64decode(kv["key"]).decode() for kv in data.get("kvs") or []]
+    """Range reads (SIG records, route records, grants, notebook tokens and demand) and the
+    bootstrap hash. SIG records are read with their values: a spec says whether notebooks are on."""
+    entries = store.list(keys.all_sigs())
     bootstrap = store.get(keys.bootstrap_token())
-    return build_table(sig_keys=sig_keys, routes=store.list(keys.all_routes()),
+    return build_table(sig_keys=[e.key for e in entries], routes=store.list(keys.all_routes()),
                        members=store.list(keys.all_members()),
                        bootstrap_hash=str(bootstrap.value.get("hash", "")) if bootstrap else "",
-                       keys=keys, now=clock(), deny=deny)
-
+                       keys=keys, now=clock(), deny=deny, specs=[e for e in entries if e.key.endswith("/spec")],
+                       notebook_tokens=store.list(keys.all_notebook_tokens()),
+                       notebook_demand=store.list(keys.all_notebooks()))
 
 class TableRefresher:
     """Keeps `current` fresh: re-reads etcd every `interval_s`, backs off on errors (keeping

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any
 from prometheus_client import Gauge
 
 from spaas import messages
+from spaas import notebooks as nb
 from spaas.bus import Bus
 from spaas.demand import DemandStore
 from spaas.errors import Conflict, SpaasError, TemporaryError
@@ -64,13 +66,22 @@ def pending_cores(apps: Iterable[AppRecords]) -> dict[tuple[str, str], int]:
     return pending
 
 
-def sig_usage(spec: dict[str, Any], members: tuple[int, ...]) -> tuple[int, int, int]:
-    """(containers, cores, memory_mb) a SIG holds: its master and its workers (and its history
-    server, of fixed size, when enabled)."""
-    n = 1 + len(members)
+def sig_usage(spec: dict[str, Any], members: tuple[int, ...], notebooks: int = 0) -> tuple[int, int, int]:
+    """(containers, cores, memory_mb) a SIG holds: its master, its workers and its notebook servers
+    (each the size of one of its containers), and its history server (of fixed size) when enabled."""
+    n = 1 + len(members) + notebooks
     res = spec.get("resources", {})
     extra = history_usage(bool((spec.get("history") or {}).get("enabled")))
     return n + extra[0], n * int(res.get("cpu", 2)) + extra[1], n * int(res.get("memory_mb", 2048)) + extra[2]
+
+
+def _notebook_room(spec: dict[str, Any], room: Room) -> int:
+    """How many more notebook servers (each the size of one of the SIG's containers) fit the quota."""
+    res = spec.get("resources", {})
+    cpu, mem = max(1, int(res.get("cpu", 2))), max(1, int(res.get("memory_mb", 2048)))
+    return max(0, min(room.containers, room.cores // cpu, room.memory_mb // mem))
+
+
 VOLATILE = ("updated_at",)
 
 
@@ -118,6 +129,11 @@ class Scaler:
             invalid.setdefault(_sig_of(bad.key, self._keys), []).append(bad.message)
         pending = self._pending_cores(apps)
         quotas = {t.name: t.quota for t in read_tenants(self._store, self._keys)}
+        demands = self._notebook_demands()
+        notebook_count: dict[tuple[str, str], int] = {}
+        for c in containers:
+            if c.role == nb.ROLE:
+                notebook_count[(c.tenant, c.sig)] = notebook_count.get((c.tenant, c.sig), 0) + 1
         views: list[tuple[SigView, Entry | None]] = []
         known = set()
         for rec in sigs:
@@ -137,7 +153,8 @@ class Scaler:
         used: dict[str, list[int]] = {}
         for view, _ in views:
             if not view.spec.get("deleting"):
-                usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status))
+                usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status),
+                                  notebook_count.get((view.tenant, view.sig), 0))
                 used.setdefault(view.tenant, [0, 0, 0])
                 used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
         by_sig: dict[tuple[str, str], list[Container]] = {}
@@ -154,7 +171,9 @@ class Scaler:
                         memory_mb=quota.memory_mb - u[2]) if quota else Room()
             try:
                 self.reconcile(view, status_entry, mine_c, hosts.get((view.tenant, view.sig), []),
-                               pending_cores=pending.get((view.tenant, view.sig), 0), room=room)
+                               pending_cores=pending.get((view.tenant, view.sig), 0), room=room,
+                               notebooks=demands.get((view.tenant, view.sig), {}),
+                               notebook_room=_notebook_room(view.spec.get("spec") or {}, room) if quota else None)
             except TemporaryError as exc:
                 log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
             except SpaasError as exc:
@@ -222,6 +241,31 @@ class Scaler:
             except SpaasError as exc:
                 log.warning("orphan sig %s/%s not cleaned up yet: %s", tenant, sig, exc)
 
+    def _notebook_demands(self) -> dict[tuple[str, str], dict[str, dict[str, Any]]]:
+        """(tenant, sig) -> user -> demand record (`{p}/notebooks/...`, written by the proxy)."""
+        out: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+        prefix = self._keys.all_notebooks()
+        for entry in self._store.list(prefix):
+            ident = nb.user_of_key(entry.key, prefix)
+            if ident is None or not isinstance(entry.value, dict):
+                continue
+            out.setdefault((ident[0], ident[1]), {})[ident[2]] = entry.value
+        return out
+
+    def _start_notebook(self, view: SigView, spec: Any) -> Any:
+        """A fresh random token for the server, written where the proxy reads it and the SIG cannot
+        (`{p}/notebook-tokens/...`), then handed to the container only."""
+        user = spec.env["SPAAS_NOTEBOOK_USER"]
+        token = secrets.token_urlsafe(32)
+        self._store.put(self._keys.notebook_token(view.tenant, view.sig, user),
+                        {"token": token, "container": spec.name, "started_at": self._clock()})
+        return dataclasses.replace(spec, env={**spec.env, "SPAAS_NOTEBOOK_TOKEN": token})
+
+    def _forget_notebook(self, view: SigView, user: str) -> None:
+        log.info("sig %s/%s: notebook server of %s stopped (idle or notebooks off)", view.tenant, view.sig, user)
+        self._store.delete(self._keys.notebook(view.tenant, view.sig, user))
+        self._store.delete(self._keys.notebook_token(view.tenant, view.sig, user))
+
     def _invalid_spec(self, rec: SigRecords) -> None:
         """A SIG whose spec cannot be read: say so in its status; leave what runs alone (we do
         not know what is wanted, and stopping it would punish more than the bad record)."""
@@ -287,11 +331,13 @@ class Scaler:
             log.warning("sig %s/%s: decision not recorded: %s", view.tenant, view.sig, exc)
 
     def reconcile(self, view: SigView, status_entry: Entry | None, containers: list[Container],
-                  hosts: list[dict[str, Any]], *, pending_cores: int = 0, room: Room | None = None) -> None:
+                  hosts: list[dict[str, Any]], *, pending_cores: int = 0, room: Room | None = None,
+                  notebooks: dict[str, dict[str, Any]] | None = None, notebook_room: int | None = None) -> None:
         ident = f"{view.tenant}/{view.sig}"
         scaled = self._scale(view, hosts, pending_cores, room or Room())
         members = scaled.members if scaled else None
-        decision = plan(view, containers, hosts, members, now=self._clock())
+        decision = plan(view, containers, hosts, members, now=self._clock(), notebooks=notebooks,
+                        notebook_room=notebook_room)
         previous_workers = (view.status or {}).get("workers") or {}
         last_change = previous_workers.get("last_change_at")
         if scaled:
@@ -310,6 +356,8 @@ class Scaler:
             return  # another replica wrote first; re-plan on the next pass
         DESIRED.labels(view.tenant, view.sig).set(decision.status["workers"]["desired"])
         READY.labels(view.tenant, view.sig).set(decision.status["workers"]["ready"])
+        for user in decision.forget_notebooks:
+            self._forget_notebook(view, user)
         for name in decision.stop:
             log.info("sig %s: stopping %s", ident, name)
             self._runtime.stop(name)
@@ -328,6 +376,8 @@ class Scaler:
         # -- end redis
         for spec in decision.start:
             log.info("sig %s: starting %s (generation %d)", ident, spec.name, spec.generation)
+            if spec.role == nb.ROLE:
+                spec = self._start_notebook(view, spec)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
 
     def _write_status(self, view: SigView, entry: Entry | None, status: dict[str, Any]) -> bool:
@@ -360,6 +410,8 @@ class Scaler:
         self._storage.delete_sig(view.tenant, view.sig)
         self._store.delete_prefix(self._keys.apps(view.tenant, view.sig))
         self._store.delete_prefix(self._keys.hosts(view.tenant, view.sig))
+        self._store.delete_prefix(self._keys.notebooks(view.tenant, view.sig))
+        self._store.delete_prefix(self._keys.all_notebook_tokens() + f"{view.tenant}/{view.sig}/")
         self._store.delete_prefix(self._keys.routes(view.tenant, view.sig))
         self._store.delete(self._keys.secret(view.tenant, view.sig))
         self._bus.delete_queue(messages.agent_queue(view.tenant, view.sig))

@@ -16,15 +16,23 @@ The history server (spec `history.enabled`) is started once the master is regist
 stopped when it is disabled or the SIG is deleted; it never holds back READY. Its container has
 a fixed size (spaas.model.HISTORY_CPU / HISTORY_MEMORY_MB) and a config hash of its own (build
 key only: a Spark conf change does not restart it). `status.history` says where it stands.
+
+Notebook servers (`plan_notebooks`, role "notebook", one container per user with a demand record
+`{p}/notebooks/{t}/{s}/{user}` written by the proxy): started once the SIG is built and its master is
+ready, restarted when the SIG's config hash changes, stopped (and their demand forgotten) when idle
+longer than `notebooks.jupyter.idle_timeout_s` or when notebooks are turned off. They never change the
+SIG's phase; `status.notebooks` lists them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from spaas import notebooks as nb
 from spaas.model import HISTORY_CPU, HISTORY_MEMORY_MB, BuildState, Phase
 from spaas.runtimes.base import HISTORY, MASTER, WORKER, Container, ContainerSpec, container_name
 
@@ -47,6 +55,8 @@ class Plan:
     stop: list[str] = field(default_factory=list)
     status: dict[str, Any] = field(default_factory=dict)
     forget: bool = False
+    # Users whose notebook demand record goes (culled as idle, or notebooks turned off).
+    forget_notebooks: list[str] = field(default_factory=list)
 
 
 def config_hash(build_key: str, spec: dict[str, Any]) -> str:
@@ -108,10 +118,21 @@ def _history(view: SigView, running: list[Container], hosts: list[dict[str, Any]
 
 
 def plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
-         members: tuple[int, ...] | None = None, now: float = 0.0) -> Plan:
+         members: tuple[int, ...] | None = None, now: float = 0.0, *,
+         notebooks: dict[str, dict[str, Any]] | None = None, notebook_room: int | None = None) -> Plan:
     """`members`: the worker indices wanted (from the scaling policy); default: as recorded.
-    `now`: when a worker is found lost (its replacement counts once registered after that)."""
-    result = _plan(view, containers, hosts, members, now)
+    `now`: when a worker is found lost (its replacement counts once registered after that).
+    `notebooks`: user -> demand record; `notebook_room`: how many more notebook containers the
+    tenant's quota allows (None: no limit)."""
+    deleting = bool(view.spec.get("deleting"))
+    result = _plan(view, containers if deleting else [c for c in containers if c.role != nb.ROLE], hosts, members, now)
+    if not deleting and view.spec.get("spec") is not None:
+        extra = plan_notebooks(view, containers, hosts, notebooks or {}, master_ready=bool(result.status.get("master_url")),
+                               now=now, room=notebook_room)
+        result.start.extend(extra.start)
+        result.stop.extend(extra.stop)
+        result.forget_notebooks.extend(extra.forget_notebooks)
+        result.status["notebooks"] = extra.status
     if view.invalid:
         result.status["invalid_records"] = list(view.invalid[:10])
         if result.status.get("reason") is None:
@@ -223,3 +244,52 @@ def _compute(view: SigView, base: dict[str, Any], previous: dict[str, Any], gene
         status = dict(base, phase=phase.value, workers=workers, reason="Deploying", message=f"waiting for {waiting}",
                       **endpoints)
     return Plan(start=start, stop=stop, status=status)
+
+
+def plan_notebooks(view: SigView, containers: list[Container], hosts: list[dict[str, Any]],
+                   demands: dict[str, dict[str, Any]], *, master_ready: bool, now: float,
+                   room: int | None = None) -> Plan:
+    """The SIG's notebook servers: one per user with a live demand record (pure)."""
+    spec = view.spec["spec"]
+    settings = nb.settings_of(spec)
+    running = {c.name: c for c in containers if c.running and c.role == nb.ROLE}
+    if not settings.enabled:
+        return Plan(stop=sorted(running), forget_notebooks=sorted(demands), status={"enabled": False, "servers": []})
+    build = view.build or {}
+    built = int(build.get("generation", 0)) == int(view.spec["generation"]) and build.get("state") == BuildState.SUCCEEDED.value
+    chash = config_hash(build["key"], spec) if built else ""
+    by_host = {h.get("host"): h for h in hosts if h.get("role") == nb.ROLE}
+    want: dict[str, str] = {}
+    forget = []
+    for user, record in sorted(demands.items()):
+        name = nb.container_name(view.tenant, view.sig, user)
+        host = by_host.get(name) or {}
+        seen = max(nb.last_seen(record), float(host.get("last_activity") or 0.0))
+        if now - seen > settings.idle_timeout_s:
+            forget.append(user)  # culled: its container goes below; the next visit starts a new one
+        else:
+            want[name] = user
+    stop = [name for name, c in sorted(running.items()) if name not in want or (chash and c.config_hash != chash)]
+    start: list[ContainerSpec] = []
+    servers = []
+    left = room
+    for name, user in want.items():
+        alive = name in running and name not in stop
+        host = by_host.get(name) or {}
+        if alive and host.get("ready") and host.get("config_hash") == running[name].config_hash:
+            state = "ready"
+        elif alive:
+            state = "starting"
+        elif not built or not master_ready:
+            state = "waiting"  # for the SIG's build or master
+        elif left is not None and left <= 0:
+            state = "quota"  # no room left in the tenant's quota
+        else:
+            state = "starting"
+            base = _container_spec(view, nb.ROLE, 0, chash, build["artifact"], int(view.spec["generation"]))
+            start.append(dataclasses.replace(base, name=name, env={"SPAAS_NOTEBOOK_USER": user}))
+            left = None if left is None else left - 1
+        servers.append({"user": user, "container": name, "state": state,
+                        "url": nb.base_url(view.tenant, view.sig, user)})
+    status = {"enabled": True, "idle_timeout_s": settings.idle_timeout_s, "servers": servers}
+    return Plan(start=start, stop=stop, forget_notebooks=forget, status=status)

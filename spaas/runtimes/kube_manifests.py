@@ -36,7 +36,9 @@ CONTAINER_DIR = "/var/lib/spaas-container"
 # the ResourceQuota scope "Terminating": the platform's own pods are not counted against tenants.
 SIG_POD_DEADLINE_S = 30 * 365 * 86400
 # Environment variables that hold credentials: they go into the pod's Secret, not its spec.
-SECRET_ENV = ("SPAAS_ETCD_PASSWORD", "SPAAS_REDIS_URL", "SPAAS_REGISTRY_PASSWORD")
+SECRET_ENV = ("SPAAS_ETCD_PASSWORD", "SPAAS_REDIS_URL", "SPAAS_REGISTRY_PASSWORD",
+              # a user's Jupyter server token (role "notebook", spaas/notebooks.py)
+              "SPAAS_NOTEBOOK_TOKEN")
 ARCHES = ("amd64", "ppc64le")
 # arch preference (the seed's 0-3) -> preferred scheduling weight; 0 excludes, 2 is no preference.
 ARCH_WEIGHT = {1: 1, 3: 100}

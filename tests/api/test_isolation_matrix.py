@@ -110,6 +110,10 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                       (200, 404, 404, 404, 403, 401)),
     "their-app-kill": (Row("DELETE", S + "/applications/{theirs}"), (202, 202, 403, 403, 404, 401),
                        (202, 404, 404, 404, 403, 401)),
+    # Notebook servers: bob has one in each tenant (a demand record); others see and stop only their own.
+    "notebooks-list": (Row("GET", S + "/notebooks"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
+    "bobs-notebook-stop": (Row("DELETE", S + "/notebooks/bob"), (200, 200, 403, 200, 404, 401),
+                           (200, 404, 404, 404, 403, 401)),
     "livy-version": (Row("GET", S + "/livy/version"), (200, 200, 200, 200, 404, 401), (200, 404, 404, 404, 200, 401)),
     "livy-batch-create": (Row("POST", S + "/livy/batches", APP), (201, 201, 201, 201, 404, 401),
                           (201, 404, 404, 404, 201, 401)),
@@ -237,6 +241,7 @@ def build_world(admin: FlaskClient, store: Store, keys: Keys) -> dict[str, dict[
             resp = admin.post(f"{sig}/livy/sessions/{session}/statements", json={"code": "1"},
                               headers={"Authorization": f"Bearer {token}"})
             assert resp.status_code == 201, resp.get_json()
+        store.put(keys.notebook(tenant, "s1", "bob"), {"requested_at": 1.0, "last_activity": 2.0})
     return apps
 
 
@@ -317,6 +322,27 @@ def test_users_list_only_their_own_applications(app: Flask, client: FlaskClient,
         listing[role] = sorted(a["id"] for a in c.get(S.format(t="acme") + "/applications").get_json()["applications"])
     assert listing == {"consumer_admin": sorted(apps["acme"].values()), "sig_configure": [],
                        "user": sorted([apps["acme"]["mine"], apps["acme"]["mine_session"]])}
+
+
+def test_users_list_only_their_own_notebook_servers(app: Flask, client: FlaskClient, store: Store, keys: Keys,
+                                                   ldap_server: Ldap) -> None:
+    build_world(client, store, keys)
+    store.put(keys.notebook("acme", "s1", "carol"), {"requested_at": 1.0})
+    listing = {}
+    for role in ("consumer_admin", "sig_configure", "user"):
+        user = LOGIN[role]
+        c = client_for(app, login(app, user, ldap_server.passwords[user]))
+        body = c.get(S.format(t="acme") + "/notebooks").get_json()
+        assert "token" not in str(body)
+        listing[role] = [s["user"] for s in body["notebooks"]]
+    assert listing == {"consumer_admin": ["bob", "carol"], "sig_configure": [], "user": ["bob"]}
+    c = client_for(app, login(app, "bob", ldap_server.passwords["bob"]))
+    assert c.delete(S.format(t="acme") + "/notebooks/carol").status_code == 403
+    assert c.delete(S.format(t="acme") + "/notebooks/nobody").status_code == 404
+    stopped = c.delete(S.format(t="acme") + "/notebooks/Bob")
+    assert stopped.status_code == 200 and stopped.get_json()["state"] == "stopping"
+    assert store.get(keys.notebook("acme", "s1", "bob")) is None  # the scaler stops it on its next pass
+    assert store.get(keys.notebook("acme", "s1", "carol")) is not None
 
 
 def test_admin_token_still_is_cluster_admin(client: FlaskClient, store: Store, keys: Keys) -> None:

@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from services.builder.planner import BuildPlan, plan
 from spaas.model import SigSpec
+from spaas.notebooks import JUPYTER_PACKAGES
+
+from services.builder.planner import BuildPlan, plan
 
 BASE = "python3.11-x86_64"
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,6 +107,15 @@ def test_build_inputs_change_the_key(changed: dict[str, Any], kwargs: dict[str, 
 )
 def test_start_time_settings_do_not_change_the_key(changed: dict[str, Any]) -> None:
     assert make(changed).key == make(spec()).key
+
+
+def test_enabled_notebooks_add_the_pinned_jupyter_packages_and_change_the_key() -> None:
+    with_nb = make(spec(notebooks={"jupyter": {"enabled": True, "idle_timeout_s": 60}}))
+    assert set(JUPYTER_PACKAGES) <= set(with_nb.python_packages)
+    assert with_nb.key != make(spec()).key
+    # Only whether they are on matters for the artifact, not the idle timeout; off is the default.
+    assert with_nb.key == make(spec(notebooks={"jupyter": {"enabled": True, "idle_timeout_s": 999}})).key
+    assert make(spec(notebooks={"jupyter": {"enabled": False}})).key == make(spec()).key
 
 
 def test_spec_without_packages_field_is_planned() -> None:

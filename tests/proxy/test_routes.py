@@ -62,8 +62,8 @@ def test_endpoints_are_keyed_by_sig_role_and_user() -> None:
     assert dict(TABLE.endpoints) == {
         ("acme", "etl", "master", ""): ("10.1.0.2", 8080), ("other", "x", "master", ""): ("10.2.0.2", 8080),
         ("acme", "etl", "notebook", "alice"): ("10.1.0.2", 8888)}
-    # forward mode also knows a record by its container's name
-    assert TABLE.hosts[("acme-etl-master-0", 8888)].host == "nb-alice"
+    # a notebook server is never a forward-mode target (only its user reaches it, by path)
+    assert ("acme-etl-master-0", 8888) not in TABLE.hosts and ("nb-alice", 8888) not in TABLE.hosts
     assert ("acme-etl-master-0.etl.acme", 8080) in TABLE.hosts and ("10.1.0.2", 18080) in TABLE.hosts
 
 

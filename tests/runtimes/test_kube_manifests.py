@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from spaas import notebooks as nb
 from spaas.model import HISTORY_CPU, HISTORY_MEMORY_MB
 from spaas.runtimes.base import HISTORY, MASTER, WORKER, ContainerSpec, container_name
 from spaas.runtimes.kube_manifests import (
@@ -211,3 +212,14 @@ def test_history_server_pod_is_the_plan_s_fixed_size_and_mounts_only_its_sig_sto
     storage = [m for m in c["volumeMounts"] if m["name"] == "storage"]
     assert storage == [{"name": "storage", "mountPath": "/var/lib/spaas/storage/acme/etl", "subPath": "storage/acme/etl"}]
     assert_valid([pod, make_secret(history, OPTS)])
+
+
+def test_notebook_pod_keeps_its_token_in_the_secret() -> None:
+    name = nb.container_name("acme", "etl", "alice")
+    s = spec(nb.ROLE, 0, name=name, env={"SPAAS_NOTEBOOK_USER": "alice", "SPAAS_NOTEBOOK_TOKEN": "tok-secret"})
+    pod, secret = make_pod(s, OPTS), make_secret(s, OPTS)
+    assert_valid([pod, secret])
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["SPAAS_ROLE"] == "notebook" and env["SPAAS_NOTEBOOK_USER"] == "alice"
+    assert "tok-secret" not in str(pod) and secret["stringData"]["SPAAS_NOTEBOOK_TOKEN"] == "tok-secret"
+    assert pod["metadata"]["labels"]["spaas.io/role"] == "notebook" and pod["spec"]["hostname"] == name

@@ -237,3 +237,16 @@ def test_app_transitions(current: AppState, new: AppState) -> None:
 ])
 def test_terminal_states(state: AppState, terminal: bool) -> None:
     assert state.terminal is terminal
+
+
+def test_notebooks_are_off_by_default_and_validated() -> None:
+    assert sig().notebooks.jupyter.enabled is False
+    on = sig(notebooks={"jupyter": {"enabled": True, "idle_timeout_s": 600}})
+    assert on.notebooks.jupyter.enabled and on.notebooks.jupyter.idle_timeout_s == 600
+    for bad, loc in [({"jupyter": {"enabled": "maybe"}}, ("notebooks", "jupyter", "enabled")),
+                     ({"jupyter": {"idle_timeout_s": 0}}, ("notebooks", "jupyter", "idle_timeout_s")),
+                     ({"jupyter": {"idle_timeout_s": 10**9}}, ("notebooks", "jupyter", "idle_timeout_s")),
+                     ({"zeppelin": {}}, ("notebooks", "zeppelin"))]:
+        with pytest.raises(ValidationError) as exc:
+            sig(notebooks=bad)
+        assert loc in error_locs(exc)
