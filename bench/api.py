@@ -142,7 +142,7 @@ async def drive(port: int, token: str, paths: list[str], rate: float, seconds: f
             conn = await pool.get()
         try:
             status = await asyncio.wait_for(conn.get(requests_[i % len(requests_)]), 30)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError):
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError, IndexError):
             errors += 1
             opened -= 1
             conn.writer.close()

@@ -39,7 +39,7 @@ from spaas.auth import Identity, Tokens  # noqa: E402
 from spaas.etcd import EtcdStore  # noqa: E402
 from spaas.keys import Keys  # noqa: E402
 from spaas.model import SigSpec  # noqa: E402
-from spaas.records import BuildStatus, HostRecord, MemberRecord, SigSpecRecord, SigStatus, TenantRecord  # noqa: E402
+from spaas.records import BuildStatus, HostRecord, MemberRecord, SigSpecRecord, TenantRecord  # noqa: E402
 from spaas.runtimes.base import Container, ContainerSpec  # noqa: E402
 from spaas.stack import free_port, start_etcd, start_redis, stop_pid  # noqa: E402
 
@@ -103,7 +103,7 @@ def load(store: EtcdStore, keys: Keys, tenants: int, sigs: int) -> None:
     batch.flush()
 
 
-def register_hosts(store: EtcdStore, keys: Keys, runtime: "SimRuntime") -> None:
+def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime) -> None:
     """What the agents of the started containers would write: a ready host record each."""
     batch = Batch(store)
     for c in runtime.containers.values():

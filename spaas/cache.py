@@ -63,7 +63,7 @@ class WatchCache:
         self.events = 0
 
     # -- lifecycle --------------------------------------------------------------------------
-    def start(self, *, wait_s: float = 0.0) -> "WatchCache":
+    def start(self, *, wait_s: float = 0.0) -> WatchCache:
         """Start the list-and-watch thread; with `wait_s`, wait that long for the first listing."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"watch-cache {self.prefix}", daemon=True)
@@ -102,7 +102,7 @@ class WatchCache:
         with self._cond:
             return self._cond.wait_for(lambda: not self._synced or self._revision >= revision, timeout_s)
 
-    def wait_until(self, check: Callable[["WatchCache"], bool], timeout_s: float) -> bool:
+    def wait_until(self, check: Callable[[WatchCache], bool], timeout_s: float) -> bool:
         with self._cond:
             return self._cond.wait_for(lambda: not self._synced or check(self), timeout_s)
 
@@ -211,7 +211,7 @@ class CachedStore:
     """A `Store` whose reads under `prefixes` come from `WatchCache`s (see the module doc)."""
 
     # Every CachedStore started in this process and not stopped (tests stop what they started).
-    live: "weakref.WeakSet[CachedStore]" = weakref.WeakSet()
+    live: weakref.WeakSet[CachedStore] = weakref.WeakSet()
 
     def __init__(self, store: EtcdStore, prefixes: Iterable[str], *, settle_s: float = 2.0,
                  read_timeout_s: float = 60.0) -> None:
@@ -219,7 +219,7 @@ class CachedStore:
         self.settle_s = settle_s
         self.caches = [WatchCache(store, p, read_timeout_s=read_timeout_s) for p in prefixes]
 
-    def start(self, *, wait_s: float = 10.0) -> "CachedStore":
+    def start(self, *, wait_s: float = 10.0) -> CachedStore:
         CachedStore.live.add(self)
         for cache in self.caches:
             cache.start()

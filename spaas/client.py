@@ -157,7 +157,7 @@ class ScalingView(TypedDict):
 def _body(spec: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
     # Duck-typed: pydantic (and spaas.model) load only when a caller passes a model (a fast CLI start).
     dump = getattr(spec, "model_dump", None)
-    return dict(dump(mode="json", exclude_unset=True)) if dump is not None else dict(spec)  # type: ignore[arg-type]
+    return dict(dump(mode="json", exclude_unset=True)) if dump is not None else dict(spec)
 
 
 def _q(part: str) -> str:
@@ -461,7 +461,8 @@ class Client:
                 raise ApiError(resp.status_code, "NotAStream", None, f"{path}: the API did not answer with events")
             ended, before = False, offset
             try:
-                event, data, event_id = "message", [], None
+                event, event_id = "message", None
+                data: list[str] = []
                 for raw in resp.iter_lines(chunk_size=1, decode_unicode=False):
                     line = raw.decode("utf-8", errors="replace")
                     if line == "":

@@ -15,6 +15,7 @@ rejects, are `EtcdForbidden`: a `PermanentError`, never retried forever.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import socket
 import threading
@@ -283,12 +284,12 @@ class EtcdStore:
         write, the revision a watch-backed cache must reach to show it (read-your-writes)."""
         return int(getattr(self._local, "revision", 0))
 
-    def list_at(self, prefix: str) -> tuple[list[Entry], int]:
+    def list_at(self, prefix: str) -> tuple[builtins.list[Entry], int]:
         """Every entry under `prefix` and the store revision of that listing (to watch from)."""
         data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
         return [self._entry(kv) for kv in data.get("kvs") or []], int(data["header"]["revision"])
 
-    def watch(self, prefix: str, start_revision: int, *, read_timeout_s: float = 60.0) -> "Watch":
+    def watch(self, prefix: str, start_revision: int, *, read_timeout_s: float = 60.0) -> Watch:
         """A stream of changes under `prefix` from `start_revision` on (`/v3/watch`); see `Watch`."""
         token = self._authenticate(None) if self._user else None
         body = {"create_request": {"key": _b64(prefix), "range_end": prefix_end(prefix),

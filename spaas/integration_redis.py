@@ -58,7 +58,8 @@ class IntegrationRedis:
     def _unbind(self, queue: str, *, keep: frozenset[str] | set[str] = frozenset()) -> None:
         table = f"_kombu.binding.{integrations.EVENT_EXCHANGE}"
         sep = integrations.KOMBU_SEP
-        for member in self._redis.smembers(table):
+        members: set[bytes] = self._redis.smembers(table)  # type: ignore[assignment]  # sync client
+        for member in members:
             text = member.decode(errors="replace")
             routing_key, _, rest = text.partition(sep)
             if rest.rpartition(sep)[2] == queue and routing_key not in keep:

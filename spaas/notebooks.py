@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
 
-from spaas.authz import fold
+from spaas.authz import fold as fold  # re-exported: callers fold user names through this module
 
 ROLE = "notebook"
 # Installed into a SIG's environment (or image) when its notebooks are enabled; part of the build key.

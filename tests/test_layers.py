@@ -35,7 +35,10 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "spaas/ldap.py": frozenset({"ldap3"}),                 # the LDAP authenticator
     "spaas/runtimes/docker.py": frozenset({"docker", "requests"}),  # the Docker runtime
     "spaas/runtimes/kubernetes.py": frozenset({"kubernetes"}),      # the Kubernetes runtime
-    "spaas/cli.py": frozenset({"requests"}),               # the CLI, a client of the API
+    "spaas/cli/stack.py": frozenset({"requests"}),         # `spaas up/down/status`: health probes of the stack
+    "spaas/integration_redis.py": frozenset({"redis", "kombu"}),  # integrations' Redis users, queues and bindings
+    "services/api/integrations/events.py": frozenset({"kombu"}),    # lifecycle events onto the topic exchange
+    "services/api/integrations/requests.py": frozenset({"kombu"}),  # the integrations' request queue and replies
     "spaas/client.py": frozenset({"requests"}),            # the Python SDK over the API
     "spaas/stack.py": frozenset({"requests"}),             # the embedded stack's health probes
     "services/api/ratelimit.py": frozenset({"redis"}),     # login rate limits in Redis
@@ -43,6 +46,8 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "services/builder/kanikojob.py": frozenset({"kubernetes"}),    # the Kaniko build job
     "services/proxy/session.py": frozenset({"requests"}),  # the proxy's calls to the API
     "services/agent/agent.py": frozenset({"requests"}),    # the agent's calls to its Spark master
+    "services/agent/notebook.py": frozenset({"requests"}),  # the notebook agent's calls to its Jupyter server
+    "services/builder/cds.py": frozenset({"requests"}),     # probes of the daemons run to dump CDS archives
     "services/agent/daemon.py": frozenset({"requests"}),   # Spark daemon readiness probes
     "services/agent/demand.py": frozenset({"requests"}),   # Spark master JSON (waiting work)
 }

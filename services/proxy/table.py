@@ -133,7 +133,7 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
             continue
         valid = {str(name): p for name, p in ports.items()
                  if isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 and (ip, p) not in deny}
-        user = rec.get("user") if isinstance(rec.get("user"), str) else ""
+        user = str(rec["user"]) if isinstance(rec.get("user"), str) else ""
         if rec.get("ready") is True and "ui" in valid:
             endpoints.setdefault((tenant, sig, role, user), (ip, valid["ui"]))
         if role == nb.ROLE:

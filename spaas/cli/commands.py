@@ -388,7 +388,7 @@ def tenants_get(state: State, name: str, output: str | None) -> None:
 @quota_options
 @output_option
 @pass_state
-def tenants_create(state: State, name: str, output: str | None, **quota: int | None) -> None:
+def tenants_create(state: State, /, name: str, output: str | None, **quota: int | None) -> None:
     """Create tenant NAME (the quota's unset fields take the platform's defaults)."""
     q = _quota(**quota)
     show(state.client().create_tenant(name, q or None), output)
@@ -399,7 +399,7 @@ def tenants_create(state: State, name: str, output: str | None, **quota: int | N
 @quota_options
 @output_option
 @pass_state
-def tenants_quota(state: State, name: str, output: str | None, **quota: int | None) -> None:
+def tenants_quota(state: State, /, name: str, output: str | None, **quota: int | None) -> None:
     """Replace tenant NAME's quota (unset fields take the defaults)."""
     show(state.client().set_quota(name, _quota(**quota)), output)
 
@@ -523,7 +523,7 @@ def _scaling(state: State, sig: str, tenant: str | None, limit: int, output: str
     click.echo(f"phase {view['phase']}  workers {w.get('ready', 0)}/{w.get('desired', 0)} "
                f"(min {p.get('min_workers')}, max {p.get('max_workers')}, unit {p.get('allocation_unit')})")
     if view.get("demand"):
-        click.echo("demand: " + ", ".join(f"{k}={v}" for k, v in view["demand"].items()))
+        click.echo("demand: " + ", ".join(f"{k}={v}" for k, v in (view["demand"] or {}).items()))
     show(view["decisions"], "table", kind="decision")
 
 
@@ -786,11 +786,12 @@ def submit(state: State, file: str, args: tuple[str, ...], sig: str | None, tena
     request: dict[str, Any] = {"file": path, "args": list(args)}
     if py_files:
         request["pyFiles"] = [client.upload_file(t, s, p)["path"] for p in py_files]
-    for key, value in (("name", name), ("className", class_name), ("driverMemory", driver_memory),
-                       ("executorMemory", executor_memory), ("executorCores", executor_cores),
-                       ("numExecutors", num_executors)):
-        if value is not None:
-            request[key] = value
+    optional: tuple[tuple[str, str | int | None], ...] = (
+        ("name", name), ("className", class_name), ("driverMemory", driver_memory),
+        ("executorMemory", executor_memory), ("executorCores", executor_cores), ("numExecutors", num_executors))
+    for field_name, field_value in optional:
+        if field_value is not None:
+            request[field_name] = field_value
     if confs:
         request["conf"] = confs
     app_id = str(client.submit_app(t, s, request, idempotency_key=idempotency_key)["id"])

@@ -122,7 +122,10 @@ class PhaseProgress:
         text = state + (f" ({detail})" if detail else "")
         if self.progress is not None:
             done = self.steps.index(state) if state in self.steps else None
-            self.progress.update(self.task, state=text, **({"completed": done} if done is not None else {}))
+            if done is not None:
+                self.progress.update(self.task, state=text, completed=done)
+            else:
+                self.progress.update(self.task, state=text)
         elif text != self.last:
             note(f"{self.label}: {text}")
         self.last = text

@@ -101,7 +101,7 @@ def _listening() -> dict[int, int]:
 
 def _socket_inodes(pid: int) -> set[int]:
     """Inodes of the sockets process `pid` holds open (none if it is gone or not ours to read)."""
-    found = set()
+    found: set[int] = set()
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:

@@ -48,7 +48,7 @@ def test_server_runs_under_its_base_url_with_the_token_only_in_the_environment()
     assert "--ServerApp.root_dir=/storage/t/s/notebooks/alice" in argv
     env = notebook.server_env({"PATH": "/bin"}, cdir=Path("/c"), token="tok", env=ENV)
     assert env["JUPYTER_PATH"] == "/c/jupyter/data"  # our kernel spec first
-    assert env["JUPYTER_TOKEN"] == "tok" and not any("tok" == a or "tok" in a.split("=")[-1:] for a in argv)
+    assert env["JUPYTER_TOKEN"] == "tok" and not any(a == "tok" or "tok" in a.split("=")[-1:] for a in argv)
 
 
 def test_jupyter_activity_is_read_as_epoch_seconds() -> None:

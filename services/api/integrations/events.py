@@ -54,6 +54,7 @@ def observe(store: Store, keys: Keys) -> list[Observed]:
     for app in read_all_apps(store, keys):
         if not app.has_spec:
             continue
+        reason: str | None
         if app.invalid is not None:
             state, reason = "FAILED", "InvalidRecord"
         elif app.state is not None:

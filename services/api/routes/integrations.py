@@ -79,7 +79,7 @@ def create(tenant: str) -> tuple[dict[str, Any], int]:
     except Conflict:
         raise Conflict(f"integration {name!r} already exists in tenant {tenant!r}", field="name") from None
     try:
-        _redis().ensure(tenant, name, record["password_sha256"], patterns)
+        _redis().ensure(tenant, name, str(record["password_sha256"]), patterns)
     except Exception:
         d.store.delete(d.keys.integration(tenant, name))
         raise

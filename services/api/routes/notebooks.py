@@ -39,7 +39,7 @@ def _servers(tenant: str, sig: str) -> list[dict[str, Any]]:
         if ident is not None and isinstance(entry.value, dict):
             demand[nb.fold(ident[2])] = entry.value
     out = []
-    for user in sorted(set(reported) | set(demand)):
+    for user in sorted({u for u in set(reported) | set(demand) if isinstance(u, str)}):
         if not isinstance(user, str):
             continue
         server, record = reported.get(user) or {}, demand.get(user) or {}
