@@ -322,7 +322,9 @@ T = TypeVar("T")
 # at a revision, so a record validated once is reused (records are frozen). The API reads the same
 # entries from its watch-backed caches (spaas/cache.py) on every request; validating them again was
 # most of a read's CPU. Bounded; entries without a revision (built in memory) are not kept.
-_decoded: dict[tuple[type[Record], str, int, int], Record] = {}
+# The value is compared too (cheap next to validation): the same key and revisions in another etcd
+# (a test's, a restored cluster's) never hand back another value's record.
+_decoded: dict[tuple[type[Record], str, int, int], tuple[Any, Record]] = {}
 _DECODED_MAX = 200_000
 
 
@@ -330,8 +332,8 @@ def decode(model: type[R], entry: Entry) -> R | BadRecord:
     """The record, or the reported `BadRecord`."""
     ident = (model, entry.key, entry.mod_revision, entry.create_revision)
     found = _decoded.get(ident) if entry.mod_revision else None
-    if found is not None:
-        return found  # type: ignore[return-value]
+    if found is not None and found[0] == entry.value:
+        return found[1]  # type: ignore[return-value]
     try:
         record: R = model.from_entry(entry)
     except InvalidRecord as exc:
@@ -339,7 +341,7 @@ def decode(model: type[R], entry: Entry) -> R | BadRecord:
     if entry.mod_revision:
         if len(_decoded) >= _DECODED_MAX:
             _decoded.clear()
-        _decoded[ident] = record
+        _decoded[ident] = (entry.value, record)
     return record
 
 
