@@ -42,8 +42,9 @@ class WSGIAdapter(BaseAdapter):
         super().__init__()
         self.app, self.remote_addr = app, remote_addr
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,  # type: ignore[override]
-             verify: Any = True, cert: Any = None, proxies: Mapping[str, str] | None = None) -> requests.Response:
+    def send(self, request: requests.PreparedRequest, stream: bool = False,  # type: ignore[override]
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
         url = urlsplit(request.url or "")
         body = request.body.encode() if isinstance(request.body, str) else request.body
         headers = dict(request.headers)
