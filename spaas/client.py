@@ -10,7 +10,8 @@
         print(line)
     print(c.wait_finished("acme", "s1", app["id"], timeout=600)["state"])
 
-Every call is one HTTP request over one `requests.Session`; an error answer raises `ApiError`
+Every call is one HTTP request over one `requests.Session` (or the `session` a caller passes: its
+adapters are the transport, e.g. the console's in-process WSGI adapter); an error answer raises `ApiError`
 with the API's `{"error": {"code", "message", "field"}}`. Only reads are retried (on connection
 errors and 503); a submit, create or delete is sent once. Specs are sent as given (a dict or one of
 `spaas.model`'s models): the API validates them, so the rules live in one place. The tokens the
@@ -169,12 +170,17 @@ class Client:
 
     def __init__(self, base_url: str, token: str | None = None, *, user: str | None = None,
                  password: str | None = None, timeout: float = 30.0, verify: bool | str = True,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 session: requests.Session | None = None, read_retries: int = READ_RETRIES) -> None:
         self.base_url = base_url.rstrip("/")
         self.api = self.base_url + "/api/v1"
         self.timeout = timeout
-        self.http = requests.Session()
-        self.http.verify = verify
+        # The transport: a caller may pass its own session, e.g. one whose adapter serves the requests
+        # from a WSGI app in-process (services/api/console/api.py), instead of over HTTP.
+        self.http = session if session is not None else requests.Session()
+        if session is None:
+            self.http.verify = verify
+        self.read_retries = max(1, read_retries)
         self.http.headers["Accept"] = "application/json"
         self._sleep, self._clock = sleep, clock
         self._token: str | None = None
@@ -204,7 +210,7 @@ class Client:
                 headers: Mapping[str, str] | None = None, files: Any = None, stream: bool = False,
                 timeout: float | tuple[float, float] | None = None) -> requests.Response:
         """One call; raises `ApiError` unless the answer is 2xx. GETs are retried on connection errors and 503."""
-        attempts = READ_RETRIES if method == "GET" else 1
+        attempts = self.read_retries if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
                 resp = self.http.request(method, self.api + path, json=json_body, params=params, headers=headers,

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
+
+import pytest
+import requests
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -130,3 +134,29 @@ def test_history_server_from_the_form_to_the_sig_page(client: FlaskClient, store
     # Unticked: off.
     assert form(client, ADMIN_TOKEN, P + "/t/acme/sigs/h1/edit", {"spark_version": "3.5.9"}).status_code == 303
     assert client.get("/api/v1/tenants/acme/sigs/h1").get_json()["spec"]["history"] == {"enabled": False}
+
+
+def test_the_console_calls_the_api_through_the_sdk_in_process_as_the_caller(
+        client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No HTTP hop: a page's API calls are served by the app itself (services/api/console/api.py), never
+    # by requests' network adapter (which the store's etcd client still uses, to other URLs).
+    over_http: list[str] = []
+    send = requests.adapters.HTTPAdapter.send
+
+    def spy(self: requests.adapters.HTTPAdapter, request: requests.PreparedRequest, *args: Any, **kw: Any) -> Any:
+        over_http.append(str(request.url))
+        return send(self, request, *args, **kw)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", spy)
+    resp = form(client, ADMIN_TOKEN, P + "/tenants", {"name": "viaconsole"},
+                environ_base={"REMOTE_ADDR": "192.0.2.77"})
+    assert resp.status_code == 303
+    # The API audited the change as the caller, from the browser's address.
+    entries = client.get("/api/v1/audit").get_json()["entries"]
+    created = [e for e in entries if e["action"] == "tenant.create"]
+    assert (created[0]["client"], created[0]["resource"]) == ("192.0.2.77", "/api/v1/tenants")
+    # An error answer (the SDK's ApiError) is the page's status and message.
+    resp = form(client, ADMIN_TOKEN, P + "/tenants", {"name": "viaconsole"})
+    assert resp.status_code == 409 and "viaconsole" in resp.get_data(as_text=True)
+    assert client.get(P + "/t/nosuch/").status_code == 404
+    assert not [u for u in over_http if "/api/v1/" in u]

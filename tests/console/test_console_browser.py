@@ -138,7 +138,7 @@ def test_a_running_application_is_followed_and_killed(login) -> None:
     page.get_by_label("Value").last.fill("2")
     page.get_by_role("button", name="Submit").click()
     expect(page.locator("#app-state")).to_have_text("RUNNING", timeout=300_000)
-    expect(page.locator("#driver-log")).to_contain_text("RESULT started", timeout=120_000)  # followed live
+    expect(page.locator("#driver-log")).to_contain_text("RESULT started", timeout=300_000)  # followed live
     expect(page.get_by_role("link", name="Open the application's Spark UI")).to_be_visible()
     page.get_by_role("button", name="Kill application").click()
     expect(page.locator("#app-state")).to_have_text("KILLED", timeout=120_000)

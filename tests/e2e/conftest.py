@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,22 +11,26 @@ from typing import Any
 import pytest
 import requests
 
+from spaas.client import ApiError, Client
 from spaas.stack import Stack, free_port
 
 TERMINAL = {"FINISHED", "FAILED", "KILLED"}
 
 
-class Api:
-    """A tenant's-eye view of the REST API."""
+class Api(Client):
+    """A tenant's-eye view of the REST API: the SDK (`spaas.client.Client`) plus the waits the tests
+    share, and raw `call`/`ok` for the tests that check HTTP itself (status codes, headers, bad input)."""
 
     def __init__(self, base: str, token: str) -> None:
-        self.base = base.rstrip("/") + "/api/v1"
-        self.http = requests.Session()
-        self.http.headers["Authorization"] = f"Bearer {token}"
+        super().__init__(base, token, timeout=30)
+        self.base = self.api
+        # The raw session sends only the token (no SDK headers), so raw checks see the API as a script does.
+        self.raw = requests.Session()
+        self.raw.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 30)
-        return self.http.request(method, self.base + path, **kwargs)
+        return self.raw.request(method, self.base + path, **kwargs)
 
     def ok(self, method: str, path: str, expect: int = 200, **kwargs: Any) -> Any:
         resp = self.call(method, path, **kwargs)
@@ -43,7 +48,7 @@ class Api:
         raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}; last seen: {last}")
 
     def sig(self, tenant: str, sig: str) -> dict[str, Any]:
-        return self.ok("GET", f"/tenants/{tenant}/sigs/{sig}")
+        return dict(self.get_sig(tenant, sig))
 
     def wait_phase(self, tenant: str, sig: str, phase: str, timeout_s: float = 300) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
@@ -55,18 +60,23 @@ class Api:
         return self.wait(f"{tenant}/{sig} to be {phase}", check, timeout_s)
 
     def wait_gone(self, tenant: str, sig: str, timeout_s: float = 120) -> None:
-        self.wait(f"{tenant}/{sig} to be gone",
-                  lambda: self.call("GET", f"/tenants/{tenant}/sigs/{sig}").status_code == 404, timeout_s)
+        def gone() -> bool:
+            try:
+                self.get_sig(tenant, sig)
+            except ApiError as exc:
+                return exc.status == 404
+            return False
+
+        self.wait(f"{tenant}/{sig} to be gone", gone, timeout_s)
 
     def upload(self, tenant: str, sig: str, name: str, text: str) -> str:
-        body = self.ok("POST", f"/tenants/{tenant}/sigs/{sig}/files", 201, files={"file": (name, text.encode())})
-        return str(body["path"])
+        return str(self.upload_file(tenant, sig, io.BytesIO(text.encode()), name=name)["path"])
 
     def submit(self, tenant: str, sig: str, **app: Any) -> str:
-        return str(self.ok("POST", f"/tenants/{tenant}/sigs/{sig}/applications", 201, json=app)["id"])
+        return str(self.submit_app(tenant, sig, app)["id"])
 
     def app(self, tenant: str, sig: str, app_id: str) -> dict[str, Any]:
-        return self.ok("GET", f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+        return dict(self.get_app(tenant, sig, app_id))
 
     def wait_app(self, tenant: str, sig: str, app_id: str, states: set[str] = TERMINAL,
                  timeout_s: float = 240) -> dict[str, Any]:
@@ -74,7 +84,7 @@ class Api:
                          lambda: (a := self.app(tenant, sig, app_id)) and a["state"] in states and a, timeout_s)
 
     def log(self, tenant: str, sig: str, app_id: str) -> list[str]:
-        return list(self.ok("GET", f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}/log?size=100000")["log"])
+        return list(self.app_log(tenant, sig, app_id, size=100000)["log"])
 
 
 @pytest.fixture(scope="session")
@@ -101,7 +111,7 @@ def api(platform: Stack) -> Api:
 @pytest.fixture
 def tenant(api: Api, request: pytest.FixtureRequest) -> str:
     name = "t" + str(abs(hash(request.node.name)) % 10**8)
-    api.ok("POST", "/tenants", 201, json={"name": name})
+    api.create_tenant(name)
     return name
 
 

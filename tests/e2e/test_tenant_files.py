@@ -37,7 +37,7 @@ print("planted", flush=True)
 
 def test_a_job_cannot_read_the_admin_token_through_its_driver_log(api: Api, platform: Stack, tenant: str) -> None:
     token = platform.admin_token()
-    api.ok("POST", f"/tenants/{tenant}/sigs", 202, json={"name": "files", "spark_version": "3.5.9"})
+    api.create_sig(tenant, {"name": "files", "spark_version": "3.5.9"})
     api.wait_phase(tenant, "files", "READY")
     path = api.upload(tenant, "files", "plant.py", PLANT)
     for mode in ("symlink", "fifo"):
@@ -55,6 +55,6 @@ def test_a_job_cannot_read_the_admin_token_through_its_driver_log(api: Api, plat
     ok = api.submit(tenant, "files", file=api.upload(tenant, "files", "ok.py", "print('fine')\n"))
     assert api.wait_app(tenant, "files", ok)["state"] == "FINISHED"
     assert "fine" in api.log(tenant, "files", ok)
-    api.ok("DELETE", f"/tenants/{tenant}/sigs/files", 202)
+    api.delete_sig(tenant, "files")
     api.wait_gone(tenant, "files")
     assert platform.token_file.read_text().strip() == token

@@ -281,5 +281,11 @@ def test_reads_are_retried_on_503_and_writes_are_sent_once() -> None:
         with pytest.raises(ApiError) as err:
             c.submit_app("acme", "s1", {"file": "files/job.py"})
         assert (err.value.status, err.value.code, calls["POST"]) == (503, "TemporaryError", 1)
+        # One attempt per read when the caller says so (the console: a page shows the 503).
+        calls["GET"] = 0
+        once = Client(f"http://127.0.0.1:{server.server_port}", "t", sleep=slept.append, read_retries=1)
+        with pytest.raises(ApiError) as err:
+            once.list_tenants()
+        assert (err.value.status, calls["GET"]) == (503, 1)
     finally:
         server.shutdown()

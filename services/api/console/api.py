@@ -1,62 +1,103 @@
-"""The console's only data path: the REST API itself, called in-process with the caller's token.
+"""The console's only data path: the Python SDK (`spaas.client.Client`) with the caller's token,
+over a transport that serves each request from the API's own WSGI app in-process.
 
-Each call goes through the same WSGI stack as an HTTP request (the guard, validation, errors,
-audit), so the console has no second copy of any rule. The inner request shares Flask's `g` with
-the page's request; `call` restores what the guard put there.
+`client()` builds one `Client` per page request whose `requests.Session` has a `WSGIAdapter`
+mounted for every URL: a call becomes a WSGI environ (method, path, query, headers, body, and the
+page's REMOTE_ADDR so audit and rate limits see the browser's address) that runs through the same
+stack as an HTTP request (the guard, validation, errors, audit), with no socket and no second copy
+of any rule. The SDK turns the API's error answers into `ApiError(status, code, field, message)`,
+which the views render. The inner request shares Flask's `g` with the page's request (the same app
+context); the adapter restores what the guard put there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 from flask import current_app, g, request
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_encoding_from_headers
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from spaas.client import ApiError, Client
+
+__all__ = ["ApiError", "WSGIAdapter", "client", "error_of"]
+
+_GUARD_KEYS = ("principal", "tenant_roles", "login_name")
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: Any
+class WSGIAdapter(BaseAdapter):
+    """A `requests` transport adapter that answers from a WSGI app in the same process.
 
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
+    The answer is buffered (the console reads JSON, never an event stream). `remote_addr` becomes
+    the inner request's REMOTE_ADDR; the API's guard keys in `flask.g` are restored after each call.
+    """
 
-    @property
-    def error(self) -> dict[str, Any]:
-        if isinstance(self.body, dict) and isinstance(self.body.get("error"), dict):
-            return dict(self.body["error"])
-        return {"code": "Error", "message": f"HTTP {self.status}"} if not self.ok else {}
+    def __init__(self, app: Any, *, remote_addr: str) -> None:
+        super().__init__()
+        self.app, self.remote_addr = app, remote_addr
 
-
-def call(method: str, path: str, **kwargs: Any) -> Answer:
-    saved = {k: g.get(k) for k in ("principal", "tenant_roles", "login_name")}
-    headers = {"Authorization": request.headers.get("Authorization", "")}
-    try:
-        resp = current_app.test_client().open("/api/v1" + path, method=method, headers=headers,
-                                              environ_base={"REMOTE_ADDR": request.remote_addr or ""}, **kwargs)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,  # type: ignore[override]
+             timeout: Any = None, verify: Any = True, cert: Any = None,
+             proxies: Mapping[str, str] | None = None) -> requests.Response:
+        url = urlsplit(request.url or "")
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        headers = dict(request.headers)
+        builder = EnvironBuilder(path=url.path, query_string=url.query, base_url=f"{url.scheme}://{url.netloc}",
+                                 method=request.method, headers=headers,
+                                 content_type=headers.get("Content-Type"),
+                                 input_stream=io.BytesIO(body) if body else None,
+                                 environ_base={"REMOTE_ADDR": self.remote_addr})
+        saved = {k: g.get(k) for k in _GUARD_KEYS}
         try:
-            body = resp.get_json(silent=True)
+            app_iter, status, resp_headers = run_wsgi_app(self.app, builder.get_environ(), buffered=True)
+            content = b"".join(app_iter)
         finally:
-            resp.close()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                g.pop(k, None)
-            else:
-                setattr(g, k, v)
-    return Answer(resp.status_code, body)
+            builder.close()
+            for k, v in saved.items():
+                if v is None:
+                    g.pop(k, None)
+                else:
+                    setattr(g, k, v)
+        resp = requests.Response()
+        code, _, reason = status.partition(" ")
+        resp.status_code, resp.reason = int(code), reason
+        resp.headers = CaseInsensitiveDict(resp_headers.items())
+        resp.encoding = get_encoding_from_headers(resp.headers)
+        resp.raw = io.BytesIO(content)
+        resp.url, resp.request, resp.connection = request.url or "", request, self
+        return resp
+
+    def close(self) -> None:
+        pass
 
 
-def get(path: str) -> Any:
-    """The body of a GET that must succeed (else the API's own error is raised on the page)."""
-    answer = call("GET", path)
-    if not answer.ok:
-        raise ApiError(answer)
-    return answer.body
+def client() -> Client:
+    """The SDK client of this page request: the caller's Authorization header, in-process transport."""
+    existing = g.get("console_client")
+    if isinstance(existing, Client):
+        return existing
+    session = requests.Session()
+    adapter = WSGIAdapter(current_app._get_current_object(),  # type: ignore[attr-defined]
+                          remote_addr=request.remote_addr or "")
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, adapter)  # every URL is served in-process: no HTTP hop, ever
+    session.trust_env = False
+    session.headers["Authorization"] = request.headers.get("Authorization", "")
+    # One attempt per read, as a page makes it: an in-process 503 is shown, not slept on.
+    made = Client(request.host_url, session=session, read_retries=1)
+    g.console_client = made
+    return made
 
 
-class ApiError(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer.error.get("message", ""))
-        self.answer = answer
+def error_of(exc: ApiError) -> dict[str, Any]:
+    """The API's error as the templates read it: code, message and (if the API named one) field."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.field is not None:
+        error["field"] = exc.field
+    return error

@@ -1,9 +1,8 @@
-"""The console's views: thin, each a few REST API calls and a template."""
+"""The console's views: thin, each a few SDK calls (`spaas.client`, in-process) and a template."""
 
 from __future__ import annotations
 
 import hmac
-import io
 import time
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +14,7 @@ from spaas import auth, authz
 from spaas.errors import SpaasError, http_status
 
 from services.api.console import api, chart
+from services.api.console.api import ApiError, error_of
 from services.api.deps import deps
 from services.api.errors import Forbidden
 from services.api.guard import MUTATING, action, bearer_token, current_principal, current_roles
@@ -59,10 +59,9 @@ def spaas_error(exc: SpaasError) -> tuple[str, int]:
     return page("error.html", title=f"{status}", status=status, message=exc.message), status
 
 
-@bp.errorhandler(api.ApiError)
-def api_error(exc: api.ApiError) -> tuple[str, int]:
-    status = exc.answer.status
-    return page("error.html", title=f"{status}", status=status, message=exc.answer.error.get("message", "")), status
+@bp.errorhandler(ApiError)
+def api_error(exc: ApiError) -> tuple[str, int]:
+    return refused(exc)
 
 
 def page(template: str, **context: Any) -> str:
@@ -70,10 +69,9 @@ def page(template: str, **context: Any) -> str:
                            state_colour=STATE_COLOUR, **context)
 
 
-def refused(answer: api.Answer) -> tuple[str, int]:
-    """A change the API refused: its status and message, on a page."""
-    return page("error.html", title=str(answer.status), status=answer.status,
-                message=answer.error.get("message", "refused")), answer.status
+def refused(exc: ApiError) -> tuple[str, int]:
+    """What the API refused: its status and message, on a page."""
+    return page("error.html", title=str(exc.status), status=exc.status, message=exc.message or "refused"), exc.status
 
 
 def offer(action_name: str) -> None:
@@ -100,7 +98,7 @@ def flash_to(url: str, message: str) -> WResponse:
 @bp.get("/")
 @action("console.page")
 def home() -> str:
-    tenants = api.get("/tenants")["tenants"]
+    tenants = api.client().list_tenants()
     return page("home.html", title="Tenants", tenant_list=tenants, error=request.args.get("error"))
 
 
@@ -109,28 +107,28 @@ def home() -> str:
 def create_tenant() -> WResponse | tuple[str, int]:
     f = request.form
     quota = {k: _num(f.get(k, "")) for k in ("max_containers", "cores", "memory_mb", "gpus") if f.get(k, "").strip()}
-    answer = api.call("POST", "/tenants", json={"name": f.get("name", "").strip(), "quota": quota})
-    if not answer.ok:
-        tenants = api.get("/tenants")["tenants"]
-        return page("home.html", title="Tenants", tenant_list=tenants, form=f, error=answer.error), answer.status
-    return flash_to(url_for("console.tenant", tenant=answer.body["name"]), f"Tenant {answer.body['name']} created.")
+    try:
+        created = api.client().create_tenant(f.get("name", "").strip(), quota)
+    except ApiError as exc:
+        tenants = api.client().list_tenants()
+        return page("home.html", title="Tenants", tenant_list=tenants, form=f, error=error_of(exc)), exc.status
+    return flash_to(url_for("console.tenant", tenant=created["name"]), f"Tenant {created['name']} created.")
 
 
 @bp.post("/t/<tenant>/delete")
 @action("console.tenant")
 def delete_tenant(tenant: str) -> WResponse | tuple[str, int]:
-    answer = api.call("DELETE", f"/tenants/{tenant}")
-    if not answer.ok:
-        return refused(answer)
+    api.client().delete_tenant(tenant)
     return flash_to(url_for("console.home"), f"Tenant {tenant} deleted.")
 
 
 @bp.get("/t/<tenant>/")
 @action("console.tenant")
 def tenant(tenant: str) -> str:
-    info = api.get(f"/tenants/{tenant}")
-    sigs = api.get(f"/tenants/{tenant}/sigs")["sigs"]
-    members = api.get(f"/tenants/{tenant}/members")["members"] if may("member.list") else None
+    c = api.client()
+    info = c.get_tenant(tenant)
+    sigs = c.list_sigs(tenant)
+    members = c.list_members(tenant) if may("member.list") else None
     return page("tenant.html", title=f"Tenant {tenant}", tenant=tenant, info=info, sigs=sigs, members=members,
                 usage=info.get("usage") or {}, may_configure=may("sig.create"), may_delete=current_principal().cluster_admin,
                 notice=request.args.get("notice"))
@@ -141,9 +139,7 @@ def tenant(tenant: str) -> str:
 def quota(tenant: str) -> WResponse | tuple[str, int]:
     f = request.form
     body = {k: _num(f[k]) for k in ("max_containers", "cores", "memory_mb", "gpus") if f.get(k, "").strip()}
-    answer = api.call("PUT", f"/tenants/{tenant}/quota", json=body)
-    if not answer.ok:
-        return refused(answer)
+    api.client().set_quota(tenant, body)
     return flash_to(url_for("console.tenant", tenant=tenant), "Quota changed.")
 
 
@@ -153,19 +149,14 @@ def grant(tenant: str) -> WResponse | tuple[str, int]:
     f = request.form
     kind, name = f.get("kind", "user"), f.get("name", "").strip()
     roles = f.getlist("roles")
-    answer = api.call("PUT", f"/tenants/{tenant}/members/{quote(kind, safe='')}/{quote(name, safe='')}",
-                      json={"roles": roles})
-    if not answer.ok:
-        return refused(answer)
+    api.client().put_member(tenant, name, roles, kind=kind)
     return flash_to(url_for("console.tenant", tenant=tenant), f"{kind} {name}: {', '.join(roles) or 'no roles'}")
 
 
 @bp.post("/t/<tenant>/members/<any(user, group):kind>/<name>/delete")
 @action("console.tenant")
 def revoke(tenant: str, kind: str, name: str) -> WResponse | tuple[str, int]:
-    answer = api.call("DELETE", f"/tenants/{tenant}/members/{quote(kind, safe='')}/{quote(name, safe='')}")
-    if not answer.ok:
-        return refused(answer)
+    api.client().delete_member(tenant, name, kind=kind)
     return flash_to(url_for("console.tenant", tenant=tenant), f"{kind} {name} removed")
 
 
@@ -217,9 +208,10 @@ def new_sig(tenant: str) -> WResponse | tuple[str, int]:
         spec = dict(DEFAULT_SPEC, spark_version=deps().settings.spark_versions[0])
         return sig_form(tenant, spec, editing=False)
     body = sig_form_body(request.form)
-    answer = api.call("POST", f"/tenants/{tenant}/sigs", json=body)
-    if not answer.ok:
-        return sig_form(tenant, body, editing=False, error=answer.error, status=answer.status)
+    try:
+        api.client().create_sig(tenant, body)
+    except ApiError as exc:
+        return sig_form(tenant, body, editing=False, error=error_of(exc), status=exc.status)
     return back("console.sig", tenant=tenant, sig=body["name"])
 
 
@@ -228,27 +220,27 @@ def new_sig(tenant: str) -> WResponse | tuple[str, int]:
 def edit_sig(tenant: str, sig: str) -> WResponse | tuple[str, int]:
     if request.method == "GET":
         offer("sig.update")
-        return sig_form(tenant, api.get(f"/tenants/{tenant}/sigs/{sig}")["spec"], editing=True)
+        return sig_form(tenant, api.client().get_sig(tenant, sig)["spec"] or {}, editing=True)
     body = sig_form_body(request.form)
     body["name"] = sig
-    answer = api.call("PUT", f"/tenants/{tenant}/sigs/{sig}", json=body)
-    if not answer.ok:
-        return sig_form(tenant, body, editing=True, error=answer.error, status=answer.status)
+    try:
+        api.client().update_sig(tenant, sig, body)
+    except ApiError as exc:
+        return sig_form(tenant, body, editing=True, error=error_of(exc), status=exc.status)
     return back("console.sig", tenant=tenant, sig=sig)
 
 
 @bp.post("/t/<tenant>/sigs/<sig>/delete")
 @action("console.tenant")
 def delete_sig(tenant: str, sig: str) -> WResponse | tuple[str, int]:
-    answer = api.call("DELETE", f"/tenants/{tenant}/sigs/{sig}")
-    if not answer.ok:
-        return refused(answer)
+    api.client().delete_sig(tenant, sig)
     return flash_to(url_for("console.tenant", tenant=tenant), f"SIG {sig} is being deleted.")
 
 
 def _sig_context(tenant: str, sig: str) -> dict[str, Any]:
-    view = api.get(f"/tenants/{tenant}/sigs/{sig}")
-    scaling = api.get(f"/tenants/{tenant}/sigs/{sig}/scaling?limit=200")
+    c = api.client()
+    view = c.get_sig(tenant, sig)
+    scaling = c.scaling(tenant, sig, limit=200)
     workers = view["status"].get("workers") or {}
     demand = scaling.get("demand") or {}
     now = {"t": time.time(), "desired": float(workers.get("desired") or 0), "ready": float(workers.get("ready") or 0),
@@ -272,8 +264,8 @@ def sig_live(tenant: str, sig: str) -> str:
                            **_sig_context(tenant, sig))
 
 
-def _apps(tenant: str, sig: str) -> list[dict[str, Any]]:
-    return list(reversed(api.get(f"/tenants/{tenant}/sigs/{sig}/applications")["applications"]))
+def _apps(tenant: str, sig: str) -> list[Any]:
+    return list(reversed(api.client().list_apps(tenant, sig)))
 
 
 @bp.get("/t/<tenant>/sigs/<sig>/apps")
@@ -292,12 +284,10 @@ def submit(tenant: str, sig: str) -> WResponse | tuple[str, int]:
     path = f.get("path", "").strip()
     error: dict[str, Any] = {}
     if upload is not None and upload.filename:
-        answer = api.call("POST", f"/tenants/{tenant}/sigs/{sig}/files",
-                          data={"file": (io.BytesIO(upload.read()), upload.filename)}, content_type="multipart/form-data")
-        if answer.ok:
-            path = answer.body["path"]
-        else:
-            error = dict(answer.error, field="file")
+        try:
+            path = api.client().upload_file(tenant, sig, upload.stream, name=upload.filename)["path"]
+        except ApiError as exc:
+            error = dict(error_of(exc), field="file")
     if not error:
         body: dict[str, Any] = {"file": path,
                                 "args": [a for a in f.get("args", "").splitlines() if a.strip()],
@@ -305,10 +295,11 @@ def submit(tenant: str, sig: str) -> WResponse | tuple[str, int]:
                                          if k.strip()}}
         if f.get("name", "").strip():
             body["name"] = f["name"].strip()
-        answer = api.call("POST", f"/tenants/{tenant}/sigs/{sig}/applications", json=body)
-        if answer.ok:
-            return back("console.app", tenant=tenant, sig=sig, app_id=answer.body["id"])
-        error = answer.error
+        try:
+            submitted = api.client().submit_app(tenant, sig, body)
+            return back("console.app", tenant=tenant, sig=sig, app_id=submitted["id"])
+        except ApiError as exc:
+            error = error_of(exc)
     return page("sig.html", title=f"SIG {sig}", tenant=tenant, sig=sig, apps=_apps(tenant, sig), notice=None,
                 submit_error=error, **_sig_context(tenant, sig)), 422 if error else 200
 
@@ -316,7 +307,7 @@ def submit(tenant: str, sig: str) -> WResponse | tuple[str, int]:
 @bp.get("/t/<tenant>/sigs/<sig>/apps/<app_id>")
 @action("console.tenant")
 def app(tenant: str, sig: str, app_id: str) -> str:
-    view = api.get(f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+    view = api.client().get_app(tenant, sig, app_id)
     return page("app.html", title=f"Application {app_id}", tenant=tenant, sig=sig, app=view, terminal=TERMINAL,
                 notice=request.args.get("notice"))
 
@@ -324,7 +315,7 @@ def app(tenant: str, sig: str, app_id: str) -> str:
 @bp.get("/t/<tenant>/sigs/<sig>/apps/<app_id>/live")
 @action("console.tenant")
 def app_live(tenant: str, sig: str, app_id: str) -> str:
-    view = api.get(f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
+    view = api.client().get_app(tenant, sig, app_id)
     return render_template("app_status.html", tenant=tenant, sig=sig, app=view, terminal=TERMINAL,
                            state_colour=STATE_COLOUR)
 
@@ -332,9 +323,7 @@ def app_live(tenant: str, sig: str, app_id: str) -> str:
 @bp.post("/t/<tenant>/sigs/<sig>/apps/<app_id>/kill")
 @action("console.tenant")
 def kill(tenant: str, sig: str, app_id: str) -> WResponse | tuple[str, int]:
-    answer = api.call("DELETE", f"/tenants/{tenant}/sigs/{sig}/applications/{app_id}")
-    if not answer.ok:
-        return refused(answer)
+    api.client().kill_app(tenant, sig, app_id)
     return flash_to(url_for("console.app", tenant=tenant, sig=sig, app_id=app_id), "Kill requested.")
 
 
@@ -343,18 +332,17 @@ def kill(tenant: str, sig: str, app_id: str) -> WResponse | tuple[str, int]:
 @bp.route("/tokens", methods=["GET", "POST"])
 @action("console.page")
 def tokens() -> str | tuple[str, int]:
-    created, error = None, {}
+    created: Any = None
+    error: dict[str, Any] = {}
     if request.method == "POST":
-        body: dict[str, Any] = {"name": request.form.get("name", "").strip()}
         days = request.form.get("days", "").strip()
-        if days:
-            body["expires_in_s"] = int(days) * 86400 if days.isdigit() else days
-        answer = api.call("POST", "/tokens", json=body)
-        if answer.ok:
-            created = answer.body
-        else:
-            error = answer.error
-    listed = api.get("/tokens")["tokens"]
+        # Not a number of days: sent as it is, for the API to name the field in its 422.
+        expires: Any = (int(days) * 86400 if days.isdigit() else days) if days else None
+        try:
+            created = api.client().create_token(request.form.get("name", "").strip(), expires_in_s=expires)
+        except ApiError as exc:
+            error = error_of(exc)
+    listed = api.client().list_tokens()
     return page("tokens.html", title="API tokens", tokens=listed, created=created, error=error,
                 notice=request.args.get("notice")), 422 if error else 200
 
@@ -362,7 +350,5 @@ def tokens() -> str | tuple[str, int]:
 @bp.post("/tokens/<token_id>/delete")
 @action("console.page")
 def revoke_token(token_id: str) -> WResponse | tuple[str, int]:
-    answer = api.call("DELETE", f"/tokens/{quote(token_id, safe='')}")
-    if not answer.ok:
-        return refused(answer)
+    api.client().delete_token(token_id)
     return flash_to(url_for("console.tokens"), "Token revoked.")
