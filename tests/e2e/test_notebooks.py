@@ -135,8 +135,10 @@ def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any]) 
     from nbclient import NotebookClient
 
     GatewayClient.clear_instance()
-    # The gateway client sends `Authorization: <auth_scheme> <auth_token>`: the user's spaas token as bearer.
+    # The gateway client sends `Authorization: <auth_scheme> <auth_token>` on REST calls and `headers`
+    # on its kernel WebSocket: the user's spaas token as bearer on both.
     GatewayClient.instance(url=lab["base"], auth_token=lab["alice_token"], auth_scheme="Bearer",
+                           headers=json.dumps({"Authorization": f"Bearer {lab['alice_token']}"}),
                            request_timeout=600.0, connect_timeout=60.0, launch_timeout_pad=0.0)
     try:
         book = nbformat.read(NOTEBOOK, as_version=4)
