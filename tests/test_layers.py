@@ -46,6 +46,7 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "services/builder/kanikojob.py": frozenset({"kubernetes"}),    # the Kaniko build job
     "services/proxy/session.py": frozenset({"requests"}),  # the proxy's calls to the API
     "services/agent/agent.py": frozenset({"requests"}),    # the agent's calls to its Spark master
+    "services/api/console/api.py": frozenset({"requests"}),  # the console's SDK transport: the API in-process
     "services/agent/notebook.py": frozenset({"requests"}),  # the notebook agent's calls to its Jupyter server
     "services/builder/cds.py": frozenset({"requests"}),     # probes of the daemons run to dump CDS archives
     "services/agent/daemon.py": frozenset({"requests"}),   # Spark daemon readiness probes

@@ -42,15 +42,15 @@ class WSGIAdapter(BaseAdapter):
         super().__init__()
         self.app, self.remote_addr = app, remote_addr
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False,  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
              timeout: Any = None, verify: Any = True, cert: Any = None,
              proxies: Mapping[str, str] | None = None) -> requests.Response:
         url = urlsplit(request.url or "")
         body = request.body.encode() if isinstance(request.body, str) else request.body
-        headers = dict(request.headers)
+        headers = list(request.headers.items())
         builder = EnvironBuilder(path=url.path, query_string=url.query, base_url=f"{url.scheme}://{url.netloc}",
-                                 method=request.method, headers=headers,
-                                 content_type=headers.get("Content-Type"),
+                                 method=request.method or "GET", headers=headers,
+                                 content_type=request.headers.get("Content-Type"),
                                  input_stream=io.BytesIO(body) if body else None,
                                  environ_base={"REMOTE_ADDR": self.remote_addr})
         saved = {k: g.get(k) for k in _GUARD_KEYS}
@@ -70,7 +70,8 @@ class WSGIAdapter(BaseAdapter):
         resp.headers = CaseInsensitiveDict(resp_headers.items())
         resp.encoding = get_encoding_from_headers(resp.headers)
         resp.raw = io.BytesIO(content)
-        resp.url, resp.request, resp.connection = request.url or "", request, self
+        resp.url, resp.request = request.url or "", request
+        resp.connection = self  # type: ignore[assignment]  # requests types it as its HTTPAdapter
         return resp
 
     def close(self) -> None:
