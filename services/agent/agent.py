@@ -427,7 +427,7 @@ def run_notebook(agent: Agent) -> int:
             log.error("%s: Jupyter exited with %s", agent.ident, agent.daemon.exited())
             return 1
         seen = notebook.activity(notebook.server_status(url, token),
-                                 notebook.server_status(url, token, path="api/kernels"), time.time())
+                                 notebook.server_status(url, token, path=notebook.KERNELS_UNTRACKED), time.time())
         if seen is not None and seen > last + 1:
             last = seen
             try:

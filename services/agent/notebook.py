@@ -67,12 +67,20 @@ def kernel_spec(env: spark.SparkEnv, *, sig: str, master_url: str, properties: P
     }
 
 
+NOTEBOOK_CORES = "1"
+
+
 def kernel_properties(secret: str, sig_conf: dict[str, str], *, local_dir: Path, driver_host: str, python: Path,
                       ui_base: str, app_name: str) -> dict[str, str]:
     """A driver's properties, as for any application of the SIG (spark.driver_properties)."""
     props = spark.driver_properties(secret, sig_conf, {}, local_dir=local_dir, driver_host=driver_host, ui_port=0,
                                     python=python, ui_base=ui_base)
     props["spark.app.name"] = app_name
+    # A kernel's application lives as long as the kernel, idle most of the time: unless the SIG's conf
+    # sizes it, it takes one core, so every user's kernel gets executors instead of the first one
+    # holding the whole SIG (standalone otherwise grants an application every free core).
+    if "spark.cores.max" not in sig_conf and sig_conf.get("spark.dynamicAllocation.enabled") != "true":
+        props["spark.cores.max"] = NOTEBOOK_CORES
     return props
 
 
@@ -115,6 +123,11 @@ def parse_activity(status: dict[str, Any] | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
+
+
+# The kernel listing without counting as activity: Jupyter records every tracked API request in
+# `last_activity`, so polling `/api/kernels` plainly would keep every server alive for ever.
+KERNELS_UNTRACKED = "api/kernels?no_track_activity=1"
 
 
 def server_status(url: str, token: str, timeout_s: float = 2.0, *, path: str = "api/status") -> Any:

@@ -63,3 +63,12 @@ def test_a_server_with_a_busy_or_connected_kernel_is_in_use_now() -> None:
     assert notebook.activity(status, [{"execution_state": "busy", "connections": 0}], 5e9) == 5e9
     assert notebook.activity(status, [{"execution_state": "starting", "connections": 1}], 5e9) == 5e9
     assert notebook.activity(None, None, 5e9) is None
+
+
+def test_a_kernel_takes_one_core_unless_the_sigs_conf_sizes_it() -> None:
+    def props(conf: dict[str, str]) -> dict[str, str]:
+        return notebook.kernel_properties("s3cret", conf, local_dir=Path("/l"), driver_host="127.0.0.1",
+                                          python=Path("/env/bin/python"), ui_base="/sig/t/s/", app_name="notebook-a")
+    assert props({})["spark.cores.max"] == "1"
+    assert props({"spark.cores.max": "4"})["spark.cores.max"] == "4"
+    assert "spark.cores.max" not in props({"spark.dynamicAllocation.enabled": "true"})

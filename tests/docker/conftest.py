@@ -95,7 +95,11 @@ class Compose:
     def healthy(self) -> bool:
         ids = self.run("ps", "-q").split()
         states = [json.loads(sh("docker", "inspect", "--format", "{{json .State.Health.Status}}", i)) for i in ids]
-        return len(ids) == 7 and all(s == "healthy" for s in states)
+        return len(ids) == len(self.services()) and all(s == "healthy" for s in states)
+
+    def services(self) -> list[str]:
+        """Every service docker-compose.yml declares (each must run and be healthy)."""
+        return self.run("config", "--services").split()
 
     def containers(self, **labels: str) -> list[dict[str, Any]]:
         """SIG containers of this stack (docker ps -a), with their labels."""

@@ -124,15 +124,32 @@ def test_a_users_server_starts_on_demand_and_its_kernel_runs_spark_on_the_sig(la
     apps = wait("the notebook's application on the master",
                 lambda: [a for a in master_apps(lab)["active"] if a.get("name") == "notebook-alice"], 120)
     assert apps and apps[0]["state"] in ("RUNNING", "WAITING")
+    assert apps[0]["cores"] == 1  # a kernel takes one core unless the SIG's conf says otherwise
+    assert alice.delete(f"{base}/api/kernels/{kid}", timeout=120).status_code == 204
 
 
-def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any]) -> None:
+def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     """nbclient drives a kernel manager; jupyter_server's GatewayKernelManager is one that talks to a
     remote Jupyter server over REST + WebSocket, here the user's server through the proxy."""
     import nbformat
+    from jupyter_server.gateway import managers
     from jupyter_server.gateway.gateway_client import GatewayClient
     from jupyter_server.gateway.managers import GatewayKernelManager
     from nbclient import NotebookClient
+
+    # The gateway's kernel client opens its WebSocket with websocket-client and no headers (its
+    # `headers` reach only its REST calls): give that connection the user's token too.
+    plain = managers.websocket.create_connection
+
+    def with_token(url: str, **kwargs: Any) -> Any:
+        return plain(url, header=[f"Authorization: Bearer {lab['alice_token']}"], **kwargs)
+
+    monkeypatch.setattr(managers.websocket, "create_connection", with_token)
+
+    class RemoteKernelManager(GatewayKernelManager):
+        # jupyter_client's kernel client asks its manager `_async_is_alive()`, which for a local
+        # kernel checks its process; the gateway's manager answers `is_alive()` from the server.
+        _async_is_alive = GatewayKernelManager.is_alive
 
     GatewayClient.clear_instance()
     # The gateway client sends `Authorization: <auth_scheme> <auth_token>` on REST calls and `headers`
@@ -142,7 +159,7 @@ def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any]) 
                            request_timeout=600.0, connect_timeout=60.0, launch_timeout_pad=0.0)
     try:
         book = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(book, km=GatewayKernelManager(kernel_name="python3"), timeout=600,
+        client = NotebookClient(book, km=RemoteKernelManager(kernel_name="python3"), timeout=600,
                                 startup_timeout=600, kernel_name="python3")
         asyncio.run(client.async_execute())
     finally:
