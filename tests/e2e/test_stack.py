@@ -70,7 +70,7 @@ def test_up_then_down_leaves_no_process_behind(tmp_path: Path) -> None:
         time.sleep(1)
     assert stack_processes(state), "the SIG's processes carry the stack marker"
     services = list(json.loads((state / "stack.json").read_text())["pids"].values())
-    assert len(services) == 7  # redis, etcd, registry, builder, scaler, api, proxy
+    assert len(services) == 8  # redis, etcd, registry, builder, scaler, api, proxy, integrations
     assert spaas("status", state=state).returncode == 0
 
     down = spaas("down", state=state)
