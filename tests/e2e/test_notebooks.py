@@ -159,9 +159,16 @@ def test_nbclient_runs_a_notebook_from_the_repo_on_the_sig(lab: dict[str, Any], 
                            request_timeout=600.0, connect_timeout=60.0, launch_timeout_pad=0.0)
     try:
         book = nbformat.read(NOTEBOOK, as_version=4)
-        client = NotebookClient(book, km=RemoteKernelManager(kernel_name="python3"), timeout=600,
-                                startup_timeout=600, kernel_name="python3")
-        asyncio.run(client.async_execute())
+        km = RemoteKernelManager(kernel_name="python3")
+        client = NotebookClient(book, km=km, timeout=600, startup_timeout=600, kernel_name="python3")
+
+        async def run() -> None:
+            try:
+                await client.async_execute()
+            finally:  # nbclient leaves a kernel manager it was given running: as a user closing the tab
+                await km.shutdown_kernel(now=True)
+
+        asyncio.run(run())
     finally:
         GatewayClient.clear_instance()
     outputs = ["".join(o.get("text", "")) for o in book.cells[1].outputs]
