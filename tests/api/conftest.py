@@ -5,6 +5,7 @@ the API contract only."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 
 from spaas.cache import CachedStore
 from spaas.etcd import EtcdStore
@@ -156,3 +158,16 @@ def sig(client: FlaskClient, tenant: str) -> str:
     resp = client.post(f"/api/v1/tenants/{tenant}/sigs", json=sig_body())
     assert resp.status_code == 202, resp.get_json()
     return SIG
+
+
+def serve_http(app: Flask) -> Iterator[str]:
+    """The app on a real HTTP server on a free loopback port, for clients that speak HTTP (the SDK,
+    the CLI, the integrations worker): yields its base URL, shuts it down after."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)

@@ -17,7 +17,6 @@ from celery import Celery
 from flask import Flask
 from flask.testing import FlaskClient
 from kombu import Connection, Exchange, Queue
-from werkzeug.serving import make_server
 
 from spaas import integrations
 from spaas.client import Client
@@ -31,7 +30,7 @@ from services.api.app import create_app
 from services.api.integrations import access
 from services.api.integrations.events import EventPublisher
 from services.api.integrations.requests import RequestWorker
-from tests.api.conftest import ADMIN_TOKEN, error_of, sig_body
+from tests.api.conftest import ADMIN_TOKEN, serve_http, error_of, sig_body
 
 APP = {"file": "files/job.py", "args": ["1"]}
 
@@ -48,13 +47,7 @@ def app(settings: ApiSettings, queue_name: str) -> Flask:  # type: ignore[overri
 
 @pytest.fixture
 def api_url(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
+    yield from serve_http(app)
 
 
 @pytest.fixture

@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 from flask import Flask
-from werkzeug.serving import make_server
 
-from tests.api.conftest import ADMIN_TOKEN, SPARK_VERSIONS, app, logs, settings  # noqa: F401 (fixtures)
+from tests.api.conftest import ADMIN_TOKEN, serve_http, SPARK_VERSIONS, app, logs, settings  # noqa: F401 (fixtures)
 from tests.cli.conftest import Cli
 from tests.ldap_fixture import PASSWORDS
 
 
 @pytest.fixture
 def url(app: Flask) -> Iterator[str]:  # noqa: F811
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+    yield from serve_http(app)
 
 
 def test_login_contexts_and_a_sig_from_yaml(cli: Cli, url: str, tmp_path: Path) -> None:

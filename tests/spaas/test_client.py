@@ -19,20 +19,13 @@ from spaas.logstream import RedisLogStreams, sig_build_stream
 from spaas.settings import ApiSettings
 from spaas.storage import SigStorage
 
-from tests.api.conftest import ADMIN_TOKEN, SPARK_VERSIONS, app, logs, settings  # noqa: F401 (fixtures)
+from tests.api.conftest import ADMIN_TOKEN, serve_http, SPARK_VERSIONS, app, logs, settings  # noqa: F401 (fixtures)
 from tests.ldap_fixture import PASSWORDS
 
 
 @pytest.fixture
 def base_url(app: Flask) -> Iterator[str]:  # noqa: F811
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(10)
+    yield from serve_http(app)
 
 
 @pytest.fixture
