@@ -76,11 +76,13 @@ def check_page(http: requests.Session, url: str, prefix: str, *, follow: bool = 
             if "kill" in link or "/log" in link.lower():
                 continue
             got = http.get(link, timeout=30, allow_redirects=False)
+            chain = [link]
             while got.status_code in (301, 302, 303, 307):
                 location = got.headers["Location"]
                 assert location.startswith(prefix), f"{link} redirects to {location}"
-                got = http.get(urljoin(link, location), timeout=30, allow_redirects=False)
-            assert got.status_code == 200, f"{link} (on {url}): {got.status_code}"
+                chain.append(urljoin(chain[-1], location))
+                got = http.get(chain[-1], timeout=30, allow_redirects=False)
+            assert got.status_code == 200, f"{' -> '.join(chain)} (on {url}): {got.status_code} {got.text[:300]}"
     return found
 
 
