@@ -1,12 +1,14 @@
 """The Bus port and its Redis adapter (kombu for events, Celery for build tasks).
 
 Declarations (exchange, queues, task names) live in `spaas.messages`. Consumers are loops with
-a stop flag, a timeout on every wait, backoff on connection loss, and a hook for undecodable
-messages (logged, acked, skipped).
+a stop flag, a timeout on every wait, backoff on connection loss (`spaas.loops.run_every`: 0.5 s
+doubling to 15 s, reset by the next good wait), and a hook for undecodable messages (logged,
+acked, skipped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -16,6 +18,7 @@ from kombu import Connection, Exchange, Queue, binding
 
 from spaas import messages
 from spaas.errors import TemporaryError
+from spaas.loops import run_every
 from spaas.messages import Event
 
 if TYPE_CHECKING:  # celery is imported when first needed: a SIG agent never is (~0.3 s of its start)
@@ -182,20 +185,39 @@ class RedisBus:
                 log.exception("handler failed for %s on %s", event.type, queue)
             message.ack()  # type: ignore[attr-defined]
 
-        backoff = 0.5
-        while not stop.is_set():
+        session: contextlib.ExitStack | None = None  # the connection and its consumer, while open
+        conn: Connection | None = None
+
+        def close() -> None:
+            nonlocal session, conn
+            if session is not None:
+                with contextlib.suppress(Exception):
+                    session.close()
+            session = conn = None
+
+        def drain() -> float:
+            """One wait for messages (at most `idle_s`), on a connection opened when there is none."""
+            nonlocal session, conn
+            idle = False
             try:
-                with self._connection() as conn:
-                    with conn.Consumer([q], callbacks=[on_message], accept=["json", "application/json"],
-                                       auto_declare=not self._confined):
-                        backoff = 0.5
-                        while not stop.is_set():
-                            try:
-                                conn.drain_events(timeout=idle_s)
-                            except TimeoutError:
-                                if on_idle:
-                                    on_idle()
-            except Exception as exc:
-                log.warning("bus consumer %s lost its connection (%s); retrying in %.1fs", queue, exc, backoff)
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 15.0)
+                if conn is None:
+                    session = contextlib.ExitStack()
+                    conn = session.enter_context(self._connection())
+                    session.enter_context(conn.Consumer([q], callbacks=[on_message],
+                                                        accept=["json", "application/json"],
+                                                        auto_declare=not self._confined))
+                try:
+                    conn.drain_events(timeout=idle_s)
+                except TimeoutError:
+                    idle = True
+            except Exception as exc:  # kombu raises many transport-specific classes
+                close()
+                raise TemporaryError(f"lost its connection: {exc.__class__.__name__}: {exc}") from None
+            if idle and on_idle:
+                on_idle()
+            return 0.0  # drain again at once: drain_events' timeout is the wait
+
+        try:
+            run_every(drain, stop, 0.0, max_backoff_s=15.0, first_backoff_s=0.5, name=f"bus consumer {queue}")
+        finally:
+            close()

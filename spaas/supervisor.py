@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from spaas.loops import run_every
 from spaas.stack import SERVICES, Stack, StackError, missing_programs
 
 log = logging.getLogger("spaas.supervisor")
@@ -128,9 +129,11 @@ class Supervisor:
 
     def run(self) -> None:
         self.adopt_or_start()
-        while not self.stop.is_set():
+        # A check that fails (stack.json not writable, say) is retried after a backoff, never ends supervision.
+        def check() -> None:
             self.check_once()
-            self.stop.wait(self.poll_s)
+        run_every(check, self.stop, self.poll_s, max_backoff_s=BACKOFF_MAX_S, first_backoff_s=BACKOFF_START_S,
+                  name="supervisor check")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -308,20 +308,20 @@ class Agent:
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         master: dict[str, Any] | None = None
-        while not self.stop.is_set():
-            if self.daemon is None or self.daemon.exited() is not None:
-                if self.daemon is not None:
-                    log.error("%s: Spark worker exited with %s", self.ident, self.daemon.exited())
-                    return 1
-            try:
-                current = self._master_record()
-            except TemporaryError as exc:
-                log.warning("%s: cannot read the registry: %s", self.ident, exc)
-                self.stop.wait(2)
-                continue
+        exit_code = 0
+
+        def follow_master() -> float | None:
+            """Start the worker against the SIG's master once it is known, restart it if the master
+            moves; a registry that cannot be read backs off (run_every), the worker keeps running."""
+            nonlocal master, exit_code
+            if self.daemon is not None and self.daemon.exited() is not None:
+                log.error("%s: Spark worker exited with %s", self.ident, self.daemon.exited())
+                exit_code = 1
+                self.stop.set()  # the container ends with its worker
+                return 0.0
+            current = self._master_record()
             if current is None:
-                self.stop.wait(0.2)  # the master is starting: pick it up as soon as it registers
-                continue
+                return 0.2  # the master is starting: pick it up as soon as it registers
             if master is not None and current.get("spark_url") != master.get("spark_url") and self.daemon:
                 log.info("%s: master moved to %s; restarting the worker", self.ident, current.get("spark_url"))
                 self.registration.withdraw()
@@ -331,8 +331,19 @@ class Agent:
                 self.daemon = None
             if self.daemon is None:
                 master = current
-                self._start_worker(master, prop_file)
-            self.stop.wait(2)
+                try:
+                    self._start_worker(master, prop_file)
+                except Exception:
+                    if self.daemon is not None:  # not registered: started afresh after the backoff
+                        self.daemon.stop()
+                        self.daemon = None
+                    raise
+            return None
+
+        run_every(follow_master, self.stop, 2.0, max_backoff_s=15.0, first_backoff_s=2.0,
+                  name=f"{self.ident}: worker")
+        if exit_code:
+            return exit_code
         self._decommission()
         return 0
 
