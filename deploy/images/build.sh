@@ -92,12 +92,12 @@ docker tag "spaas-services:$svc_hash" spaas-services:latest
 
 # -- one Spark image per version -----------------------------------------------------------------
 for version in "${VERSIONS[@]}"; do
-  spark_hash="$(cat "$HERE/spark/Dockerfile" <(echo "$req_hash $spark_code $base_id $version") | digest)"
+  spark_hash="$(cat "$HERE/spark/Dockerfile" "$ROOT/services/builder/cds.py" <(echo "$req_hash $spark_code $base_id $version") | digest)"
   tag="spaas-spark:$version-$spark_hash"
   if have "$tag"; then log "$tag: up to date"; else
     site="$(install_tree "site-$req_hash" -r /trees/requirements.txt)"
     spark="$(install_tree "pyspark-$version-$base_id" "pyspark==$version")"
-    ctx="$(context "spark-$version" "$HERE/spark/Dockerfile" "${SPARK_CODE[*]}" "$site:site" "$spark:spark")"
+    ctx="$(context "spark-$version" "$HERE/spark/Dockerfile" "${SPARK_CODE[*]}" "$site:site" "$spark:spark" "$ROOT/services/builder/cds.py:cds.py")"
     log "$tag: building"
     docker build -q --build-arg "BASE=$BASE" --build-arg "SPARK_VERSION=$version" -t "$tag" "$ctx" >/dev/null
     rm -rf "$ctx"
@@ -114,7 +114,7 @@ prune() {  # prune REPO KEEP-TAG-PREFIX CURRENT-TAG
 }
 prune spaas-services "" "$svc_hash"
 for version in "${VERSIONS[@]}"; do
-  prune spaas-spark "$version-" "$version-$(cat "$HERE/spark/Dockerfile" <(echo "$req_hash $spark_code $base_id $version") | digest)"
+  prune spaas-spark "$version-" "$version-$(cat "$HERE/spark/Dockerfile" "$ROOT/services/builder/cds.py" <(echo "$req_hash $spark_code $base_id $version") | digest)"
 done
 
 docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create --label spaas.stack=spaas "$NETWORK" >/dev/null

@@ -22,6 +22,16 @@ match, so a stale archive costs its speed-up, never correctness.
 
 The archive is made with the class path the agent uses at run time (the launcher's, with the
 fixed empty conf directory: a class path entry that differs per container would void it).
+
+Docker and Kubernetes SIG images get theirs from the Spark image they are built FROM: its recipe
+(deploy/images/spark/Dockerfile) runs this file as a script at image build time,
+
+    python cds.py /opt/sig     archives next to the Spark layer of /opt/sig/manifest.json, and
+                               `java` and `cds_dir` added to that manifest for the agent
+
+so the dump runs with the image's own JDK and class path, once per Spark image (the step sits
+before the platform's code in the recipe, so Docker's layer cache keeps it across code changes).
+This file therefore imports nothing of spaas: it is copied into the image on its own.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,3 +198,32 @@ def ensure_archives(layer: Path, spark_home: Path, log: Log, *, timeout_s: float
             log(f"class-data sharing archives not made ({exc}); daemons will start without them")
             shutil.rmtree(final, ignore_errors=True)
             return None
+
+
+def add_to_artifact(artifact_dir: Path, log: Log) -> Path | None:
+    """Makes the archives for the Spark layer an artifact's `manifest.json` names and records
+    them (`java`, `cds_dir`) in that manifest; None (logged, manifest unchanged) without them."""
+    manifest_path = artifact_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    spark_home = Path(manifest["spark_home"])
+    java = find_java()
+    made = ensure_archives(spark_home.parent, spark_home, log, java=java)
+    if java and made:
+        manifest.update(java=java, cds_dir=str(made))
+        tmp = manifest_path.with_name(".manifest.json.tmp")
+        tmp.write_text(json.dumps(manifest))
+        os.replace(tmp, manifest_path)
+    return made
+
+
+def main(argv: list[str]) -> int:
+    """`python cds.py ARTIFACT_DIR` (an image build step): exits 1 when no archives were made,
+    which fails the image build rather than caching a layer without them."""
+    if len(argv) != 1:
+        print("usage: python cds.py ARTIFACT_DIR", file=sys.stderr)
+        return 2
+    return 0 if add_to_artifact(Path(argv[0]), lambda line: print(line, flush=True)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

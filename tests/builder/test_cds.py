@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from services.agent.spark import SparkEnv
 from services.builder import cds
 from services.builder.localenv import LocalEnvBuilder
 from services.builder.planner import plan
@@ -49,3 +51,22 @@ def test_no_archive_when_the_jvm_cannot_run(tmp_path: Path) -> None:
     lines: list[str] = []
     assert cds.ensure_archives(tmp_path, tmp_path / "pyspark", lines.append, java=str(tmp_path / "nojava")) is None
     assert any("not made" in line for line in lines)
+
+
+def test_the_image_build_step_records_the_archives_in_the_artifact_manifest(shared_layers: Path, tmp_path: Path) -> None:
+    """`python cds.py ARTIFACT_DIR`, as deploy/images/spark/Dockerfile runs it: the manifest the
+    agent reads then names the JVM and the archive directory, and the agent would use them."""
+    layer = _layer(shared_layers, tmp_path)
+    artifact = tmp_path / "sig"
+    artifact.mkdir()
+    manifest = {"spark_version": "3.5.9", "spark_home": str(layer / "pyspark"), "python": sys.executable}
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    script = Path(cds.__file__)
+    out = subprocess.run([sys.executable, str(script), str(artifact)], capture_output=True, text=True, timeout=900,
+                         cwd=tmp_path)  # run alone, as in the image: it needs nothing of spaas
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    written = json.loads((artifact / "manifest.json").read_text())
+    assert written == {**manifest, "java": written["java"], "cds_dir": written["cds_dir"]}
+    launch = SparkEnv.load(artifact).launch("master")
+    assert launch is not None and launch.archive == Path(written["cds_dir"]) / "master.jsa"
+    assert subprocess.run([sys.executable, str(script)], capture_output=True, timeout=60).returncode == 2

@@ -86,6 +86,17 @@ class Compose:
         self.api.wait("the API", self._api_ok, timeout_s=180)
         self.api.wait("every service healthy", self.healthy, timeout_s=180)
 
+    def ensure_tenant(self, name: str) -> None:
+        """The tenant, created unless an earlier test of the session made it."""
+        if self.api.call("GET", f"/tenants/{name}").status_code == 404:
+            self.api.ok("POST", "/tenants", 201, json={"name": name})
+
+    def ready_sig(self, tenant: str, name: str, timeout_s: float = 600, **spec: Any) -> dict[str, Any]:
+        """A SIG of `SPARK` created in `tenant` (made if missing) and waited for until READY."""
+        self.ensure_tenant(tenant)
+        self.api.ok("POST", f"/tenants/{tenant}/sigs", 202, json={"name": name, "spark_version": SPARK, **spec})
+        return self.api.wait_phase(tenant, name, "READY", timeout_s=timeout_s)
+
     def _api_ok(self) -> bool:
         try:
             return requests.get(self.api.base + "/healthz", timeout=2).ok

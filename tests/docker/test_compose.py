@@ -32,8 +32,7 @@ STATE: dict[str, Any] = {}
 
 
 def tenant(compose: Compose, name: str) -> None:
-    if compose.api.call("GET", f"/tenants/{name}").status_code == 404:
-        compose.api.ok("POST", "/tenants", 201, json={"name": name})
+    compose.ensure_tenant(name)
 
 
 def image(ref: str) -> dict[str, Any]:

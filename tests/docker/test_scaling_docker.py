@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.docker.conftest import SPARK, Compose
+from tests.docker.conftest import Compose
 from tests.e2e.test_scaling import WAIT_FOR_ALL, WIDE_JOB
 
 pytestmark = pytest.mark.docker
@@ -18,13 +18,9 @@ def worker_containers(compose: Compose, tenant: str, sig: str) -> list[str]:
 
 def test_workers_grow_with_demand_and_shrink_when_idle_on_docker(compose: Compose) -> None:
     api = compose.api
-    if api.call("GET", "/tenants/gamma").status_code == 404:
-        api.ok("POST", "/tenants", 201, json={"name": "gamma"})
-    api.ok("POST", "/tenants/gamma/sigs", 202, json={
-        "name": "elastic", "spark_version": SPARK,
-        "resources": {"cpu": 1, "memory_mb": 1024, "max_cpu": 1, "max_memory_mb": 2048},
-        "scaling": {"min_workers": 1, "max_workers": 3, "allocation_unit": 2, "interval_s": 2, "idle_timeout_s": 8}})
-    api.wait_phase("gamma", "elastic", "READY", timeout_s=600)
+    compose.ready_sig(
+        "gamma", "elastic", resources={"cpu": 1, "memory_mb": 1024, "max_cpu": 1, "max_memory_mb": 2048},
+        scaling={"min_workers": 1, "max_workers": 3, "allocation_unit": 2, "interval_s": 2, "idle_timeout_s": 8})
     assert len(worker_containers(compose, "gamma", "elastic")) == 1
 
     job = api.upload("gamma", "elastic", "wide.py", WIDE_JOB)
