@@ -19,7 +19,7 @@ ARCHIVE_FILES = {".complete", "conf", "master.jsa", "master.json", "worker.jsa",
 def processes(container: str) -> dict[str, str]:
     """pid -> command line of every process in a running container."""
     out = sh("docker", "exec", container, "sh", "-c",
-             r'for p in /proc/[0-9]*; do printf "%s " "${p#/proc/}"; tr "\0" " " < "$p/cmdline"; echo; done')
+             r'for p in /proc/[0-9]*; do printf "%s " "${p#/proc/}"; tr "\0" " " < "$p/cmdline"; echo; done 2>/dev/null; true')
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
