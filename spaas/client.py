@@ -80,6 +80,9 @@ class SigStatus(TypedDict, total=False):
     ui_url: str | None
     since: float | None
     invalid_records: list[str]
+    history: dict[str, Any]
+    notebooks: dict[str, Any]
+    usage: dict[str, Any]
 
 
 class SigView(TypedDict):
@@ -101,6 +104,7 @@ class AppView(TypedDict, total=False):
     exit_code: int | None
     spark_app_id: str | None
     ui_url: str | None
+    history_url: str | None
     submitter: str | None
     submitted_at: float | None
     started_at: float | None
@@ -153,6 +157,15 @@ class ScalingView(TypedDict):
     message: str | None
     demand: dict[str, Any] | None
     decisions: list[dict[str, Any]]
+
+
+class NotebookServer(TypedDict, total=False):
+    user: str
+    state: str  # requested, waiting, quota, starting, ready, stopping
+    container: str
+    url: str
+    requested_at: float | None
+    last_activity: float | None
 
 
 def _body(spec: Mapping[str, Any] | BaseModel) -> dict[str, Any]:
@@ -375,6 +388,16 @@ class Client:
         """Delete `files/<name>` (the `files/` prefix may be given)."""
         name = name.removeprefix("files/")
         return cast(dict[str, Any], self._json("DELETE", self._sig(tenant, sig) + f"/files/{_q(name)}"))
+
+    # -- notebook servers --------------------------------------------------------------------------
+
+    def list_notebooks(self, tenant: str, sig: str) -> list[NotebookServer]:
+        """The SIG's per-user Jupyter servers: all of them for tenant and cluster admins, else the caller's own."""
+        return cast(list[NotebookServer], self._json("GET", self._sig(tenant, sig) + "/notebooks")["notebooks"])
+
+    def stop_notebook(self, tenant: str, sig: str, user: str) -> NotebookServer:
+        """Stop a user's Jupyter server (the caller's own, or anyone's for admins); the next visit starts a new one."""
+        return cast(NotebookServer, self._json("DELETE", self._sig(tenant, sig) + f"/notebooks/{_q(user)}"))
 
     # -- applications ----------------------------------------------------------------------------
 

@@ -61,7 +61,10 @@ RESPONSES: dict[str, Any] = {
             "history": obj({"enabled": {"type": "boolean"}, "ready": {"type": "boolean"}, "ui_url": NULL_STR}),
             "notebooks": obj({"enabled": {"type": "boolean"}, "idle_timeout_s": INT,
                               "servers": {"type": "array", "items": obj({"user": STR, "state": STR, "url": STR,
-                                                                         "container": STR})}}, ["enabled", "servers"])},
+                                                                         "container": STR})}}, ["enabled", "servers"]),
+            # What the SIG counts toward the tenant's quota now, notebook and history servers included.
+            "usage": obj({"containers": INT, "cores": INT, "memory_mb": INT, "gpus": INT,
+                          "by_role": obj({"master": INT, "worker": INT, "notebook": INT, "history": INT})})},
             ["phase", "reason", "message", "generation", "observed_generation", "build_key", "build", "workers",
              "master_url", "ui_url", "since", "invalid_records"]),
     }),

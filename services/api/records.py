@@ -75,17 +75,28 @@ def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[s
     usages: dict[str, dict[str, int]] = {}
     for rec in read_sigs(store, keys, tenant):
         used = usages.setdefault(rec.tenant, {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0})
-        if rec.spec is None or rec.spec.deleting:
-            continue
-        spec = rec.spec.spec
-        desired = rec.status.workers.desired if rec.status else 0
-        n = 1 + max(desired, spec.scaling.min_workers) + _notebook_servers(rec.status.to_value() if rec.status else {})
-        h_containers, h_cores, h_memory = history_usage(spec.history.enabled)
-        used["containers"] += n + h_containers
-        used["cores"] += n * spec.resources.cpu + h_cores
-        used["memory_mb"] += n * spec.resources.memory_mb + h_memory
-        used["gpus"] += n * spec.resources.gpu
+        for what, n in sig_usage(rec).items():
+            if what in used:
+                used[what] += n
     return usages
+
+
+def sig_usage(rec: SigRecords) -> dict[str, Any]:
+    """What one SIG counts toward its tenant's quota now (the SIG view's `status.usage`): its master,
+    desired workers (at least min_workers) and running or starting notebook servers, each the size of
+    one of its containers, plus its history server where enabled; `by_role` counts the containers."""
+    by_role = {"master": 0, "worker": 0, "notebook": 0, "history": 0}
+    if rec.spec is None or rec.spec.deleting:
+        return {"containers": 0, "cores": 0, "memory_mb": 0, "gpus": 0, "by_role": by_role}
+    spec = rec.spec.spec
+    desired = rec.status.workers.desired if rec.status else 0
+    by_role.update(master=1, worker=max(desired, spec.scaling.min_workers),
+                   notebook=_notebook_servers(rec.status.to_value() if rec.status else {}))
+    n = by_role["master"] + by_role["worker"] + by_role["notebook"]
+    h_containers, h_cores, h_memory = history_usage(spec.history.enabled)
+    by_role["history"] = h_containers
+    return {"containers": n + h_containers, "cores": n * spec.resources.cpu + h_cores,
+            "memory_mb": n * spec.resources.memory_mb + h_memory, "gpus": n * spec.resources.gpu, "by_role": by_role}
 
 
 def _notebook_servers(status: dict[str, Any]) -> int:
@@ -167,6 +178,8 @@ def sig_view(tenant: str, sig: str, rec: SigRecords, *, ui_base: str = "") -> di
             "invalid_records": list(status.get("invalid_records") or []),
             # Per-user Jupyter servers as the scaler reports them (never their tokens).
             "notebooks": _notebooks_view(status.get("notebooks")),
+            # What the SIG counts toward the tenant's quota (notebook and history servers included).
+            "usage": sig_usage(rec),
         },
     }
 

@@ -200,6 +200,10 @@ TABLE: dict[str, tuple[Row, tuple[int, ...], tuple[int, ...]]] = {
                             (303, 404, 404, 404, 303, 401)),
     "console-their-app-kill": (Row("POST", CS + "/apps/{theirs}/kill", {}, form=True),
                                (303, 303, 403, 403, 404, 401), (303, 404, 404, 404, 403, 401)),
+    # The SIG page's notebook servers table and its Stop button (bob has a server in each tenant).
+    "console-notebooks": (Row("GET", CS + "/notebooks"), OWN_READ, FOREIGN_READ),
+    "console-bobs-notebook-stop": (Row("POST", CS + "/notebooks/bob/stop", {}, form=True),
+                                   (303, 303, 403, 303, 404, 401), (303, 404, 404, 404, 403, 401)),
     "console-tokens": (Row("GET", "/platform/tokens"), (200,) * 5 + (401,), (200,) * 5 + (401,)),
     "console-token-create": (Row("POST", "/platform/tokens", {"name": "ci"}, form=True), (200,) * 5 + (401,),
                              (200,) * 5 + (401,)),

@@ -282,3 +282,17 @@ def test_reads_are_retried_on_503_and_writes_are_sent_once() -> None:
         assert (err.value.status, calls["GET"]) == (503, 1)
     finally:
         server.shutdown()
+
+
+def test_notebook_servers_are_listed_and_stopped(admin: Client, app: Flask, keys: Keys) -> None:  # noqa: F811
+    admin.create_tenant("acme")
+    admin.create_sig("acme", sig_spec(notebooks={"jupyter": {"enabled": True}}))
+    store_of(app).put(keys.notebook("acme", "s1", "alice"), {"requested_at": 1000.0, "last_activity": 1060.0})
+    [server] = admin.list_notebooks("acme", "s1")
+    assert (server["user"], server["state"], server["url"], server["last_activity"]) == \
+        ("alice", "requested", "/sig/acme/s1/notebooks/alice/", 1060.0)
+    assert admin.stop_notebook("acme", "s1", "Alice")["state"] == "stopping"  # names compare folded
+    assert admin.list_notebooks("acme", "s1") == []
+    with pytest.raises(ApiError) as err:
+        admin.stop_notebook("acme", "s1", "alice")
+    assert (err.value.status, err.value.field) == (404, "user")

@@ -11,6 +11,7 @@ from flask import Blueprint, g, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as WResponse
 
 from spaas import auth, authz
+from spaas import notebooks as nb
 from spaas.errors import SpaasError, http_status
 
 from services.api.console import api, chart
@@ -184,6 +185,9 @@ def sig_form_body(f: Any) -> dict[str, Any]:
                     if f.get(f"scaling.{k}", "").strip()},
         # A checkbox: absent when unticked, so an edit keeps what the form shows.
         "history": {"enabled": f.get("history.enabled") == "true"},
+        "notebooks": {"jupyter": dict({"enabled": f.get("notebooks.jupyter.enabled") == "true"},
+                                      **({"idle_timeout_s": _num(f["notebooks.jupyter.idle_timeout_s"])}
+                                         if f.get("notebooks.jupyter.idle_timeout_s", "").strip() else {}))},
     }
 
 
@@ -191,7 +195,8 @@ DEFAULT_SPEC: dict[str, Any] = {"name": "", "spark_conf": {}, "python_packages":
                                 "resources": {"cpu": 2, "memory_mb": 2048, "max_cpu": 4, "max_memory_mb": 6144},
                                 "scaling": {"min_workers": 1, "max_workers": 10, "allocation_unit": 1,
                                             "interval_s": 15, "idle_timeout_s": 120},
-                                "history": {"enabled": False}}
+                                "history": {"enabled": False},
+                                "notebooks": {"jupyter": {"enabled": False, "idle_timeout_s": 3600}}}
 
 
 def sig_form(tenant: str, spec: dict[str, Any], *, editing: bool, error: dict[str, Any] | None = None,
@@ -237,6 +242,36 @@ def delete_sig(tenant: str, sig: str) -> WResponse | tuple[str, int]:
     return flash_to(url_for("console.tenant", tenant=tenant), f"SIG {sig} is being deleted.")
 
 
+# A notebook server's state as its user reads it (the API's states: requested, waiting, quota,
+# starting, ready, stopping; no server at all is "stopped").
+SERVER_STATE = {"ready": "running", "requested": "starting", "waiting": "starting", "starting": "starting",
+                "quota": "waiting for quota", "stopping": "stopping"}
+SERVER_COLOUR = {"running": "ok", "starting": "wait", "waiting for quota": "warn", "stopping": "warn", "stopped": ""}
+
+
+def _notebook_servers(tenant: str, sig: str, view: Any) -> list[Any] | None:
+    """The SIG's notebook servers the caller may see (all for admins, else their own), or None when
+    the SIG has notebooks off and reports no server."""
+    status = view["status"].get("notebooks") or {}
+    jupyter = ((view.get("spec") or {}).get("notebooks") or {}).get("jupyter") or {}
+    if not jupyter.get("enabled") and not status.get("servers"):
+        return None
+    return api.client().list_notebooks(tenant, sig)
+
+
+def _jupyter(tenant: str, sig: str, view: Any, servers: list[Any] | None) -> dict[str, Any] | None:
+    """The caller's own JupyterLab: its URL through the proxy and its server's state."""
+    jupyter = ((view.get("spec") or {}).get("notebooks") or {}).get("jupyter") or {}
+    if not jupyter.get("enabled"):
+        return None
+    me = nb.fold(current_principal().name)
+    own = next((s for s in servers or [] if s.get("user") == me), None)
+    state = SERVER_STATE.get(own.get("state") or "", "starting") if own else "stopped"
+    return {"url": nb.base_url(tenant, sig, me), "state": state, "colour": SERVER_COLOUR.get(state, ""),
+            "open": view["status"].get("phase") in ("READY", "UPDATING"),
+            "idle_timeout_s": jupyter.get("idle_timeout_s")}
+
+
 def _sig_context(tenant: str, sig: str) -> dict[str, Any]:
     c = api.client()
     view = c.get_sig(tenant, sig)
@@ -245,8 +280,10 @@ def _sig_context(tenant: str, sig: str) -> dict[str, Any]:
     demand = scaling.get("demand") or {}
     now = {"t": time.time(), "desired": float(workers.get("desired") or 0), "ready": float(workers.get("ready") or 0),
            "demand": float(demand.get("cores_wanted") or 0)}
+    servers = _notebook_servers(tenant, sig, view)
     return {"view": view, "scaling": scaling, "chart": chart.svg(scaling.get("decisions") or [], now),
-            "may_configure": may("sig.update")}
+            "may_configure": may("sig.update"), "servers": servers, "jupyter": _jupyter(tenant, sig, view, servers),
+            "sees_all": authz.sees_all_apps(current_principal(), current_roles()), "tenant_info": c.get_tenant(tenant)}
 
 
 @bp.get("/t/<tenant>/sigs/<sig>/")
@@ -262,6 +299,22 @@ def sig_live(tenant: str, sig: str) -> str:
     """The status block of the SIG page, polled by the page."""
     return render_template("sig_status.html", tenant=tenant, sig=sig, phase_colour=PHASE_COLOUR,
                            **_sig_context(tenant, sig))
+
+
+@bp.get("/t/<tenant>/sigs/<sig>/notebooks")
+@action("console.tenant")
+def notebooks(tenant: str, sig: str) -> str:
+    """The notebook servers table of the SIG page, polled by the page."""
+    return render_template("notebooks_table.html", tenant=tenant, sig=sig, servers=api.client().list_notebooks(tenant, sig),
+                           sees_all=authz.sees_all_apps(current_principal(), current_roles()))
+
+
+@bp.post("/t/<tenant>/sigs/<sig>/notebooks/<user>/stop")
+@action("console.tenant")
+def stop_notebook(tenant: str, sig: str, user: str) -> WResponse | tuple[str, int]:
+    """Stop a user's Jupyter server through the API (which allows the user and the tenant's admins)."""
+    stopped = api.client().stop_notebook(tenant, sig, user)
+    return flash_to(url_for("console.sig", tenant=tenant, sig=sig), f"The notebook server of {stopped['user']} is stopping.")
 
 
 def _apps(tenant: str, sig: str) -> list[Any]:
