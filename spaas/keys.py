@@ -123,6 +123,9 @@ class Keys:
     def build(self, build_key: str) -> str:
         return f"{self.prefix}/builds/{build_key}"
 
+    def builds(self) -> str:
+        return f"{self.prefix}/builds/"
+
     def build_lock(self, build_key: str) -> str:
         return f"{self.prefix}/build-locks/{build_key}"
 

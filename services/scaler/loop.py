@@ -97,9 +97,11 @@ def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
                  demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
-                 redis_access: SigRedisAccess | None = None) -> None:
+                 redis_access: SigRedisAccess | None = None, pool: Any = None) -> None:
         """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
-        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py)."""
+        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py).
+        `pool`: the warm pool (services/scaler/warmpool.py), stepped before each pass; None: off."""
+        self._pool = pool
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -116,6 +118,8 @@ class Scaler:
     def reconcile_all(self) -> None:
         """One pass over every SIG. Records are read through `spaas.records`: a malformed one
         is skipped (logged, counted, shown on its SIG or application), never the whole pass."""
+        if self._pool is not None:  # warm pool: claims first, so this pass sees adopted containers as the SIG's
+            self._pool.step()
         containers = self._runtime.list()
         host_listing = read_hosts(self._store, self._keys)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
