@@ -118,14 +118,15 @@ class Scaler:
     def reconcile_all(self) -> None:
         """One pass over every SIG. Records are read through `spaas.records`: a malformed one
         is skipped (logged, counted, shown on its SIG or application), never the whole pass."""
-        if self._pool is not None:  # warm pool: claims first, so this pass sees adopted containers as the SIG's
-            self._pool.step()
         containers = self._runtime.list()
         host_listing = read_hosts(self._store, self._keys)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for h in host_listing:
             hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
         sigs = read_sigs(self._store, self._keys)
+        # Warm pool: claims on this pass's SIG snapshot, before any cold start; adopted containers are the SIG's.
+        if self._pool is not None and self._pool.step(sigs, containers):
+            containers = self._runtime.list()
         apps = read_all_apps(self._store, self._keys)
         invalid: dict[tuple[str, str], list[str]] = {}
         # Junk that belongs to no application (an application's own bad record shows on it).

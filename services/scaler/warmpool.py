@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
 from spaas.errors import Conflict, SpaasError, TemporaryError
 from spaas.keys import Keys
 from spaas.model import BuildState
-from spaas.records import read_sigs
+from spaas.records import SigRecords, read_sigs
 from spaas.runtimes.base import MASTER, WORKER, Container, ContainerSpec, container_name
 from spaas.store import Entry, Store
 
@@ -71,12 +71,17 @@ class WarmPool:
         self._memory_mb = memory_mb
         self._clock = clock
 
-    def step(self) -> None:
-        """One pass; errors are logged (the pool is an optimisation: a SIG then starts cold)."""
+    def step(self, sigs: Iterable[SigRecords] | None = None, containers: Containers | None = None) -> bool:
+        """One pass over `sigs` and the runtime's `containers` (the scaler pass's own snapshot, so
+        a SIG this step sees unbuilt is not started cold by the same pass); read here when None.
+        True if a skeleton was claimed. Errors are logged (the pool is an optimisation: a SIG
+        then starts cold)."""
         try:
-            self._step()
+            return self._step(list(read_sigs(self._store, self._keys) if sigs is None else sigs),
+                              self._runtime.list() if containers is None else containers)
         except (TemporaryError, SpaasError, OSError, ValueError, KeyError) as exc:
             log.warning("warm pool pass failed: %s", exc)
+            return False
 
     def _versions(self) -> dict[str, str]:
         """Spark version -> the newest successful build's artifact of that version (its layer)."""
@@ -92,7 +97,7 @@ class WarmPool:
                     best[version] = (at, artifact)
         return {k: a for k, (_, a) in best.items()}
 
-    def _step(self) -> None:
+    def _step(self, sig_records: list[SigRecords], containers: Containers) -> bool:
         records = _values(self._store.list(self._keys.pool_skeletons()), self._keys.pool_skeletons())
         claims = {e.key[len(self._keys.pool_claims()):]: e for e in self._store.list(self._keys.pool_claims())}
         hosts: dict[str, list[dict[str, Any]]] = {}
@@ -103,13 +108,14 @@ class WarmPool:
         pooled: dict[str, list[Container]] = {}
         for c in self._runtime.pooled():
             pooled.setdefault(c.sig, []).append(c)
-        sigs = {(r.tenant, r.sig): r for r in read_sigs(self._store, self._keys)}
-        running_sigs = {(c.tenant, c.sig) for c in self._runtime.list()}
+        sigs = {(r.tenant, r.sig): r for r in sig_records}
+        running_sigs = {(c.tenant, c.sig) for c in containers}
+        claimed = False
         # Finish claims a previous pass left half-done; forget claimed skeletons whose SIG and containers are gone.
         for skel, entry in claims.items():
             t, s = str(entry.value.get("tenant", "")), str(entry.value.get("sig", ""))
             if entry.value.get("state") == CLAIMING and (t, s) in sigs and skel in pooled:
-                self._complete(skel, entry, pooled[skel])
+                claimed = self._complete(skel, entry, pooled[skel]) or claimed
             elif entry.value.get("state") == CLAIMING and skel in pooled:
                 self._drop(skel, pooled[skel], keep_claim=True)
             elif (t, s) not in sigs and (t, s) not in running_sigs and skel not in pooled:
@@ -156,11 +162,12 @@ class WarmPool:
         for reason in plan.reasons:
             log.info("warm pool: %s", reason)
         for skel, t, s in plan.claims:
-            self._claim(skel, t, s, sigs[(t, s)], pooled.get(skel, []))
+            claimed = self._claim(skel, t, s, sigs[(t, s)], pooled.get(skel, [])) or claimed
         for skel in plan.stop:
             self._drop(skel, pooled.get(skel, []), keep_claim=False)
         for shape in plan.refill:
             self._start(shape, versions[shape.spark_version])
+        return claimed
 
     # -- acting ---------------------------------------------------------------------------------
     def _start(self, shape: Shape, artifact: str) -> None:
@@ -175,7 +182,7 @@ class WarmPool:
                 name=f"{skel}-{role}-{index}", tenant="", sig=skel, role=role, index=index, config_hash="",
                 generation=0, artifact=artifact, cpu=shape.cpu, memory_mb=shape.memory_mb, env={"SPAAS_POOL": skel}))
 
-    def _claim(self, skel: str, tenant: str, sig: str, rec: Any, containers: list[Container]) -> None:
+    def _claim(self, skel: str, tenant: str, sig: str, rec: Any, containers: list[Container]) -> bool:
         spec = rec.spec.to_value()
         build = rec.build.to_value()
         generation = int(spec["generation"])
@@ -189,11 +196,11 @@ class WarmPool:
             entry = self._store.create(self._keys.pool_claim(skel), value)
         except Conflict:
             log.info("warm pool: skeleton %s was claimed by another scaler", skel)
-            return
+            return False
         log.info("warm pool: sig %s/%s claims skeleton %s", tenant, sig, skel)
-        self._complete(skel, entry, containers)
+        return self._complete(skel, entry, containers)
 
-    def _complete(self, skel: str, entry: Entry, containers: list[Container]) -> None:
+    def _complete(self, skel: str, entry: Entry, containers: list[Container]) -> bool:
         claim = entry.value
         tenant, sig = str(claim["tenant"]), str(claim["sig"])
         pool_secret = self._store.get(self._keys.pool_secret(skel))
@@ -202,7 +209,7 @@ class WarmPool:
             if current is None or current.value.get("adopted_from") != skel:
                 log.error("warm pool: skeleton %s has no secret; its claim by %s/%s is dropped", skel, tenant, sig)
                 self._drop(skel, containers, keep_claim=True)
-                return
+                return False
             adopted = dict(current.value)  # written by the pass that lost the pool's copy
         else:
             adopted = {"secret": str(pool_secret.value["secret"]), "adopted_from": skel}
@@ -220,6 +227,7 @@ class WarmPool:
         self._store.update(self._keys.pool_claim(skel), dict(claim, state=CLAIMED), mod_revision=entry.mod_revision)
         self._store.delete(self._keys.pool_skeleton(skel))
         self._store.delete(self._keys.pool_secret(skel))
+        return True
 
     def _drop(self, skel: str, containers: list[Container], *, keep_claim: bool) -> None:
         """Stop an unclaimed skeleton (or one whose claim cannot complete) for good."""

@@ -150,6 +150,8 @@ class ProcessRuntime:
             name = env["SPAAS_CONTAINER"]
             alias = aliases.get(name)
             if alias is not None:
+                if pool:
+                    continue  # adopted: a SIG's container now, never a pooled one again
                 env = {**env, **alias["env"]}
                 name = alias["name"]
             elif bool(env.get("SPAAS_POOL")) != pool:
