@@ -61,7 +61,10 @@ def _values(entries: list[Entry], prefix: str) -> dict[str, dict[str, Any]]:
 
 class WarmPool:
     def __init__(self, store: Store, runtime: PoolRuntime, *, keys: Keys, size: int, workers: int = 1,
-                 cpu: int = 2, memory_mb: int = 2048, clock: Callable[[], float] = time.time) -> None:
+                 cpu: int = 2, memory_mb: int = 2048, clock: Callable[[], float] = time.time,
+                 start_timeout_s: float = 600.0) -> None:
+        """`start_timeout_s`: a skeleton not ready by then is stopped (and replaced)."""
+        self._start_timeout_s = start_timeout_s
         self._store = store
         self._runtime = runtime
         self._keys = keys
@@ -122,14 +125,20 @@ class WarmPool:
                 self._forget(skel)
         skeletons = []
         for skel, rec in records.items():
-            if skel not in pooled and skel not in claims:
-                log.info("pool skeleton %s: its containers are gone; forgetting it", skel)
-                self._drop(skel, [], keep_claim=False)
+            workers = int(rec.get("workers", 1))
+            if skel not in claims and len(pooled.get(skel, [])) != 1 + workers:
+                # A container of it died (a pooled worker waits for its master forever): it goes whole.
+                log.info("pool skeleton %s: %d of its %d containers run; stopping it", skel,
+                         len(pooled.get(skel, [])), 1 + workers)
+                self._drop(skel, pooled.get(skel, []), keep_claim=False)
                 continue
             mine = hosts.get(skel, [])
-            ready = (len(pooled.get(skel, [])) == 1 + int(rec.get("workers", 1))
-                     and any(h.get("role") == MASTER and h.get("ready") for h in mine)
-                     and sum(1 for h in mine if h.get("role") == WORKER and h.get("ready")) >= int(rec.get("workers", 1)))
+            ready = (any(h.get("role") == MASTER and h.get("ready") for h in mine)
+                     and sum(1 for h in mine if h.get("role") == WORKER and h.get("ready")) >= workers)
+            if skel not in claims and not ready and self._clock() - float(rec.get("created_at") or 0.0) > self._start_timeout_s:
+                log.warning("pool skeleton %s: not ready after %.0fs; stopping it", skel, self._start_timeout_s)
+                self._drop(skel, pooled.get(skel, []), keep_claim=False)
+                continue
             claim = claims.get(skel)
             skeletons.append(Skeleton(
                 id=skel, shape=Shape(str(rec.get("spark_version")), int(rec.get("cpu", 2)), int(rec.get("memory_mb", 2048)),

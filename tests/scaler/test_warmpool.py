@@ -111,3 +111,22 @@ def test_a_claimed_skeleton_is_forgotten_only_when_its_sig_and_containers_are_go
     runtime.running.clear()
     pool.step()
     assert store.get(keys.pool_claim(skel)) is None
+
+
+def test_a_broken_or_stuck_skeleton_is_stopped_and_replaced(store: EtcdStore, keys: Keys, tmp_path: Path) -> None:
+    _world(store, keys, tmp_path)
+    runtime = FakePoolRuntime()
+    now = [1000.0]
+    pool = WarmPool(store, runtime, keys=keys, size=1, clock=lambda: now[0], start_timeout_s=60)
+    pool.step()
+    [skel] = {c.sig for c in runtime.pooled()}
+    master = next(c.name for c in runtime.pooled() if c.role == "master")
+    runtime.stop(master)  # its master died: the worker would wait for it forever
+    pool.step()
+    assert store.get(keys.pool_skeleton(skel)) is None and skel in runtime.discarded
+    pool.step()
+    [skel2] = {c.sig for c in runtime.pooled()}
+    assert skel2 != skel
+    now[0] += 61  # never became ready
+    pool.step()
+    assert skel2 in runtime.discarded and store.get(keys.pool_skeleton(skel2)) is None
