@@ -138,9 +138,9 @@ class ProcessRuntime:
     def container_dir(self, tenant: str, sig: str, name: str) -> Path:
         return self._state_dir / "runtime" / tenant / sig / name
 
-    def _members(self, *, pool: bool = False) -> Members:
+    def _members(self, *, pool: bool | None = False) -> Members:
         """Processes of this stack's containers, by container name; an adopted pooled container
-        under its SIG's name and labels. `pool`: the unclaimed pooled ones only."""
+        under its SIG's name and labels. `pool`: True the unclaimed pooled ones only, None all."""
         aliases = self._aliases()
         found: Members = {}
         for pid in _pids():
@@ -150,11 +150,11 @@ class ProcessRuntime:
             name = env["SPAAS_CONTAINER"]
             alias = aliases.get(name)
             if alias is not None:
-                if pool:
+                if pool is True:
                     continue  # adopted: a SIG's container now, never a pooled one again
                 env = {**env, **alias["env"]}
                 name = alias["name"]
-            elif bool(env.get("SPAAS_POOL")) != pool:
+            elif pool is not None and bool(env.get("SPAAS_POOL")) != pool:
                 continue
             found.setdefault(name, []).append((pid, env))
         return found
@@ -289,7 +289,7 @@ class ProcessRuntime:
         log.info("started container %s (pid %d, config %s)", spec.name, proc.pid, spec.config_hash)
 
     def _every(self) -> Members:
-        return {**self._members(pool=True), **self._members()}
+        return self._members(pool=None)
 
     def _kill_members(self, name: str, *, grace_s: float) -> None:
         members = self._every().get(name, [])
