@@ -11,9 +11,9 @@
 
 Usage: python bench/skeleton.py [--spark 3.5.9] [--starts 3] [--jobs 3] [--busy 2] [--warm-pool N]
   --busy K       K processes spinning on the CPU beside everything (a busy machine)
-  --warm-pool N  SPAAS_WARM_POOL_SIZE for the scaler (0: off). The warm pool is designed
-                 (docs/architecture.md, "SIG start path") but not built yet: until it is, the
-                 scaler ignores the setting and the figures are those of no pool.
+  --warm-pool N  SPAAS_WARM_POOL_SIZE for the scaler (0: off). With a pool, each timed SIG start
+                 waits first until a skeleton is ready (as between a user's SIG creations), and
+                 the run prints how many starts claimed a pooled skeleton.
   --layers DIR   shared Spark layers (default ~/.cache/spaas/layers; a missing layer is pip-installed)
 Only the platform's defaults are used (no shortened resync), so the figures are what a user gets.
 """
@@ -36,6 +36,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from spaas.etcd import EtcdStore  # noqa: E402
+from spaas.keys import Keys  # noqa: E402
 from spaas.stack import Stack, free_port  # noqa: E402
 
 JOB = """
@@ -97,6 +99,21 @@ def bare_start(spark_home: Path, workdir: Path) -> float:
             p.wait(30)
 
 
+def pool_ready(store: EtcdStore, keys: Keys, timeout_s: float = 600) -> str:
+    """Wait until an unclaimed pooled skeleton has its master and a worker registered; its id."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        by: dict[str, list[dict]] = {}
+        for e in store.list(keys.all_pool_hosts()):
+            by.setdefault(e.key[len(keys.all_pool_hosts()):].split("/")[0], []).append(e.value)
+        claimed = {e.key[len(keys.pool_claims()):] for e in store.list(keys.pool_claims())}
+        for skel, hosts in by.items():
+            if skel not in claimed and {h.get("role") for h in hosts if h.get("ready")} >= {"master", "worker"}:
+                return skel
+        time.sleep(0.5)
+    raise RuntimeError("the warm pool did not fill")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--spark", default="3.5.9")
@@ -144,21 +161,23 @@ def main() -> None:
             manifest = next(Path(tmp).glob("**/manifest.json"))  # the cached build's artifact
             spark_home = Path(json.loads(manifest.read_text())["spark_home"])
             delete("cold")
-            if args.warm_pool:
-                time.sleep(20)  # let the pool fill, as it would between a user's SIG creations
-            sig_s, bare_s = [], []
+            store, keys = EtcdStore(stack.etcd_url), Keys()
+            sig_s, bare_s, claimed = [], [], 0
             for i in range(args.starts):
                 bare_s.append(bare_start(spark_home, Path(tmp) / f"bare-{i}"))
+                skel = pool_ready(store, keys) if args.warm_pool else ""
                 sig_s.append(ready(f"w{i}"))
+                claim = store.get(keys.pool_claim(skel)) if skel else None
+                claimed += bool(claim and claim.value.get("sig") == f"w{i}")
                 delete(f"w{i}")
-                if args.warm_pool:
-                    time.sleep(20)
             print(f"spark {args.spark}, process runtime, busy={args.busy}, warm_pool={args.warm_pool}, "
                   f"nproc={os.cpu_count()}, load1={os.getloadavg()[0]:.1f}")
             print(f"sig_create_to_ready_cold_s   {cold:7.2f}")
             print(f"sig_create_to_ready_cached_s {statistics.median(sig_s):7.2f}  runs " + " ".join(f"{x:.2f}" for x in sig_s))
             print(f"bare_master_worker_alive_s   {statistics.median(bare_s):7.2f}  runs " + " ".join(f"{x:.2f}" for x in bare_s))
             print(f"ratio_sig_over_bare          {statistics.median(sig_s) / statistics.median(bare_s):7.2f}")
+            if args.warm_pool:
+                print(f"starts_on_a_pooled_skeleton  {claimed} of {len(sig_s)}")
             sys.stdout.flush()
             ready("job")
             rss = {name: rss_mb(pid) for name, pid in stack.pids.items() if name not in ("redis", "etcd")}

@@ -30,6 +30,10 @@ Each key has one writer (the design's "one owner per field"):
     {p}/notebooks/{t}/{s}/{user}         notebook demand: requested_at, proxy (activity), api/scaler delete
                                          last_activity                 (stop, cull)
     {p}/notebook-tokens/{t}/{s}/{user}   the server's token, container scaler (outside the SIG's etcd range)
+    {p}/pool/skeletons/{id}              a warm-pool skeleton: shape, artifact  scaler
+    {p}/pool/secrets/{id}                the skeleton's own Spark secret  scaler (read by its agents)
+    {p}/pool/claims/{id}                 who claimed it (put-if-absent: the lock)  scaler
+    {p}/pool/hosts/{id}/{host}           a pooled container's host record (leased)  its agent
 """
 
 from __future__ import annotations
@@ -119,6 +123,9 @@ class Keys:
     def build(self, build_key: str) -> str:
         return f"{self.prefix}/builds/{build_key}"
 
+    def builds(self) -> str:
+        return f"{self.prefix}/builds/"
+
     def build_lock(self, build_key: str) -> str:
         return f"{self.prefix}/build-locks/{build_key}"
 
@@ -205,3 +212,28 @@ class Keys:
 
     def notebook_token(self, tenant: str, sig: str, user: str) -> str:
         return f"{self.prefix}/notebook-tokens/{tenant}/{sig}/{quote(user, safe='@._-')}"
+
+    # -- warm pool (services/scaler/pool.py, services/agent/pool.py) -----------------------------
+    def pool_skeletons(self) -> str:
+        return f"{self.prefix}/pool/skeletons/"
+
+    def pool_skeleton(self, skeleton: str) -> str:
+        return f"{self.prefix}/pool/skeletons/{skeleton}"
+
+    def pool_secret(self, skeleton: str) -> str:
+        return f"{self.prefix}/pool/secrets/{skeleton}"
+
+    def pool_claims(self) -> str:
+        return f"{self.prefix}/pool/claims/"
+
+    def pool_claim(self, skeleton: str) -> str:
+        return f"{self.prefix}/pool/claims/{skeleton}"
+
+    def all_pool_hosts(self) -> str:
+        return f"{self.prefix}/pool/hosts/"
+
+    def pool_hosts(self, skeleton: str) -> str:
+        return f"{self.prefix}/pool/hosts/{skeleton}/"
+
+    def pool_host(self, skeleton: str, host: str) -> str:
+        return f"{self.prefix}/pool/hosts/{skeleton}/{host}"

@@ -264,6 +264,11 @@ class ScalerSettings(BaseSettings):
     k8s_dli_sharedfs_claim: str = ""
     # Kubernetes: keep a ResourceQuota of the sum of the tenants' quotas over SIG pods.
     k8s_resource_quota: bool = True
+    # Warm pool (process runtime): pre-started skeletons (master + workers) per Spark version that a
+    # new SIG claims instead of starting cold; 0 disables it (docs/architecture.md, "Warm pool").
+    warm_pool_size: int = 0
+    # Workers in each pooled skeleton (a SIG claims one only when its min_workers is this number).
+    warm_pool_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -316,6 +321,8 @@ class AgentSettings(BaseSettings):
     # Notebook containers (role "notebook"): whose server it is, and its token (set by the scaler).
     notebook_user: str = ""
     notebook_token: str = ""
+    # Warm pool: the skeleton this container belongs to while pooled (empty: a SIG's container).
+    pool: str = ""
 
 
 @dataclass(frozen=True)

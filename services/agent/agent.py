@@ -37,7 +37,7 @@ from spaas.stack import free_port
 from spaas.storage import SigStorage
 from spaas.store import Store
 
-from services.agent import notebook, repl, spark
+from services.agent import notebook, pool, repl, spark
 from services.agent.apps import AppController
 from services.agent.daemon import SparkDaemon, child_env, master_json, port_open, wait_until, worker_alive
 from services.agent.demand import DriverDemand, compute, dynamic_target_executors
@@ -138,6 +138,8 @@ class Agent:
                 return self.run_history()
             if self.s.role == "notebook":
                 return self.run_notebook()
+            if self.s.pool:
+                return pool.run_pooled(self)
             return self.run_master() if self.s.role == "master" else self.run_worker()
         finally:
             try:
@@ -156,6 +158,15 @@ class Agent:
         props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
         props.update(spark.master_history_properties(self.env.spark_version,
                                                      spark.history_proxy_base(self.s.tenant, self.s.sig)))
+        started = self.start_master(props)
+        if started is None:
+            return 1
+        self._announce_host()
+        return self.serve_master(*started)
+
+    def start_master(self, props: dict[str, str]) -> tuple[str, str] | None:
+        """Start the Spark master with `props` and publish its host record (ready once ALIVE):
+        (spark_url, ui_url), or None if it did not come up."""
         prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(
@@ -175,11 +186,14 @@ class Agent:
         if not wait_until(lambda: (master_json(ui_url) or {}).get("status") == "ALIVE" or self.daemon.exited() is not None,
                           120, interval_s=0.1, stop=self.stop) or self.daemon.exited() is not None:
             log.error("%s: Spark master did not come up; see spark-master.log", self.ident)
-            return 1
+            return None
         self.registration.publish(dict(record, ready=True))
-        self._announce_host()
         log.info("%s: Spark master ready at %s (UI %s)", self.ident, spark_url, ui_url)
+        return spark_url, ui_url
 
+    def serve_master(self, spark_url: str, ui_url: str) -> int:
+        """The SIG's application controller and demand reports on its running master."""
+        secret, sig_conf = self._sig_inputs()
         storage = SigStorage(self.s.storage_dir)
 
         def make_driver(app_id: str, spec: dict[str, Any]) -> Driver:
@@ -303,11 +317,13 @@ class Agent:
         masters.sort(key=lambda h: not h.get("ready"))
         return masters[0] if masters else None
 
-    def run_worker(self) -> int:
-        secret, sig_conf = self._sig_inputs()
-        props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
-        prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
-        master: dict[str, Any] | None = None
+    def run_worker(self, master: dict[str, Any] | None = None) -> int:
+        """`master`: the master record a worker already runs against (a claimed pooled worker)."""
+        prop_file = self.cdir / DAEMON_PROPERTIES
+        if master is None:
+            secret, sig_conf = self._sig_inputs()
+            props = spark.daemon_properties(secret, sig_conf, local_dir=self.cdir / "local", ui_base=self.ui_base)
+            prop_file = self._write_private(DAEMON_PROPERTIES, spark.render_properties(props))
         exit_code = 0
 
         def follow_master() -> float | None:

@@ -19,15 +19,23 @@ class HostRegistration:
     """Owns `{p}/hosts/{t}/{s}/{container}`. If the lease is lost (etcd restarted, long pause)
     it grants a new one and writes the record again."""
 
-    def __init__(self, store: Store, keys: Keys, tenant: str, sig: str, host: str, *, ttl_s: int = 10) -> None:
+    def __init__(self, store: Store, keys: Keys, tenant: str, sig: str, host: str, *, ttl_s: int = 10,
+                 key: str = "") -> None:
+        """`key`: another key than the SIG's host record (a pooled container's, see agent/pool.py)."""
         self._store = store
-        self._key = keys.host(tenant, sig, host)
+        self._key = key or keys.host(tenant, sig, host)
         self._ttl = ttl_s
         self._lease = 0
         self._record: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What was published last (empty before the first publish)."""
+        with self._lock:
+            return dict(self._record)
 
     def publish(self, record: dict[str, Any]) -> None:
         with self._lock:

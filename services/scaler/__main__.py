@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from urllib.parse import urlsplit
 
 from spaas.bus import RedisBus
 from spaas.demand import RedisDemandStore
@@ -21,6 +22,7 @@ from spaas.settings import ScalerSettings
 from spaas.storage import SigStorage
 
 from services.scaler.loop import PassClock, Scaler, run
+from services.scaler.warmpool import WarmPool, supports_pool
 
 
 def make_runtime(settings: ScalerSettings, store: EtcdStore, keys: Keys) -> Runtime:
@@ -64,6 +66,21 @@ def etcd_credentials(settings: ScalerSettings, store: EtcdStore, keys: Keys,
     return SigCredentials(store, keys, secret=settings.etcd_password)
 
 
+def warm_pool(settings: ScalerSettings, store: EtcdStore, runtime: Runtime) -> WarmPool | None:
+    """The warm pool, when its size is set and the platform can run it: a runtime that adopts
+    running containers (process), and no per-SIG etcd or Redis credentials (a pooled agent has
+    none of a SIG's to hand over). Otherwise None: SIGs start cold, as with size 0."""
+    if settings.warm_pool_size <= 0:
+        return None
+    if not supports_pool(runtime) or settings.etcd_user or urlsplit(settings.redis_url).password:
+        logging.getLogger("scaler").warning(
+            "SPAAS_WARM_POOL_SIZE=%d ignored: the warm pool runs on the process runtime without etcd/Redis "
+            "authentication only", settings.warm_pool_size)
+        return None
+    return WarmPool(store, runtime, keys=Keys(settings.etcd_prefix), size=settings.warm_pool_size,  # type: ignore[arg-type]
+                    workers=max(1, settings.warm_pool_workers))
+
+
 def main() -> None:
     settings = ScalerSettings.from_env()
     setup_logging("scaler", settings.log_level)
@@ -85,7 +102,8 @@ def main() -> None:
     scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
                     demand=demand, credentials=etcd_credentials(settings, store, Keys(settings.etcd_prefix), stop),
                     redis_access=SigRedisAccess(settings.redis_url, Keys(settings.etcd_prefix),
-                                                timeout_s=settings.call_timeout_s))
+                                                timeout_s=settings.call_timeout_s),
+                    pool=warm_pool(settings, store, runtime))
     run(scaler, bus, stop=stop, resync_s=settings.resync_s, passes=passes)
 
 

@@ -97,9 +97,11 @@ def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
                  demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
-                 redis_access: SigRedisAccess | None = None) -> None:
+                 redis_access: SigRedisAccess | None = None, pool: Any = None) -> None:
         """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
-        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py)."""
+        `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py).
+        `pool`: the warm pool (services/scaler/warmpool.py), stepped before each pass; None: off."""
+        self._pool = pool
         self._store = store
         self._bus = bus
         self._runtime = runtime
@@ -122,6 +124,9 @@ class Scaler:
         for h in host_listing:
             hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
         sigs = read_sigs(self._store, self._keys)
+        # Warm pool: claims on this pass's SIG snapshot, before any cold start; adopted containers are the SIG's.
+        if self._pool is not None and self._pool.step(sigs, containers):
+            containers = self._runtime.list()
         apps = read_all_apps(self._store, self._keys)
         invalid: dict[tuple[str, str], list[str]] = {}
         # Junk that belongs to no application (an application's own bad record shows on it).

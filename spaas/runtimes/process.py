@@ -1,6 +1,11 @@
 """Process runtime: each container is a process group running the agent, on this machine.
 
 There are no records to go stale: like `docker ps`, `list()` reads the truth from `/proc`.
+Warm pool (services/scaler/warmpool.py): a pooled container runs with `SPAAS_POOL=<skeleton>`
+and no tenant, in `STATE/pool/<skeleton>/<name>`; `list()` leaves it out and `pooled()` lists it.
+At a claim `adopt()` records its new identity (an environment cannot change under a running
+process) in `STATE/runtime-aliases.json`, the one file of labels this runtime keeps; from then on
+every method sees it under the SIG's container name.
 Every process a container starts (agent, Spark daemon, drivers, executors) inherits the
 environment markers `SPAAS_STACK` and `SPAAS_CONTAINER`, so `stop()` finds and ends all of them
 even when they left the container's process group. The group leader (pid == pgid) is the agent.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -17,11 +23,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from spaas import safefs
 from spaas.runtimes.base import Address, Container, ContainerSpec
 
 log = logging.getLogger(__name__)
+
+# Processes of containers by container name: (pid, its SPAAS_* environment).
+Members = dict[str, list[tuple[int, dict[str, str]]]]
+Containers = list[Container]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -127,14 +138,70 @@ class ProcessRuntime:
     def container_dir(self, tenant: str, sig: str, name: str) -> Path:
         return self._state_dir / "runtime" / tenant / sig / name
 
-    def _members(self) -> dict[str, list[tuple[int, dict[str, str]]]]:
-        """Processes of this stack's containers, by container name."""
-        found: dict[str, list[tuple[int, dict[str, str]]]] = {}
+    def _members(self, *, pool: bool | None = False) -> Members:
+        """Processes of this stack's containers, by container name; an adopted pooled container
+        under its SIG's name and labels. `pool`: True the unclaimed pooled ones only, None all."""
+        aliases = self._aliases()
+        found: Members = {}
         for pid in _pids():
             env = _environ(pid)
-            if env and env.get("SPAAS_STACK") == self._stack and "SPAAS_CONTAINER" in env:
-                found.setdefault(env["SPAAS_CONTAINER"], []).append((pid, env))
+            if not env or env.get("SPAAS_STACK") != self._stack or "SPAAS_CONTAINER" not in env:
+                continue
+            name = env["SPAAS_CONTAINER"]
+            alias = aliases.get(name)
+            if alias is not None:
+                if pool is True:
+                    continue  # adopted: a SIG's container now, never a pooled one again
+                env = {**env, **alias["env"]}
+                name = alias["name"]
+            elif pool is not None and bool(env.get("SPAAS_POOL")) != pool:
+                continue
+            found.setdefault(name, []).append((pid, env))
         return found
+
+    # -- warm pool -----------------------------------------------------------------------------
+    @property
+    def _alias_file(self) -> Path:
+        return self._state_dir / "runtime-aliases.json"
+
+    def _aliases(self) -> dict[str, dict[str, Any]]:
+        """pooled container name -> {"name": SIG container name, "env": the SIG's labels, "pool": id}."""
+        try:
+            data = json.loads(self._alias_file.read_text())
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_aliases(self, aliases: dict[str, dict[str, Any]]) -> None:
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        safefs.write_atomic(self._state_dir, self._alias_file.name, json.dumps(aliases, sort_keys=True).encode(),
+                            mode=0o600)
+
+    def pool_dir(self, skeleton: str) -> Path:
+        return self._state_dir / "pool" / skeleton
+
+    def pooled(self) -> list[Container]:
+        """Unclaimed pooled containers (tenant "", sig = their skeleton's id)."""
+        return self._containers(self._members(pool=True))
+
+    def adopt(self, pooled_name: str, spec: ContainerSpec) -> None:
+        """From now on the pooled container is `spec.name` of `spec`'s SIG (idempotent)."""
+        aliases = self._aliases()
+        env = {"SPAAS_TENANT": spec.tenant, "SPAAS_SIG": spec.sig, "SPAAS_ROLE": spec.role,
+               "SPAAS_INDEX": str(spec.index), "SPAAS_CONFIG_HASH": spec.config_hash,
+               "SPAAS_GENERATION": str(spec.generation)}
+        current = self._members(pool=True).get(pooled_name) or []
+        skeleton = next((e.get("SPAAS_POOL", "") for _, e in current), "")
+        aliases[pooled_name] = {"name": spec.name, "env": env, "pool": skeleton}
+        self._write_aliases(aliases)
+        log.info("pooled container %s adopted as %s", pooled_name, spec.name)
+
+    def discard_pool(self, skeleton: str) -> None:
+        """The directory of a skeleton that was stopped unclaimed."""
+        try:
+            safefs.remove(self._state_dir / "pool", [skeleton])
+        except (OSError, safefs.UnsafeFile) as exc:
+            log.warning("pool skeleton %s: directory not removed: %s", skeleton, exc)
 
     def pids(self, tenant: str, sig: str) -> list[int]:
         """Every live process of a SIG's containers (agents, Spark daemons, drivers, executors)."""
@@ -148,8 +215,11 @@ class ProcessRuntime:
 
     def list(self) -> list[Container]:
         self._reap()
+        return self._containers(self._members())
+
+    def _containers(self, found: Members) -> Containers:
         containers = []
-        for name, members in self._members().items():
+        for name, members in found.items():
             leaders = [(pid, env) for pid, env in members if _alive(pid) and env.get("SPAAS_LEADER") == "1"]
             if not leaders:
                 continue
@@ -181,11 +251,12 @@ class ProcessRuntime:
         return out
 
     def start(self, spec: ContainerSpec) -> None:
-        if any(c.name == spec.name for c in self.list()):
+        pool = spec.env.get("SPAAS_POOL", "")
+        if any(c.name == spec.name for c in (self.pooled() if pool else self.list())):
             return
         # Leftovers of a dead container (orphaned drivers or executors) go first.
         self._kill_members(spec.name, grace_s=2.0)
-        cdir = self.container_dir(spec.tenant, spec.sig, spec.name)
+        cdir = self.pool_dir(pool) / spec.name if pool else self.container_dir(spec.tenant, spec.sig, spec.name)
         cdir.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
         env.update(self._env)
@@ -217,8 +288,11 @@ class ProcessRuntime:
         self._children[spec.name] = proc
         log.info("started container %s (pid %d, config %s)", spec.name, proc.pid, spec.config_hash)
 
+    def _every(self) -> Members:
+        return self._members(pool=None)
+
     def _kill_members(self, name: str, *, grace_s: float) -> None:
-        members = self._members().get(name, [])
+        members = self._every().get(name, [])
         if not members:
             return
         # Like `docker stop`: SIGTERM to the agent, which stops its Spark daemon in order (a
@@ -232,10 +306,10 @@ class ProcessRuntime:
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline:
             self._reap()
-            if not any(_alive(pid) for pid, _ in self._members().get(name, [])):
+            if not any(_alive(pid) for pid, _ in self._every().get(name, [])):
                 return
             time.sleep(0.1)
-        for pid, _ in self._members().get(name, []):
+        for pid, _ in self._every().get(name, []):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -261,7 +335,15 @@ class ProcessRuntime:
             safefs.remove(self._state_dir / "runtime", [tenant, sig])
         except (OSError, safefs.UnsafeFile) as exc:
             log.warning("sig %s/%s: container directories not fully removed: %s", tenant, sig, exc)
+        # Skeletons the SIG claimed: their directories and labels go with it (never back to the pool).
+        aliases = self._aliases()
+        mine = {k: v for k, v in aliases.items()
+                if (v.get("env") or {}).get("SPAAS_TENANT") == tenant and (v.get("env") or {}).get("SPAAS_SIG") == sig}
+        if mine:
+            for skeleton in {str(v.get("pool") or "") for v in mine.values()} - {""}:
+                self.discard_pool(skeleton)
+            self._write_aliases({k: v for k, v in aliases.items() if k not in mine})
 
     def stop_all(self, *, grace_s: float = 10.0) -> None:
-        for name in list(self._members()):
+        for name in list(self._every()):
             self._kill_members(name, grace_s=grace_s)
