@@ -276,9 +276,15 @@ class EtcdStore:
         write succeeds or fails on its own compare, as the single calls do. Returns, per write,
         the revision it was made at, or 0 when its compare failed (a delete of an absent key
         counts as made)."""
+        chunks: builtins.list[builtins.list[tuple[str, dict[str, Any] | None, int | None]]] = [[]]
+        for write in writes:  # a key at most once per transaction (etcd refuses a duplicate)
+            if len(chunks[-1]) >= TXN_OPS or any(w[0] == write[0] for w in chunks[-1]):
+                chunks.append([])
+            chunks[-1].append(write)
         out: builtins.list[int] = []
-        for i in range(0, len(writes), TXN_OPS):
-            chunk = writes[i:i + TXN_OPS]
+        for chunk in chunks:
+            if not chunk:
+                continue
             data = self._txn(*self._ops(chunk))
             if data.get("succeeded"):
                 out.extend([int(data["header"]["revision"])] * len(chunk))

@@ -179,7 +179,7 @@ class Scaler:
             full = self._last_full is None or started - self._last_full >= self._full_resync_s
         settle = getattr(self._store, "settle_once", None)
         with settle() if settle is not None else contextlib.nullcontext():
-            self._pass(full)
+            full = self._pass(full)
         if full:
             self._last_full = started
         self.last_pass = (full, self._reconciled)
@@ -239,7 +239,8 @@ class Scaler:
                                if e.key.endswith("/spec"))
         return changed
 
-    def _pass(self, full: bool) -> None:
+    def _pass(self, full: bool) -> bool:
+        """One pass; True if it was a full one."""
         containers = self._runtime.list()
         by_sig: dict[tuple[str, str], list[Container]] = {}
         for c in containers:
@@ -267,6 +268,7 @@ class Scaler:
         self._reconciled = len(known) if scope is None else len(scope)
         self._pass_demand = None
         self._sweep_orphans(containers, known if scope is None else _HasSpec(self._store, self._keys))
+        return scope is None
 
     def _reconcile_sigs(self, scope: set[tuple[str, str]] | None, containers: list[Container],
                         by_sig: dict[tuple[str, str], list[Container]],
