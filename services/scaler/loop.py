@@ -169,7 +169,7 @@ class Scaler:
     def reconcile_all(self, *, full: bool | None = None) -> None:
         """One pass. A full pass reconciles every SIG; between full passes (one every
         `full_resync_s`, and whenever `full` is True) a SIG is skipped while its inputs are the
-        same as when its last reconcile was quiet (see `_fingerprints`): events are hints, the
+        same as when its last reconcile was quiet (see `_changed`): events are hints, the
         full pass is the controller's guarantee. Records are read through `spaas.records`: a
         malformed one is skipped (logged, counted, shown on its SIG or application), never the
         whole pass. Writes return at once and the pass waits once at its end until the read
@@ -491,7 +491,8 @@ class Scaler:
                         idle_timeout_s=int(scaling.get("idle_timeout_s", 120)), cores_per_worker=int(res.get("cpu", 2)),
                         memory_per_worker_mb=int(res.get("memory_mb", 2048)))
         found = self._pass_demand
-        demand = found.get((view.tenant, view.sig)) if found is not None else self._demand.latest(view.tenant, view.sig)
+        ident = (view.tenant, view.sig)
+        demand = found[ident] if found is not None and ident in found else self._demand.latest(view.tenant, view.sig)
         ready_hosts = {h.get("host") for h in hosts if h.get("ready")}
         workers = []
         for index in current_members(spec, view.status):
