@@ -361,13 +361,14 @@ class Scaler:
         # Routes of every SIG (of the scope) that is not being deleted (an unreadable spec leaves what runs alone).
         routed = {ident for ident in known if scope is None or ident in scope}
         if addresses is not None and not self._write_routes(
-                routed - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, by_sig, host_listing.records,
+                routed - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, by_sig, hosts,
                 addresses, full=scope is None):
             quiet -= routed
         return quiet, known
 
     def _write_routes(self, sigs: set[tuple[str, str]], containers_of: dict[tuple[str, str], list[Container]],
-                      host_records: list[HostRecord], addresses: dict[str, Address], *, full: bool = True) -> bool:
+                      by_sig: dict[tuple[str, str], list[dict[str, Any]]], addresses: dict[str, Address], *,
+                      full: bool = True) -> bool:
         """The proxy's verified routes (services/scaler/routes.py) of `sigs`: written where they
         changed, removed where no verified port is left; with `full`, every route of a SIG not in
         `sigs` goes too. Not called for a pass whose addresses cannot be read (the last routes
@@ -380,9 +381,6 @@ class Scaler:
         except TemporaryError as exc:
             log.warning("routes not updated this pass: %s", exc)
             return False
-        by_sig: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for h in host_records:
-            by_sig.setdefault(host_sig(h, self._keys), []).append(h.to_value())
         ok = True
         wanted: dict[str, dict[str, Any]] = {}
         for tenant, sig in sigs:
