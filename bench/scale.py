@@ -3,14 +3,19 @@
     python bench/scale.py [--tenants 100,500,1000] [--sigs 5] [--requests 300]
 
 For each tenant count, on a fresh throwaway etcd and Redis: loads N tenants x `--sigs` SIGs as
-records (tenant, spec generation 1, a SUCCEEDED build, a READY status, a master and a worker host
-record each), then
-- runs `services.scaler.loop.Scaler.reconcile_all` in a child process, twice: the first pass
-  converges (starts the SIGs' containers; then their agents' host records are written, ready), the
-  second sees them ready (status writes), the third is the steady pass a running platform makes
-  every resync; prints the times and the child's RSS. The containers are a simulated runtime
-  that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, no
-  processes): it is for this benchmark, never importable by services;
+records (tenant, member, spec generation 1, secret, a SUCCEEDED build), in transactions of 100 puts,
+then
+- in a child process, starts the scaler's watch-backed caches (`cached_prefixes`, "sync s": the
+  first listing) and runs `services.scaler.loop.Scaler.reconcile_all`: three full passes (the first
+  starts the SIGs' containers, then their agents' host records are written, ready; the second sees
+  them ready and writes statuses and routes; the third is the steady full pass the scaler makes
+  every `full_resync_s`), an incremental pass (nothing changed: n = 0) and one after 1% of the
+  workers' agents reported not ready (n = the SIGs reconciled); prints the times and the child's
+  RSS, and the RSS grown per SIG since before the caches. The containers are a simulated runtime
+  that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, and
+  gives each container an address of its own; no processes): it is for this benchmark, never
+  importable by services. `--profile FILE` writes one pass's cProfile stats (pass index in
+  SPAAS_BENCH_PROFILE_PASS, default 3);
 - starts the API (`python -m services.api`, waitress, with its watch-backed caches) and sends
   `--requests` sequential SIG lists for one tenant with that tenant's admin token; prints p50/p99
   and the API's RSS.
@@ -114,7 +119,7 @@ def load(store: EtcdStore, keys: Keys, tenants: int, sigs: int) -> None:
     batch.flush()
 
 
-def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime) -> None:
+def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime, *, ready: bool = True) -> None:
     """What the agents of the started containers would write: a ready host record each."""
     batch = Batch(store)
     for c in runtime.containers.values():
@@ -122,7 +127,7 @@ def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime) -> None:
         ports = {"spark": 7077, "ui": 8080} if c.role == "master" else {"ui": 8081}
         batch.put(keys.host(c.tenant, c.sig, c.name),
                   HostRecord(role=c.role, index=c.index, ip=ip, config_hash=c.config_hash, generation=c.generation,
-                             ready=True, ports=ports, registered_at=time.time(),
+                             ready=ready, ports=ports, registered_at=time.time(),
                              spark_url=f"spark://{ip}:7077" if c.role == "master" else None,
                              ui_url=f"http://{ip}:{ports['ui']}").to_value())
     batch.flush()
@@ -145,14 +150,14 @@ def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -
     scaler = Scaler(cached, RedisBus(redis_url), runtime, SigStorage(Path(state)), keys=keys,
                     demand=RedisDemandStore(redis_url))
     times, reconciled = [], []
-    for i in range(4):
+    for i in range(5):
         prof = None
         if profile and i == int(os.environ.get("SPAAS_BENCH_PROFILE_PASS", "3")):
             import cProfile
             prof = cProfile.Profile()
             prof.enable()
         started = time.perf_counter()
-        scaler.reconcile_all(full=i < 3)
+        scaler.reconcile_all(full=i < 3)  # then incremental passes
         times.append(time.perf_counter() - started)
         reconciled.append(scaler.last_pass[1])
         if prof is not None:
@@ -160,6 +165,13 @@ def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -
             prof.dump_stats(profile)
         if i == 0:
             register_hosts(etcd, keys, runtime)
+            cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
+        if i == 3:  # 1% of the SIGs see a worker's agent report not ready: the last pass sees them (and their tenants')
+            workers = sorted(c.name for c in runtime.containers.values() if c.role == "worker")
+            unready = SimRuntime()
+            unready.ips = runtime.ips
+            unready.containers = {name: runtime.containers[name] for name in workers[::100]}
+            register_hosts(etcd, keys, unready, ready=False)
             cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
     print(json.dumps({"passes": times, "reconciled": reconciled, "sync": synced, "rss_mb": psutil.Process().memory_info().rss / 2**20,
                       "rss0_mb": rss0}))
@@ -222,6 +234,7 @@ def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
             grown_kb = (scaler["rss_mb"] - scaler["rss0_mb"]) * 1024 / (n * sigs)
             print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['sync']:>7.2f} {scaler['passes'][0]:>8.2f} "
                   f"{scaler['passes'][1]:>8.2f} {scaler['passes'][2]:>8.2f} {scaler['passes'][3]:>8.2f} {scaler['reconciled'][3]:>5} "
+                  f"{scaler['passes'][4]:>8.2f} {scaler['reconciled'][4]:>5} "
                   f"{scaler['rss_mb']:>10.0f} {grown_kb:>7.1f} "
                   f"{lat[len(lat) // 2] * 1000:>9.1f} {lat[int(0.99 * len(lat))] * 1000:>9.1f} {api_rss:>8.0f}", flush=True)
         finally:
@@ -240,9 +253,10 @@ def main() -> None:
     ap.add_argument("--profile", default="", help="write the steady pass's cProfile stats to this file ({n}: tenants)")
     args = ap.parse_args()
     print("scaler: its caches filled (sync), then full reconcile passes (1st starts, 2nd sees ready, 3rd steady), then "
-          "an incremental pass (incr: n SIGs whose inputs changed), its RSS and RSS grown per SIG; API: sequential SIG "
+          "an incremental pass (incr: n SIGs whose inputs changed) and one after 1% of the SIGs had a worker turn unready "
+          "(1%: n SIGs reconciled), its RSS and RSS grown per SIG; API: sequential SIG "
           "lists of one tenant, and its RSS")
-    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'sync s':>7} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'incr s':>8} {'n':>5} "
+    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'sync s':>7} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'incr s':>8} {'n':>5} {'1% s':>8} {'n':>5} "
           f"{'scaler MB':>10} {'KB/SIG':>7} {'list p50':>9} {'list p99':>9} {'API MB':>8}")
     for n in (int(x) for x in args.tenants.split(",")):
         one_size(n, args.sigs, args.requests, args.profile)
