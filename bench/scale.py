@@ -3,14 +3,19 @@
     python bench/scale.py [--tenants 100,500,1000] [--sigs 5] [--requests 300]
 
 For each tenant count, on a fresh throwaway etcd and Redis: loads N tenants x `--sigs` SIGs as
-records (tenant, spec generation 1, a SUCCEEDED build, a READY status, a master and a worker host
-record each), then
-- runs `services.scaler.loop.Scaler.reconcile_all` in a child process, twice: the first pass
-  converges (starts the SIGs' containers; then their agents' host records are written, ready), the
-  second sees them ready (status writes), the third is the steady pass a running platform makes
-  every resync; prints the times and the child's RSS. The containers are a simulated runtime
-  that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, no
-  processes): it is for this benchmark, never importable by services;
+records (tenant, member, spec generation 1, secret, a SUCCEEDED build), in transactions of 100 puts,
+then
+- in a child process, starts the scaler's watch-backed caches (`cached_prefixes`, "sync s": the
+  first listing) and runs `services.scaler.loop.Scaler.reconcile_all`: three full passes (the first
+  starts the SIGs' containers, then their agents' host records are written, ready; the second sees
+  them ready and writes statuses and routes; the third is the steady full pass the scaler makes
+  every `full_resync_s`), an incremental pass (nothing changed: n = 0) and one after 1% of the
+  workers' agents reported not ready (n = the SIGs reconciled); prints the times and the child's
+  RSS, and the RSS grown per SIG since before the caches. The containers are a simulated runtime
+  that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, and
+  gives each container an address of its own; no processes): it is for this benchmark, never
+  importable by services. `--profile FILE` writes one pass's cProfile stats (pass index in
+  SPAAS_BENCH_PROFILE_PASS, default 3);
 - starts the API (`python -m services.api`, waitress, with its watch-backed caches) and sends
   `--requests` sequential SIG lists for one tenant with that tenant's admin token; prints p50/p99
   and the API's RSS.
@@ -40,7 +45,7 @@ from spaas.etcd import EtcdStore  # noqa: E402
 from spaas.keys import Keys  # noqa: E402
 from spaas.model import SigSpec  # noqa: E402
 from spaas.records import BuildStatus, HostRecord, MemberRecord, SigSpecRecord, TenantRecord  # noqa: E402
-from spaas.runtimes.base import Container, ContainerSpec  # noqa: E402
+from spaas.runtimes.base import Address, Container, ContainerSpec  # noqa: E402
 from spaas.stack import free_port, start_etcd, start_redis, stop_pid  # noqa: E402
 
 PREFIX = "/spaas"
@@ -52,6 +57,17 @@ class SimRuntime:
 
     def __init__(self) -> None:
         self.containers: dict[str, Container] = {}
+        self.ips: dict[str, str] = {}
+
+    def ip(self, name: str) -> str:
+        """Each container its own address, as on Docker (every port on it is the container's)."""
+        if name not in self.ips:
+            n = len(self.ips) + 1
+            self.ips[name] = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+        return self.ips[name]
+
+    def addresses(self) -> dict[str, Address]:
+        return {name: Address(self.ip(name)) for name in self.containers}
 
     def start(self, spec: ContainerSpec) -> None:
         if spec.name not in self.containers:
@@ -103,34 +119,63 @@ def load(store: EtcdStore, keys: Keys, tenants: int, sigs: int) -> None:
     batch.flush()
 
 
-def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime) -> None:
+def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime, *, ready: bool = True) -> None:
     """What the agents of the started containers would write: a ready host record each."""
     batch = Batch(store)
     for c in runtime.containers.values():
-        batch.put(keys.host(c.tenant, c.sig, c.name), HostRecord(role=c.role, index=c.index, ip="10.0.0.1",
-                                                                 config_hash=c.config_hash, generation=c.generation,
-                                                                 ready=True).to_value())
+        ip = runtime.ip(c.name)
+        ports = {"spark": 7077, "ui": 8080} if c.role == "master" else {"ui": 8081}
+        batch.put(keys.host(c.tenant, c.sig, c.name),
+                  HostRecord(role=c.role, index=c.index, ip=ip, config_hash=c.config_hash, generation=c.generation,
+                             ready=ready, ports=ports, registered_at=time.time(),
+                             spark_url=f"spark://{ip}:7077" if c.role == "master" else None,
+                             ui_url=f"http://{ip}:{ports['ui']}").to_value())
     batch.flush()
 
 
-def scaler_child(etcd_url: str, redis_url: str, state: str) -> None:
-    """In the child: two reconcile passes; prints JSON with their times and this process's RSS."""
+def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -> None:
+    """In the child: the scaler's caches filled, then three reconcile passes; prints JSON with
+    their times and this process's RSS. With `profile`, the steady pass's cProfile stats go there."""
     from spaas.bus import RedisBus
+    from spaas.cache import CachedStore
     from spaas.demand import RedisDemandStore
     from spaas.storage import SigStorage
-    from services.scaler.loop import Scaler
+    from services.scaler.loop import Scaler, cached_prefixes
 
-    runtime = SimRuntime()
-    scaler = Scaler(EtcdStore(etcd_url, timeout_s=30), RedisBus(redis_url), runtime, SigStorage(Path(state)),
-                    keys=Keys(PREFIX), demand=RedisDemandStore(redis_url))
-    times = []
-    for i in range(3):
+    runtime, keys, etcd = SimRuntime(), Keys(PREFIX), EtcdStore(etcd_url, timeout_s=30)
+    rss0 = psutil.Process().memory_info().rss / 2**20
+    t0 = time.perf_counter()
+    cached = CachedStore(etcd, cached_prefixes(keys)).start(wait_s=300)
+    synced = time.perf_counter() - t0
+    scaler = Scaler(cached, RedisBus(redis_url), runtime, SigStorage(Path(state)), keys=keys,
+                    demand=RedisDemandStore(redis_url))
+    times, reconciled = [], []
+    for i in range(5):
+        prof = None
+        if profile and i == int(os.environ.get("SPAAS_BENCH_PROFILE_PASS", "3")):
+            import cProfile
+            prof = cProfile.Profile()
+            prof.enable()
         started = time.perf_counter()
-        scaler.reconcile_all()
+        scaler.reconcile_all(full=i < 3)  # then incremental passes
         times.append(time.perf_counter() - started)
+        reconciled.append(scaler.last_pass[1])
+        if prof is not None:
+            prof.disable()
+            prof.dump_stats(profile)
         if i == 0:
-            register_hosts(scaler._store, Keys(PREFIX), scaler._runtime)  # type: ignore[arg-type]
-    print(json.dumps({"passes": times, "rss_mb": psutil.Process().memory_info().rss / 2**20}))
+            register_hosts(etcd, keys, runtime)
+            cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
+        if i == 3:  # 1% of the SIGs see a worker's agent report not ready: the last pass sees them (and their tenants')
+            workers = sorted(c.name for c in runtime.containers.values() if c.role == "worker")
+            unready = SimRuntime()
+            unready.ips = runtime.ips
+            unready.containers = {name: runtime.containers[name] for name in workers[::100]}
+            register_hosts(etcd, keys, unready, ready=False)
+            cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
+    print(json.dumps({"passes": times, "reconciled": reconciled, "sync": synced, "rss_mb": psutil.Process().memory_info().rss / 2**20,
+                      "rss0_mb": rss0}))
+    cached.stop()
 
 
 def start_api(tmp: Path, etcd_url: str, redis_url: str, port: int) -> subprocess.Popen[bytes]:
@@ -152,7 +197,7 @@ def start_api(tmp: Path, etcd_url: str, redis_url: str, port: int) -> subprocess
     raise SystemExit(f"the API did not start; see {tmp / 'api.log'}")
 
 
-def one_size(n: int, sigs: int, n_requests: int) -> None:
+def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
     started: list[int] = []
     with tempfile.TemporaryDirectory(prefix="spaas-bench-scale-") as tmpdir:
         tmp = Path(tmpdir)
@@ -165,7 +210,8 @@ def one_size(n: int, sigs: int, n_requests: int) -> None:
             t0 = time.perf_counter()
             load(store, keys, n, sigs)
             loaded = time.perf_counter() - t0
-            child = subprocess.run([sys.executable, __file__, "--scaler-child", etcd_url, redis_url, str(tmp / "st")],
+            child = subprocess.run([sys.executable, __file__, "--scaler-child", etcd_url, redis_url, str(tmp / "st"),
+                                    profile.replace("{n}", str(n)) if profile else ""],
                                    capture_output=True, text=True, timeout=1800)
             if child.returncode != 0:
                 raise SystemExit(f"scaler pass failed:\n{child.stderr[-3000:]}")
@@ -185,9 +231,12 @@ def one_size(n: int, sigs: int, n_requests: int) -> None:
                 assert resp.status_code == 200 and len(resp.json()["sigs"]) == sigs, resp.text[:300]
             lat.sort()
             api_rss = psutil.Process(api.pid).memory_info().rss / 2**20
-            print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['passes'][0]:>8.2f} {scaler['passes'][1]:>8.2f} {scaler['passes'][2]:>8.2f} "
-                  f"{scaler['rss_mb']:>10.0f} {lat[len(lat) // 2] * 1000:>9.1f} {lat[int(0.99 * len(lat))] * 1000:>9.1f} "
-                  f"{api_rss:>8.0f}", flush=True)
+            grown_kb = (scaler["rss_mb"] - scaler["rss0_mb"]) * 1024 / (n * sigs)
+            print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['sync']:>7.2f} {scaler['passes'][0]:>8.2f} "
+                  f"{scaler['passes'][1]:>8.2f} {scaler['passes'][2]:>8.2f} {scaler['passes'][3]:>8.2f} {scaler['reconciled'][3]:>5} "
+                  f"{scaler['passes'][4]:>8.2f} {scaler['reconciled'][4]:>5} "
+                  f"{scaler['rss_mb']:>10.0f} {grown_kb:>7.1f} "
+                  f"{lat[len(lat) // 2] * 1000:>9.1f} {lat[int(0.99 * len(lat))] * 1000:>9.1f} {api_rss:>8.0f}", flush=True)
         finally:
             for pid in reversed(started):
                 stop_pid(pid)
@@ -195,19 +244,22 @@ def one_size(n: int, sigs: int, n_requests: int) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--scaler-child":
-        scaler_child(*sys.argv[2:5])
+        scaler_child(*sys.argv[2:6])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tenants", default="100,500,1000")
     ap.add_argument("--sigs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--profile", default="", help="write the steady pass's cProfile stats to this file ({n}: tenants)")
     args = ap.parse_args()
-    print("scaler: full reconcile pass (1st starts, 2nd sees ready, 3rd steady) and its RSS; API: sequential SIG lists of one "
-          "tenant, and its RSS")
-    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'scaler MB':>10} "
-          f"{'list p50':>9} {'list p99':>9} {'API MB':>8}")
+    print("scaler: its caches filled (sync), then full reconcile passes (1st starts, 2nd sees ready, 3rd steady), then "
+          "an incremental pass (incr: n SIGs whose inputs changed) and one after 1% of the SIGs had a worker turn unready "
+          "(1%: n SIGs reconciled), its RSS and RSS grown per SIG; API: sequential SIG "
+          "lists of one tenant, and its RSS")
+    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'sync s':>7} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'incr s':>8} {'n':>5} {'1% s':>8} {'n':>5} "
+          f"{'scaler MB':>10} {'KB/SIG':>7} {'list p50':>9} {'list p99':>9} {'API MB':>8}")
     for n in (int(x) for x in args.tenants.split(",")):
-        one_size(n, args.sigs, args.requests)
+        one_size(n, args.sigs, args.requests, args.profile)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,13 @@ replica applied the delete.
 from __future__ import annotations
 
 import bisect
+import builtins
+import contextlib
 import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from spaas.errors import Conflict, SpaasError
@@ -38,6 +40,10 @@ from spaas.etcd import Change, EtcdStore, Watch, WatchCompacted
 from spaas.store import Entry
 
 log = logging.getLogger(__name__)
+
+
+# Events a WatchCache remembers for `changed_since` (then the oldest half goes).
+LOG_MAX = 100_000
 
 
 class WatchCache:
@@ -61,6 +67,10 @@ class WatchCache:
         # Observability (and tests): how often it listed, and how many events it applied.
         self.listings = 0
         self.events = 0
+        # (revision, key) of the events applied since the last listing, for `changed_since`;
+        # `_log_floor`: the revision from which the log is complete (a listing, or trimming, moves it).
+        self._log: list[tuple[int, str]] = []
+        self._log_floor = 0
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self, *, wait_s: float = 0.0) -> WatchCache:
@@ -127,6 +137,16 @@ class WatchCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def changed_since(self, revision: int) -> set[str] | None:
+        """Keys put or deleted after `revision` (as far as the cache applied), or None when that
+        cannot be told: out of step, listed again since (a compaction, a watch error) or the log
+        no longer goes back that far. A controller then looks at everything."""
+        with self._cond:
+            if not self._synced or revision < self._log_floor:
+                return None
+            i = bisect.bisect_right(self._log, (revision, "\U0010ffff"))
+            return {key for _, key in self._log[i:]}
+
     # -- the loop -----------------------------------------------------------------------------
     def _relist(self) -> None:
         entries, revision = self.store.list_at(self.prefix)
@@ -136,6 +156,7 @@ class WatchCache:
             self._revision = revision
             self._synced = True
             self.listings += 1
+            self._log, self._log_floor = [], revision
             self._cond.notify_all()
 
     def _apply(self, changes: Iterable[Change]) -> None:
@@ -154,6 +175,11 @@ class WatchCache:
                     self._entries[change.key] = change.entry
                 self._revision = change.revision
                 self.events += 1
+                self._log.append((change.revision, change.key))
+            if len(self._log) > LOG_MAX:
+                drop = len(self._log) - LOG_MAX // 2
+                self._log_floor = self._log[drop - 1][0]
+                del self._log[:drop]
             self._cond.notify_all()
 
     def _out_of_step(self) -> None:
@@ -218,6 +244,7 @@ class CachedStore:
         self.inner = store
         self.settle_s = settle_s
         self.caches = [WatchCache(store, p, read_timeout_s=read_timeout_s) for p in prefixes]
+        self._local = threading.local()  # settle_once's deferred revision, per thread
 
     def start(self, *, wait_s: float = 10.0) -> CachedStore:
         CachedStore.live.add(self)
@@ -244,10 +271,34 @@ class CachedStore:
         cache = self.cache_for(key_or_prefix)
         return cache if cache is not None and cache.synced else None
 
+    @contextlib.contextmanager
+    def settle_once(self, timeout_s: float = 30.0) -> Iterator[None]:
+        """Writes made by this thread inside return as soon as etcd answered; on leaving, wait
+        once until every cache applied the last of them (bounded by `timeout_s`). For a writer
+        of many keys (the scaler's pass): one wait instead of one per write; reads inside still
+        show etcd's state up to the caches' latency, and the next reads after it show every write."""
+        if getattr(self._local, "deferred", None) is not None:
+            yield  # nested: the outer block waits
+            return
+        deferred: dict[WatchCache, int] = {}
+        self._local.deferred = deferred
+        try:
+            yield
+        finally:
+            self._local.deferred = None
+            deadline = time.monotonic() + timeout_s
+            for cache, revision in deferred.items():  # only the caches written to (the others may lag behind)
+                if not cache.wait_for(revision, max(0.0, deadline - time.monotonic())):
+                    log.warning("cache %s did not reach revision %d within %.1f s", cache.prefix, revision, timeout_s)
+
     def wait_for(self, key: str, revision: int, timeout_s: float | None = None) -> bool:
         """Wait until the cache covering `key` applied `revision` (True at once if none covers it)."""
         cache = self.cache_for(key)
         if cache is None or revision <= 0:
+            return True
+        deferred = getattr(self._local, "deferred", None)
+        if deferred is not None and timeout_s is None:
+            deferred[cache] = max(deferred.get(cache, 0), revision)  # settle_once waits for it
             return True
         ok = cache.wait_for(revision, self.settle_s if timeout_s is None else timeout_s)
         if not ok:
@@ -317,6 +368,17 @@ class CachedStore:
                 elif cache.prefix.startswith(prefix):
                     cache.wait_until(lambda c: len(c) == 0, self.settle_s)
         return n
+
+    def write_many(self, writes: builtins.list[tuple[str, dict[str, Any] | None, int | None]]) -> builtins.list[int]:
+        """`EtcdStore.write_many`, then wait until the caches show the writes made (and, for a
+        failed compare, etcd's current value, so the caller's re-read sees it)."""
+        done = self.inner.write_many(writes)
+        for (key, _, _), revision in zip(writes, done):
+            if revision:
+                self.wait_for(key, revision)
+            else:
+                self._catch_up(key)
+        return done
 
     def grant_lease(self, ttl_s: int) -> int:
         return self.inner.grant_lease(ttl_s)

@@ -36,6 +36,12 @@ class EtcdForbidden(PermanentError):
     code = "StoreForbidden"
 
 
+# Keys per range request of a listing (`EtcdStore.list_at`).
+PAGE_KEYS = 2000
+# Writes per transaction of `EtcdStore.write_many` (etcd refuses more than --max-txn-ops, 128 by default).
+TXN_OPS = 64
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -227,8 +233,7 @@ class EtcdStore:
         return self._entry(kvs[0]) if kvs else None
 
     def list(self, prefix: str) -> list[Entry]:
-        data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
-        return [self._entry(kv) for kv in data.get("kvs") or []]
+        return self.list_at(prefix)[0]
 
     def create(self, key: str, value: dict[str, Any], *, lease: int = 0) -> Entry:
         compare = [{"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"}]
@@ -263,6 +268,47 @@ class EtcdStore:
         data = self._call("/v3/kv/deleterange", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
         return int(data.get("deleted", 0))
 
+    def write_many(self, writes: builtins.list[tuple[str, dict[str, Any] | None, int | None]]) -> builtins.list[int]:
+        """Many writes in few round trips: each `(key, value, expect)` puts `value` (or deletes the
+        key when `value` is None) if `expect` holds: None always, 0 the key is absent (create),
+        n > 0 the key is at mod_revision n (compare-and-swap). Sent `TXN_OPS` to a transaction;
+        a transaction whose compares do not all hold is sent again one write at a time, so each
+        write succeeds or fails on its own compare, as the single calls do. Returns, per write,
+        the revision it was made at, or 0 when its compare failed (a delete of an absent key
+        counts as made)."""
+        chunks: builtins.list[builtins.list[tuple[str, dict[str, Any] | None, int | None]]] = [[]]
+        for write in writes:  # a key at most once per transaction (etcd refuses a duplicate)
+            if len(chunks[-1]) >= TXN_OPS or any(w[0] == write[0] for w in chunks[-1]):
+                chunks.append([])
+            chunks[-1].append(write)
+        out: builtins.list[int] = []
+        for chunk in chunks:
+            if not chunk:
+                continue
+            data = self._txn(*self._ops(chunk))
+            if data.get("succeeded"):
+                out.extend([int(data["header"]["revision"])] * len(chunk))
+            elif len(chunk) == 1:
+                out.append(0)
+            else:
+                for w in chunk:
+                    one = self._txn(*self._ops([w]))
+                    out.append(int(one["header"]["revision"]) if one.get("succeeded") else 0)
+        return out
+
+    def _ops(self, writes: builtins.list[tuple[str, dict[str, Any] | None, int | None]]
+             ) -> tuple[builtins.list[dict[str, Any]], builtins.list[dict[str, Any]]]:
+        compare: builtins.list[dict[str, Any]] = []
+        success: builtins.list[dict[str, Any]] = []
+        for key, value, expect in writes:
+            if expect == 0:
+                compare.append({"key": _b64(key), "target": "CREATE", "result": "EQUAL", "create_revision": "0"})
+            elif expect is not None:
+                compare.append({"key": _b64(key), "target": "MOD", "result": "EQUAL", "mod_revision": str(expect)})
+            success.append({"request_put": self._put_op(key, value, 0)} if value is not None
+                           else {"request_delete_range": {"key": _b64(key)}})
+        return compare, success
+
     def grant_lease(self, ttl_s: int) -> int:
         data = self._call("/v3/lease/grant", {"TTL": str(ttl_s)})
         return int(data["ID"])
@@ -285,9 +331,26 @@ class EtcdStore:
         return int(getattr(self._local, "revision", 0))
 
     def list_at(self, prefix: str) -> tuple[builtins.list[Entry], int]:
-        """Every entry under `prefix` and the store revision of that listing (to watch from)."""
-        data = self._call("/v3/kv/range", {"key": _b64(prefix), "range_end": prefix_end(prefix)})
-        return [self._entry(kv) for kv in data.get("kvs") or []], int(data["header"]["revision"])
+        """Every entry under `prefix` and the store revision of that listing (to watch from).
+
+        Read in pages of `PAGE_KEYS` keys, every page at the first page's revision (one consistent
+        listing): one answer for a large prefix (thousands of SIGs) would pass the gateway's
+        message size limit and hold etcd for the whole of it. A revision compacted away between
+        two pages is a `TemporaryError` (the caller lists again)."""
+        end = prefix_end(prefix)
+        body: dict[str, Any] = {"key": _b64(prefix), "range_end": end, "limit": str(PAGE_KEYS)}
+        out: builtins.list[Entry] = []
+        revision = 0
+        while True:
+            data = self._call("/v3/kv/range", body)
+            kvs = data.get("kvs") or []
+            out.extend(self._entry(kv) for kv in kvs)
+            if not revision:
+                revision = int(data["header"]["revision"])
+                body["revision"] = str(revision)
+            if not data.get("more") or not kvs:
+                return out, revision
+            body["key"] = base64.b64encode(base64.b64decode(kvs[-1]["key"]) + b"\0").decode()
 
     def watch(self, prefix: str, start_revision: int, *, read_timeout_s: float = 60.0) -> Watch:
         """A stream of changes under `prefix` from `start_revision` on (`/v3/watch`); see `Watch`."""

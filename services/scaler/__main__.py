@@ -8,6 +8,7 @@ import threading
 from urllib.parse import urlsplit
 
 from spaas.bus import RedisBus
+from spaas.cache import CachedStore
 from spaas.demand import RedisDemandStore
 from spaas.errors import TemporaryError
 from spaas.etcd import EtcdStore
@@ -21,7 +22,7 @@ from spaas.runtimes.process import ProcessRuntime
 from spaas.settings import ScalerSettings
 from spaas.storage import SigStorage
 
-from services.scaler.loop import PassClock, Scaler, run
+from services.scaler.loop import PassClock, Scaler, cached_prefixes, run
 from services.scaler.warmpool import WarmPool, supports_pool
 
 
@@ -99,12 +100,17 @@ def main() -> None:
 
     serve_health("127.0.0.1", settings.health_port, health)
     demand = RedisDemandStore(settings.redis_url, timeout_s=settings.call_timeout_s)
-    scaler = Scaler(store, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
+    # Every pass reads from watch-backed caches (one list + watch per prefix, services/scaler/loop.py).
+    cached = CachedStore(store, cached_prefixes(Keys(settings.etcd_prefix))).start(wait_s=30.0)
+    scaler = Scaler(cached, bus, runtime, SigStorage(settings.storage_dir), keys=Keys(settings.etcd_prefix),
                     demand=demand, credentials=etcd_credentials(settings, store, Keys(settings.etcd_prefix), stop),
                     redis_access=SigRedisAccess(settings.redis_url, Keys(settings.etcd_prefix),
                                                 timeout_s=settings.call_timeout_s),
                     pool=warm_pool(settings, store, runtime))
-    run(scaler, bus, stop=stop, resync_s=settings.resync_s, passes=passes)
+    try:
+        run(scaler, bus, stop=stop, resync_s=settings.resync_s, passes=passes)
+    finally:
+        cached.stop()
 
 
 if __name__ == "__main__":

@@ -6,12 +6,13 @@ one resync period. One SIG's failure is logged and does not stop the others.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import Gauge
@@ -25,14 +26,15 @@ from spaas.etcdauth import SigCredentials
 from spaas.keys import Keys
 from spaas.loops import run_every
 from spaas.model import BuildState, Phase, history_usage
-from spaas.records import AppRecords, HostRecord, Listing, SigRecords, host_sig, read_all_apps, read_hosts, read_sigs, read_tenants
+from spaas.records import (AppRecords, HostRecord, Listing, SigRecords, host_sig, read_all_apps, read_apps, read_hosts, read_sigs,
+                           read_tenants)
 from spaas.redisauth import SigRedisAccess
-from spaas.runtimes.base import WORKER, Container, Runtime, container_name
+from spaas.runtimes.base import WORKER, Address, Container, Runtime, container_name
 from spaas.storage import SigStorage
 from spaas.store import Entry, Store
 
-from services.scaler.policy import Decision, Policy, Room, Worker, decide
-from services.scaler.reconcile import SigView, current_members, plan
+from services.scaler.policy import DEMAND_FRESH_S, Decision, Policy, Room, Worker, decide
+from services.scaler.reconcile import Plan, SigView, current_members, plan
 from services.scaler.routes import verified_routes
 
 log = logging.getLogger(__name__)
@@ -94,13 +96,53 @@ def _sig_of(key: str, keys: Keys) -> tuple[str, str]:
     return ("", "")
 
 
+@contextlib.contextmanager
+def _one_sig(view: SigView | None, what: str) -> Iterator[None]:
+    """One SIG's failure (or one batch's) is logged and does not stop the pass."""
+    name = f"sig {view.tenant}/{view.sig}" if view is not None else "pass"
+    try:
+        yield
+    except TemporaryError as exc:
+        log.warning("%s: %s failed: %s", name, what, exc)
+    except SpaasError as exc:
+        # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
+        log.error("%s: %s failed and needs attention: %s", name, what, exc)
+    except (ValueError, TypeError, KeyError) as exc:
+        # A record that passed validation but still does not add up: this SIG only.
+        log.error("%s: %s failed on its records: %s", name, what, exc)
+
+
+def _status_unchanged(entry: Entry | None, status: dict[str, Any]) -> bool:
+    """The stored status says what `status` says (its timestamps aside)."""
+    return {k: v for k, v in (entry.value if entry else {}).items() if k not in VOLATILE + ("since",)} == status
+
+
+def cached_prefixes(keys: Keys) -> tuple[str, ...]:
+    """What every pass reads, served from watch-backed caches (`spaas.cache.CachedStore`: one
+    list + watch per prefix) instead of listing etcd again: tenants (quotas), SIG specs, builds and
+    statuses, applications (pending cores), hosts, the scaler's own routes and notebook demands."""
+    return (keys.tenants(), keys.all_sigs(), keys.all_apps(), keys.all_hosts(), keys.all_routes(),
+            keys.all_notebooks())
+
+
+class _HasSpec:
+    """`(tenant, sig) in it`: the SIG has a spec key (read through the store: its cache)."""
+
+    def __init__(self, store: Store, keys: Keys) -> None:
+        self._store, self._keys = store, keys
+
+    def __contains__(self, ident: object) -> bool:
+        return isinstance(ident, tuple) and self._store.get(self._keys.sig_spec(*ident)) is not None
+
+
 class Scaler:
     def __init__(self, store: Store, bus: Bus, runtime: Runtime, storage: SigStorage, *, keys: Keys,
                  demand: DemandStore, clock: Any = time.time, credentials: SigCredentials | None = None,
-                 redis_access: SigRedisAccess | None = None, pool: Any = None) -> None:
+                 redis_access: SigRedisAccess | None = None, full_resync_s: float = 60.0, pool: Any = None) -> None:
         """`credentials`: with etcd authentication, gives each SIG's containers their own etcd user.
         `redis_access`: with a Redis password, their own Redis user (spaas/redisauth.py).
-        `pool`: the warm pool (services/scaler/warmpool.py), stepped before each pass; None: off."""
+        `full_resync_s`: how often a pass reconciles every SIG, changed or not (`reconcile_all`).
+        `pool`: the warm pool (services/scaler/warmpool.py), stepped in each pass; None: off."""
         self._pool = pool
         self._store = store
         self._bus = bus
@@ -113,21 +155,158 @@ class Scaler:
         self._credentials = credentials
         self._redis_access = redis_access
         self._declared: set[tuple[str, str]] = set()
+        # Incremental passes (reconcile_all): when the last full pass began; the SIGs known (with a
+        # spec) and those whose last reconcile was quiet; the caches' revisions at the last pass and
+        # the inputs that come from elsewhere (containers, demand), to tell what changed (`_changed`).
+        self._full_resync_s = full_resync_s
+        self._last_full: float | None = None
+        self._known: set[tuple[str, str]] = set()
+        self._settled: set[tuple[str, str]] = set()
+        self._cursor: dict[str, int] = {}
+        self._inputs: tuple[dict[tuple[str, str], Any], dict[tuple[str, str], Any]] | None = None
+        self._reconciled = 0
+        self.last_pass: tuple[bool, int] = (False, 0)  # (full, SIGs reconciled) of the last pass
         self._pass_demand: dict[tuple[str, str], Any] | None = None  # read once per pass by reconcile_all
 
-    def reconcile_all(self) -> None:
-        """One pass over every SIG. Records are read through `spaas.records`: a malformed one
-        is skipped (logged, counted, shown on its SIG or application), never the whole pass."""
+    def reconcile_all(self, *, full: bool | None = None) -> None:
+        """One pass. A full pass reconciles every SIG; between full passes (one every
+        `full_resync_s`, and whenever `full` is True) a SIG is skipped while its inputs are the
+        same as when its last reconcile was quiet (see `_changed`): events are hints, the
+        full pass is the controller's guarantee. Records are read through `spaas.records`: a
+        malformed one is skipped (logged, counted, shown on its SIG or application), never the
+        whole pass. Writes return at once and the pass waits once at its end until the read
+        caches show them (`CachedStore.settle_once`), so the next pass reads its own writes."""
+        started = time.monotonic()
+        if full is None:
+            full = self._last_full is None or started - self._last_full >= self._full_resync_s
+        settle = getattr(self._store, "settle_once", None)
+        with settle() if settle is not None else contextlib.nullcontext():
+            full = self._pass(full)
+        if full:
+            self._last_full = started
+        self.last_pass = (full, self._reconciled)
+
+    def _changed(self, by_sig: dict[tuple[str, str], list[Container]],
+                 addresses: dict[str, Address] | None) -> set[tuple[str, str]] | None:
+        """SIGs whose inputs changed since the last pass, or None when that cannot be told (no
+        watch-backed caches, one of them listed again since, the first pass). Inputs: the keys
+        under the cached prefixes (a tenant record or any SIG record of a tenant marks all of its
+        SIGs: the quota room depends on them all), the SIG's containers and their addresses (a
+        notebook container marks its tenant), and its demand's signature and freshness."""
+        caches = getattr(self._store, "cache_for", None)
+        cursor: dict[str, int] = {}
+        changed: set[tuple[str, str]] | None = set()
+        tenants: set[str] = set()
+        for prefix in cached_prefixes(self._keys):
+            cache = caches(prefix) if caches is not None else None
+            if cache is None:
+                changed = None
+                continue
+            cursor[prefix] = cache.revision
+            since = self._cursor.get(prefix)
+            keys = cache.changed_since(since) if since is not None else None
+            if keys is None or changed is None:
+                changed = None
+                continue
+            for key in keys:
+                parts = key[len(prefix):].split("/")
+                if prefix in (self._keys.tenants(), self._keys.all_sigs()):
+                    tenants.add(parts[0])
+                elif len(parts) >= 2:
+                    changed.add((parts[0], parts[1]))
+        self._cursor = cursor
+        running: dict[tuple[str, str], Any] = {}
+        for ident, mine in by_sig.items():
+            running[ident] = tuple(sorted((c.name, c.config_hash, c.generation, c.running, c.role,
+                                           addresses.get(c.name) if addresses is not None else None) for c in mine))
+        demand = self._pass_demand or {}
+        now = self._clock()
+        wanted = {ident: (d.signature(), now - d.reported_at <= DEMAND_FRESH_S)
+                  for ident, d in demand.items() if d is not None}
+        previous, self._inputs = self._inputs, (running, wanted)
+        if changed is None or previous is None:
+            return None
+        for ident in running.keys() | previous[0].keys():
+            if running.get(ident) != previous[0].get(ident):
+                changed.add(ident)
+                if any(c[4] == nb.ROLE for c in running.get(ident, ()) + previous[0].get(ident, ())):
+                    tenants.add(ident[0])
+        for ident in wanted.keys() | previous[1].keys():
+            if wanted.get(ident) != previous[1].get(ident):
+                changed.add(ident)
+        if tenants:
+            sigs = self._keys.all_sigs()
+            for tenant in tenants:
+                changed.update((tenant, e.key[len(sigs):].split("/")[1]) for e in self._store.list(self._keys.sigs(tenant))
+                               if e.key.endswith("/spec"))
+        return changed
+
+    def _pass(self, full: bool) -> bool:
+        """One pass; True if it was a full one."""
         containers = self._runtime.list()
-        host_listing = read_hosts(self._store, self._keys)
+        by_sig: dict[tuple[str, str], list[Container]] = {}
+        for c in containers:
+            by_sig.setdefault((c.tenant, c.sig), []).append(c)
+        try:
+            addresses: dict[str, Address] | None = self._runtime.addresses()
+        except TemporaryError as exc:
+            log.warning("routes not updated this pass: %s", exc)
+            addresses = None
+        # Every SIG's demand in a few round trips instead of one each (bench/scale.py): the SIGs
+        # known to the last pass, and any with containers or settled since.
+        latest_many = getattr(self._demand, "latest_many", None)
+        asked = sorted(self._known | by_sig.keys())
+        self._pass_demand = latest_many(asked) if latest_many else None
+        changed = self._changed(by_sig, addresses)
+        if changed is None or addresses is None:
+            full = True
+        scope = None if full or changed is None else (self._known - self._settled) | changed
+        quiet, known = self._reconcile_sigs(scope, containers, by_sig, addresses)
+        if scope is None:
+            self._known, self._settled = known, quiet
+        else:
+            self._known = (self._known - scope) | known
+            self._settled = (self._settled - scope) | quiet
+        self._reconciled = len(known) if scope is None else len(scope)
+        self._pass_demand = None
+        self._sweep_orphans(containers, known if scope is None else _HasSpec(self._store, self._keys))
+        return scope is None
+
+    def _reconcile_sigs(self, scope: set[tuple[str, str]] | None, containers: list[Container],
+                        by_sig: dict[tuple[str, str], list[Container]],
+                        addresses: dict[str, Address] | None) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+        """Reconcile every SIG (`scope` None) or those of `scope` (the records of their tenants
+        only are read); returns (the SIGs whose reconcile was quiet: nothing to write or do,
+        the SIGs with a spec among those read)."""
+        tenants = None if scope is None else sorted({t for t, _ in scope})
+        host_listing: Listing[HostRecord] = Listing()
+        sigs: Listing[SigRecords] = Listing()
+        apps: Listing[AppRecords] = Listing()
+        for tenant in tenants if tenants is not None else [None]:
+            for listing, part in ((host_listing, read_hosts(self._store, self._keys, tenant)),
+                                  (sigs, read_sigs(self._store, self._keys, tenant))):
+                listing.records.extend(part.records)  # type: ignore[arg-type]
+                listing.bad.extend(part.bad)
+        if scope is None:
+            apps = read_all_apps(self._store, self._keys)
+        else:
+            for tenant, sig in sorted(scope):
+                part_apps = read_apps(self._store, self._keys, tenant, sig)
+                apps.records.extend(part_apps.records)
+                apps.bad.extend(part_apps.bad)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for h in host_listing:
             hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
-        sigs = read_sigs(self._store, self._keys)
-        # Warm pool: claims on this pass's SIG snapshot, before any cold start; adopted containers are the SIG's.
-        if self._pool is not None and self._pool.step(sigs, containers):
-            containers = self._runtime.list()
-        apps = read_all_apps(self._store, self._keys)
+        if self._pool is not None:
+            # Warm pool: claims before any cold start of this pass (on every SIG, read after this
+            # pass's own read: a SIG built in between is claimed, never started cold), and the
+            # adopted containers are the SIG's from here on.
+            every = sigs if scope is None else read_sigs(self._store, self._keys)
+            if self._pool.step(every, containers):
+                containers = self._runtime.list()
+                by_sig = {}
+                for c in containers:
+                    by_sig.setdefault((c.tenant, c.sig), []).append(c)
         invalid: dict[tuple[str, str], list[str]] = {}
         # Junk that belongs to no application (an application's own bad record shows on it).
         for bad in [*host_listing.bad, *apps.bad]:
@@ -148,7 +327,7 @@ class Scaler:
                     # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
                     views.append((SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
                                           rec.status.to_value() if rec.status else None), rec.entries.get("status")))
-                else:
+                elif scope is None or (rec.tenant, rec.sig) in scope:
                     self._invalid_spec(rec)
                 continue
             mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
@@ -162,76 +341,94 @@ class Scaler:
                                   notebook_count.get((view.tenant, view.sig), 0))
                 used.setdefault(view.tenant, [0, 0, 0])
                 used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
-        by_sig: dict[tuple[str, str], list[Container]] = {}
-        for c in containers:
-            by_sig.setdefault((c.tenant, c.sig), []).append(c)
-        # Every SIG's demand in a few round trips instead of one each (bench/scale.py).
-        latest_many = getattr(self._demand, "latest_many", None)
-        self._pass_demand = latest_many([(v.tenant, v.sig) for v, _ in views]) if latest_many else None
+        quiet: set[tuple[str, str]] = set()
+        planned: list[tuple[SigView, Entry | None, list[Container], Plan, bool]] = []
         for view, status_entry in views:
-            mine_c = by_sig.get((view.tenant, view.sig), [])
+            ident = (view.tenant, view.sig)
+            if scope is not None and ident not in scope:
+                continue  # read for its tenant's usage only
+            mine_c = by_sig.get(ident, [])
             quota = quotas.get(view.tenant)
             u = used.get(view.tenant, [0, 0, 0])
             room = Room(containers=quota.max_containers - u[0], cores=quota.cores - u[1],
                         memory_mb=quota.memory_mb - u[2]) if quota else Room()
-            try:
-                self.reconcile(view, status_entry, mine_c, hosts.get((view.tenant, view.sig), []),
-                               pending_cores=pending.get((view.tenant, view.sig), 0), room=room,
-                               notebooks=demands.get((view.tenant, view.sig), {}),
-                               notebook_room=_notebook_room(view.spec.get("spec") or {}, room) if quota else None)
-            except TemporaryError as exc:
-                log.warning("sig %s/%s: reconcile failed: %s", view.tenant, view.sig, exc)
-            except SpaasError as exc:
-                # One SIG's lasting problem (e.g. etcd refusing its credentials) must not stall the others.
-                log.error("sig %s/%s: reconcile failed and needs attention: %s", view.tenant, view.sig, exc)
-            except (ValueError, TypeError, KeyError) as exc:
-                # A record that passed validation but still does not add up: this SIG only.
-                log.error("sig %s/%s: reconcile failed on its records: %s", view.tenant, view.sig, exc)
-        # Routes of every SIG that is not being deleted (an unreadable spec leaves what runs alone).
-        self._write_routes(known - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, containers,
-                           host_listing.records)
-        self._pass_demand = None
-        self._sweep_orphans(containers, known)
+            with _one_sig(view, "plan"):
+                found = self._decide(view, status_entry, mine_c, hosts.get(ident, []),
+                                     pending_cores=pending.get(ident, 0), room=room,
+                                     notebooks=demands.get(ident, {}),
+                                     notebook_room=_notebook_room(view.spec.get("spec") or {}, room) if quota else None)
+                if found is not None:
+                    planned.append((view, status_entry, mine_c, *found))
+        # Intent first (see `reconcile`): every status, in a few transactions, before any container changes.
+        written: list[bool] = [False] * len(planned)
+        with _one_sig(None, "status write"):
+            written = self._write_statuses([(view, entry, decision.status) for view, entry, _, decision, _ in planned])
+        for (view, _, mine_c, decision, is_quiet), ok in zip(planned, written):
+            if not ok:
+                continue  # another replica wrote first; re-plan on the next pass
+            with _one_sig(view, "act"):
+                self._act(view, decision, mine_c)
+                if is_quiet:
+                    quiet.add((view.tenant, view.sig))
+        # Routes of every SIG (of the scope) that is not being deleted (an unreadable spec leaves what runs alone).
+        routed = {ident for ident in known if scope is None or ident in scope}
+        if addresses is not None and not self._write_routes(
+                routed - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, by_sig, hosts,
+                addresses, full=scope is None):
+            quiet -= routed
+        return quiet, known
 
-    def _write_routes(self, sigs: set[tuple[str, str]], containers: list[Container],
-                      host_records: list[HostRecord]) -> None:
-        """The proxy's verified routes (services/scaler/routes.py): written where they changed,
-        removed where no verified port is left. Skipped for a pass whose addresses cannot be read
-        (the last routes stay; they name only what was verified)."""
+    def _write_routes(self, sigs: set[tuple[str, str]], containers_of: dict[tuple[str, str], list[Container]],
+                      by_sig: dict[tuple[str, str], list[dict[str, Any]]], addresses: dict[str, Address], *,
+                      full: bool = True) -> bool:
+        """The proxy's verified routes (services/scaler/routes.py) of `sigs`: written where they
+        changed, removed where no verified port is left; with `full`, every route of a SIG not in
+        `sigs` goes too. Not called for a pass whose addresses cannot be read (the last routes
+        stay; they name only what was verified). False if a write failed."""
         try:
-            addresses = self._runtime.addresses()
-            existing = {e.key: e for e in self._store.list(self._keys.all_routes())}
+            if full:
+                existing = {e.key: e for e in self._store.list(self._keys.all_routes())}
+            else:
+                existing = {e.key: e for t, s in sigs for e in self._store.list(self._keys.routes(t, s))}
         except TemporaryError as exc:
             log.warning("routes not updated this pass: %s", exc)
-            return
-        by_sig: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for h in host_records:
-            by_sig.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+            return False
+        ok = True
         wanted: dict[str, dict[str, Any]] = {}
         for tenant, sig in sigs:
-            mine = [c for c in containers if (c.tenant, c.sig) == (tenant, sig)]
+            mine = containers_of.get((tenant, sig), [])
             for host, route in verified_routes(by_sig.get((tenant, sig), []), mine, addresses).items():
                 wanted[self._keys.route(tenant, sig, host)] = route
-        for key, route in wanted.items():
-            entry = existing.get(key)
-            if entry is None or entry.value != route:
-                try:
-                    self._store.put(key, route)
-                except TemporaryError as exc:
-                    log.warning("route %s not written: %s", key, exc)
-        for key in existing.keys() - wanted.keys():
+        writes: list[tuple[str, dict[str, Any] | None, int | None]] = [
+            (key, route, None) for key, route in wanted.items()
+            if key not in existing or existing[key].value != route]
+        writes += [(key, None, None) for key in sorted(existing.keys() - wanted.keys())]
+        batch = getattr(self._store, "write_many", None)
+        if batch is not None and writes:
             try:
-                self._store.delete(key)
+                batch(writes)  # the scaler is the routes' only writer: unconditional puts and deletes
             except TemporaryError as exc:
-                log.warning("route %s not removed: %s", key, exc)
+                log.warning("%d routes not written: %s", len(writes), exc)
+                ok = False
+            return ok
+        for key, value, _ in writes:
+            try:
+                if value is not None:
+                    self._store.put(key, value)
+                else:
+                    self._store.delete(key)
+            except TemporaryError as exc:
+                log.warning("route %s not written: %s", key, exc)
+                ok = False
+        return ok
 
-    def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]]) -> None:
+    def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]] | _HasSpec) -> None:
         """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
         platform's state wiped): their containers, networks and credentials go. Only this
         platform's own (the runtime lists only its stack's), and only after etcd answered."""
         leftovers = getattr(self._runtime, "sigs", None)
         orphans = {(c.tenant, c.sig) for c in containers} | (set(leftovers()) if leftovers else set())
-        for tenant, sig in sorted(orphans - known):
+        for tenant, sig in sorted(o for o in orphans if o not in known):
             log.info("sig %s/%s has no spec: removing its orphaned containers and network", tenant, sig)
             try:
                 for c in containers:
@@ -304,7 +501,8 @@ class Scaler:
                         idle_timeout_s=int(scaling.get("idle_timeout_s", 120)), cores_per_worker=int(res.get("cpu", 2)),
                         memory_per_worker_mb=int(res.get("memory_mb", 2048)))
         found = self._pass_demand
-        demand = found.get((view.tenant, view.sig)) if found is not None else self._demand.latest(view.tenant, view.sig)
+        ident = (view.tenant, view.sig)
+        demand = found[ident] if found is not None and ident in found else self._demand.latest(view.tenant, view.sig)
         ready_hosts = {h.get("host") for h in hosts if h.get("ready")}
         workers = []
         for index in current_members(spec, view.status):
@@ -337,8 +535,26 @@ class Scaler:
 
     def reconcile(self, view: SigView, status_entry: Entry | None, containers: list[Container],
                   hosts: list[dict[str, Any]], *, pending_cores: int = 0, room: Room | None = None,
-                  notebooks: dict[str, dict[str, Any]] | None = None, notebook_room: int | None = None) -> None:
-        ident = f"{view.tenant}/{view.sig}"
+                  notebooks: dict[str, dict[str, Any]] | None = None, notebook_room: int | None = None) -> bool:
+        """Plan one SIG and act on it. True when it was quiet: nothing to write, start or stop, a
+        steady (or no) scaling decision and no notebook server, so nothing changes until one of
+        its inputs does (`reconcile_all` may then skip it until the next full pass)."""
+        planned = self._decide(view, status_entry, containers, hosts, pending_cores=pending_cores, room=room,
+                               notebooks=notebooks, notebook_room=notebook_room)
+        if planned is None:
+            return False
+        # Intent first: the new member set is recorded before containers change, so a crash or a
+        # competing replica never leaves a removed worker to be started again from a stale record.
+        if not self._write_status(view, status_entry, planned[0].status):
+            return False  # another replica wrote first; re-plan on the next pass
+        self._act(view, planned[0], containers)
+        return planned[1]
+
+    def _decide(self, view: SigView, status_entry: Entry | None, containers: list[Container],
+                hosts: list[dict[str, Any]], *, pending_cores: int = 0, room: Room | None = None,
+                notebooks: dict[str, dict[str, Any]] | None = None,
+                notebook_room: int | None = None) -> tuple[Plan, bool] | None:
+        """(the SIG's plan, whether it is quiet); None when the SIG is gone (`_forget` ran)."""
         scaled = self._scale(view, hosts, pending_cores, room or Room())
         members = scaled.members if scaled else None
         decision = plan(view, containers, hosts, members, now=self._clock(), notebooks=notebooks,
@@ -354,11 +570,17 @@ class Scaler:
         decision.status["workers"]["last_change_at"] = last_change
         if decision.forget:
             self._forget(view)
-            return
-        # Intent first: the new member set is recorded before containers change, so a crash or a
-        # competing replica never leaves a removed worker to be started again from a stale record.
-        if not self._write_status(view, status_entry, decision.status):
-            return  # another replica wrote first; re-plan on the next pass
+            return None
+        quiet = (not decision.start and not decision.stop and not decision.forget_notebooks and not notebooks
+                 and not any(c.role == nb.ROLE for c in containers)
+                 and (scaled is None or scaled.action == "steady") and not view.spec.get("deleting")
+                 and _status_unchanged(status_entry, decision.status))
+        return decision, quiet
+
+    def _act(self, view: SigView, decision: Plan, containers: list[Container]) -> None:
+        """What follows a plan whose status is written: notebooks forgotten, containers stopped,
+        credentials and queues ensured, containers started."""
+        ident = f"{view.tenant}/{view.sig}"
         DESIRED.labels(view.tenant, view.sig).set(decision.status["workers"]["desired"])
         READY.labels(view.tenant, view.sig).set(decision.status["workers"]["ready"])
         for user in decision.forget_notebooks:
@@ -385,10 +607,37 @@ class Scaler:
                 spec = self._start_notebook(view, spec)
             self._runtime.start(dataclasses.replace(spec, env={**spec.env, **etcd_env}) if etcd_env else spec)
 
+    def _status_write(self, view: SigView, entry: Entry | None,
+                      status: dict[str, Any]) -> tuple[str, dict[str, Any], int] | None:
+        """The compare-and-swap that writes the SIG's status `(key, value, expected revision)`,
+        None if it is unchanged."""
+        if _status_unchanged(entry, status):
+            return None
+        now = time.time()
+        value = dict(status, updated_at=now)
+        value["since"] = now if (entry is None or entry.value.get("phase") != status["phase"]) else entry.value.get("since")
+        return self._keys.sig_status(view.tenant, view.sig), value, entry.mod_revision if entry else 0
+
+    def _write_statuses(self, items: list[tuple[SigView, Entry | None, dict[str, Any]]]) -> list[bool]:
+        """`_write_status` of many SIGs, in a few transactions when the store batches
+        (`write_many`); per SIG, False only if another writer got there first."""
+        batch = getattr(self._store, "write_many", None)
+        if batch is None:
+            return [self._write_status(*item) for item in items]
+        writes = [(i, w) for i, item in enumerate(items) if (w := self._status_write(*item)) is not None]
+        out = [True] * len(items)
+        if not writes:
+            return out
+        for (i, _), revision in zip(writes, batch([w for _, w in writes])):
+            view, entry, status = items[i]
+            out[i] = bool(revision)
+            if revision and (entry is None or entry.value.get("phase") != status["phase"]):
+                log.info("sig %s/%s: phase %s (%s)", view.tenant, view.sig, status["phase"], status.get("message") or "")
+        return out
+
     def _write_status(self, view: SigView, entry: Entry | None, status: dict[str, Any]) -> bool:
         """Write the SIG's status if it changed; False only if another writer got there first."""
-        previous = {k: v for k, v in (entry.value if entry else {}).items() if k not in VOLATILE + ("since",)}
-        if previous == status:
+        if _status_unchanged(entry, status):
             return True
         value = dict(status, updated_at=time.time())
         value["since"] = time.time() if (entry is None or entry.value.get("phase") != status["phase"]) else entry.value.get("since")
