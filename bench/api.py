@@ -10,11 +10,13 @@ scaler-style status each, and one application record. Then it drives alice's rea
 list, a SIG get and an application get, open loop at each fixed rate: request i is due at
 t0 + i/rate whatever the earlier ones did, and its latency counts from when it was due, so a
 server that falls behind shows the queueing (no coordinated omission). The client is one asyncio
-process with up to `--connections` keep-alive connections, on the same 2 cores as the servers.
+process (on uvloop, as services/proxy runs) with up to `--connections` keep-alive connections, on
+the same 2 cores as the servers; its own CPU time per request is printed too, so a client that
+became the bottleneck would show.
 
 Prints, per rate: requests sent, achieved rate, errors, p50/p99/max latency, the API's CPU time
-per request and that of all servers (etcd, Redis, API: a figure the other load on a shared
-machine disturbs less than latency); and the maximum
+per request, that of all servers (etcd, Redis, API: a figure the other load on a shared
+machine disturbs less than latency) and the client's; and the maximum
 sustained rate: the highest offered rate at which every request answered 200, the achieved rate
 was at least 95% of the offered one and p99 stayed under `--sustain-p99-ms` (100 ms). Everything it
 started is stopped at the end. Figures only; it asserts nothing about them.
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import psutil
 import requests
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -197,8 +200,8 @@ def main() -> None:
             print(f"API: waitress, {args.threads} threads; reads: SIG list ({args.sigs} SIGs), SIG get, "
                   f"application get, as a tenant user; {args.seconds:.0f} s per rate, open loop")
             print(f"{'offered/s':>10} {'sent':>6} {'achieved/s':>10} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'max ms':>8} {'API cpu ms':>10} {'servers cpu ms':>12}")
-            asyncio.run(drive(api_port, token, paths, 50, 1.0, args.connections))  # warm-up
+                  f"{'max ms':>8} {'API cpu ms':>10} {'servers cpu ms':>12} {'client cpu ms':>13}")
+            uvloop.run(drive(api_port, token, paths, 50, 1.0, args.connections))  # warm-up
             sustained = 0.0
             servers = [psutil.Process(pid) for pid in started]  # etcd, redis, API
 
@@ -206,13 +209,14 @@ def main() -> None:
                 return sum(t.user + t.system for t in (p.cpu_times() for p in servers))
 
             for rate in (float(r) for r in args.rates.split(",")):
-                api_before, all_before = servers[-1].cpu_times(), cpu()
-                r = asyncio.run(drive(api_port, token, paths, rate, args.seconds, args.connections))
+                api_before, all_before, client_before = servers[-1].cpu_times(), cpu(), time.process_time()
+                r = uvloop.run(drive(api_port, token, paths, rate, args.seconds, args.connections))
+                client_ms = (time.process_time() - client_before) * 1000 / r["sent"]
                 api_after = servers[-1].cpu_times()
                 api_ms = (api_after.user + api_after.system - api_before.user - api_before.system) * 1000 / r["sent"]
                 all_ms = (cpu() - all_before) * 1000 / r["sent"]
                 print(f"{rate:>10.0f} {r['sent']:>6.0f} {r['achieved']:>10.1f} {r['errors']:>6.0f} {r['p50']:>8.1f} "
-                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {api_ms:>10.2f} {all_ms:>12.2f}", flush=True)
+                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {api_ms:>10.2f} {all_ms:>12.2f} {client_ms:>13.2f}", flush=True)
                 if r["errors"] == 0 and r["achieved"] >= 0.95 * rate and r["p99"] <= args.sustain_p99_ms:
                     sustained = max(sustained, rate)
                 elif r["p99"] > 10 * args.sustain_p99_ms:
