@@ -10,21 +10,30 @@ scaler-style status each, and one application record. Then it drives alice's rea
 list, a SIG get and an application get, open loop at each fixed rate: request i is due at
 t0 + i/rate whatever the earlier ones did, and its latency counts from when it was due, so a
 server that falls behind shows the queueing (no coordinated omission). The client is one asyncio
-process with up to `--connections` keep-alive connections, on the same 2 cores as the servers.
+process (on uvloop, as services/proxy runs) with up to `--connections` keep-alive connections, on
+the same 2 cores as the servers; its own CPU time per request is printed too, so a client that
+became the bottleneck would show.
 
 Prints, per rate: requests sent, achieved rate, errors, p50/p99/max latency, the API's CPU time
-per request and that of all servers (etcd, Redis, API: a figure the other load on a shared
-machine disturbs less than latency); and the maximum
+per request, that of all servers (etcd, Redis, API: a figure the other load on a shared
+machine disturbs less than latency) and the client's; and the maximum
 sustained rate: the highest offered rate at which every request answered 200, the achieved rate
 was at least 95% of the offered one and p99 stayed under `--sustain-p99-ms` (100 ms). Everything it
 started is stopped at the end. Figures only; it asserts nothing about them.
+
+`--in-process N` then also builds the application in the bench's own process and calls it
+through WSGI N times per path, printing the CPU time per request of the application alone (no
+HTTP server); `--profile` adds where it went (cProfile).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
 import os
+import pstats
 import subprocess
 import sys
 import tempfile
@@ -33,6 +42,7 @@ from pathlib import Path
 
 import psutil
 import requests
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -100,6 +110,49 @@ def setup(base: str, store: EtcdStore, n_sigs: int) -> tuple[str, list[str]]:
                             timeout=10)
         assert resp.status_code == 200, (path, resp.status_code, resp.text)
     return issued.token, paths
+
+
+def in_process(tmp: Path, etcd_url: str, redis_url: str, token: str, paths: list[str], n: int,
+               profile: bool) -> None:
+    """The application alone (no HTTP server): a second API built in this process on the same etcd,
+    called through WSGI `n` times per path; prints the CPU time of the calling thread per request
+    (`time.thread_time`, which other load on the machine disturbs far less than latency), and with
+    `profile` the functions that took it (cProfile)."""
+    os.environ.update(SPAAS_ETCD_URL=etcd_url, SPAAS_REDIS_URL=redis_url, SPAAS_STATE_DIR=str(tmp / "state-in"),
+                      SPAAS_ADMIN_TOKEN=ADMIN, SPAAS_ETCD_PREFIX=PREFIX, SPAAS_LOG_LEVEL="WARNING")
+    from services.api.app import create_app
+    from spaas.settings import ApiSettings
+
+    app = create_app(ApiSettings.from_env())
+
+    def call(path: str) -> None:
+        status: list[str] = []
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
+                   "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "wsgi.url_scheme": "http",
+                   "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr, "wsgi.version": (1, 0),
+                   "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+                   "REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "127.0.0.1", "HTTP_AUTHORIZATION": f"Bearer {token}"}
+        b"".join(app(environ, lambda s, h, e=None: status.append(s)))  # type: ignore[arg-type]
+        assert status[0].startswith("200"), (path, status)
+
+    for path in paths * 100:  # warm
+        call(path)
+    print(f"in process (WSGI, no server), CPU of the calling thread per request, {n} requests per path:")
+    for path in paths:
+        start = time.thread_time()
+        for _ in range(n):
+            call(path)
+        print(f"  {(time.thread_time() - start) / n * 1e6:7.0f} us  GET {path}")
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        for i in range(n):
+            call(paths[i % len(paths)])
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    stop = getattr(app.extensions["spaas"].store, "stop", None)
+    if stop is not None:
+        stop()  # its watch-backed caches, before etcd goes
 
 
 class Conn:
@@ -181,6 +234,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=8, help="the API's waitress threads (SPAAS_THREADS)")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--sustain-p99-ms", type=float, default=100.0)
+    ap.add_argument("--in-process", type=int, default=0, metavar="N",
+                    help="also call the application in this process N times per path and print its CPU per request")
+    ap.add_argument("--profile", action="store_true", help="with --in-process: print where that CPU went (cProfile)")
     args = ap.parse_args()
     started: list[int] = []
     with tempfile.TemporaryDirectory(prefix="spaas-bench-api-") as tmpdir:
@@ -197,8 +253,8 @@ def main() -> None:
             print(f"API: waitress, {args.threads} threads; reads: SIG list ({args.sigs} SIGs), SIG get, "
                   f"application get, as a tenant user; {args.seconds:.0f} s per rate, open loop")
             print(f"{'offered/s':>10} {'sent':>6} {'achieved/s':>10} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} "
-                  f"{'max ms':>8} {'API cpu ms':>10} {'servers cpu ms':>12}")
-            asyncio.run(drive(api_port, token, paths, 50, 1.0, args.connections))  # warm-up
+                  f"{'max ms':>8} {'API cpu ms':>10} {'servers cpu ms':>12} {'client cpu ms':>13}")
+            uvloop.run(drive(api_port, token, paths, 50, 1.0, args.connections))  # warm-up
             sustained = 0.0
             servers = [psutil.Process(pid) for pid in started]  # etcd, redis, API
 
@@ -206,19 +262,22 @@ def main() -> None:
                 return sum(t.user + t.system for t in (p.cpu_times() for p in servers))
 
             for rate in (float(r) for r in args.rates.split(",")):
-                api_before, all_before = servers[-1].cpu_times(), cpu()
-                r = asyncio.run(drive(api_port, token, paths, rate, args.seconds, args.connections))
+                api_before, all_before, client_before = servers[-1].cpu_times(), cpu(), time.process_time()
+                r = uvloop.run(drive(api_port, token, paths, rate, args.seconds, args.connections))
+                client_ms = (time.process_time() - client_before) * 1000 / r["sent"]
                 api_after = servers[-1].cpu_times()
                 api_ms = (api_after.user + api_after.system - api_before.user - api_before.system) * 1000 / r["sent"]
                 all_ms = (cpu() - all_before) * 1000 / r["sent"]
                 print(f"{rate:>10.0f} {r['sent']:>6.0f} {r['achieved']:>10.1f} {r['errors']:>6.0f} {r['p50']:>8.1f} "
-                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {api_ms:>10.2f} {all_ms:>12.2f}", flush=True)
+                      f"{r['p99']:>8.1f} {r['max']:>8.1f} {api_ms:>10.2f} {all_ms:>12.2f} {client_ms:>13.2f}", flush=True)
                 if r["errors"] == 0 and r["achieved"] >= 0.95 * rate and r["p99"] <= args.sustain_p99_ms:
                     sustained = max(sustained, rate)
                 elif r["p99"] > 10 * args.sustain_p99_ms:
                     break  # far past saturation: higher rates only queue longer
             print(f"maximum sustained rate: {sustained:.0f} req/s (all 200, >= 95% of offered, "
                   f"p99 <= {args.sustain_p99_ms:.0f} ms)")
+            if args.in_process:
+                in_process(tmp, etcd_url, redis_url, token, paths, args.in_process, args.profile)
         finally:
             for pid in reversed(started):
                 stop_pid(pid)

@@ -26,8 +26,9 @@ from spaas import safefs
 from spaas.authz import fold
 from spaas.errors import Conflict, Invalid, Unauthorized
 from spaas.keys import Keys
-from spaas.records import UserTokenRecord, get_record, read_user_tokens
-from spaas.store import Store
+from spaas.memo import EntryMemo
+from spaas.records import UserTokenRecord, decode, get_record, read_user_tokens
+from spaas.store import Entry, Store
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,8 @@ class Tokens:
         self._store = store
         self._keys = keys
         self._clock = clock
+        # Verified token records by hash, beside the entry each was read from (see `_record`).
+        self._verified: EntryMemo[TokenRecord | None] = EntryMemo(max_items=100_000)
 
     def issue(self, identity: Identity, *, kind: str, ttl_s: int, name: str = "",
               parent: TokenRecord | None = None) -> IssuedToken:
@@ -183,9 +186,22 @@ class Tokens:
         return IssuedToken(token=token, id=token_id, expires_at=expires_at)
 
     def _record(self, digest: str) -> TokenRecord | None:
-        v = get_record(self._store, self._keys.token(digest), UserTokenRecord)
-        if not isinstance(v, UserTokenRecord) or v.expires_at <= self._clock():
-            return None  # unknown, expired, or a malformed record (which authenticates nobody)
+        """The live record of a token hash. The record derived from a stored entry is kept while
+        the entry is the same (`spaas.memo`): the store is read on every call, so a revoked token
+        is gone as soon as the store shows the delete, and the expiry is checked on every call."""
+        entry = self._store.get(self._keys.token(digest))
+        if entry is None:
+            return None
+        record = self._verified.get(digest, (entry,), lambda entries: self._from_entry(digest, entries[0]))
+        if record is None or record.expires_at <= self._clock():
+            return None  # expired, or a malformed record (which authenticates nobody)
+        return record
+
+    @staticmethod
+    def _from_entry(digest: str, entry: Entry) -> TokenRecord | None:
+        v = decode(UserTokenRecord, entry)
+        if not isinstance(v, UserTokenRecord):
+            return None
         return TokenRecord(id=v.id, kind=v.kind, user=v.user, groups=frozenset(v.groups), name=v.name,
                            created_at=v.created_at, expires_at=v.expires_at, token_hash=digest,
                            ancestors=tuple(v.ancestors))

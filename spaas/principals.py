@@ -31,8 +31,22 @@ def principal_for(token: str | None, *, bootstrap_hash: str, lookup: Callable[[s
     record = lookup(token)
     if record is None:
         return None
-    admin = authz.is_cluster_admin(record.user, record.groups, admin_users=admin_users, admin_groups=admin_groups)
-    return Principal(record.user, groups=record.groups, cluster_admin=admin, kind=record.kind, token_id=record.id)
+    users, groups = tuple(admin_users), tuple(admin_groups)
+    found = _built.get(record.token_hash)
+    if found is not None and found[0] is record and found[1] == users and found[2] == groups:
+        return found[3]  # the same verified record object (spaas.auth keeps one per stored entry)
+    admin = authz.is_cluster_admin(record.user, record.groups, admin_users=users, admin_groups=groups)
+    principal = Principal(record.user, groups=record.groups, cluster_admin=admin, kind=record.kind, token_id=record.id)
+    if len(_built) >= _BUILT_MAX:
+        _built.clear()
+    _built[record.token_hash] = (record, users, groups, principal)
+    return principal
+
+
+# Principals built from verified token records, by token hash, beside the record object and the
+# settings they were built from (a principal is a pure function of those). Bounded.
+_built: dict[str, tuple[TokenRecord, tuple[str, ...], tuple[str, ...], Principal]] = {}
+_BUILT_MAX = 100_000
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

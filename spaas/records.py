@@ -24,7 +24,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
@@ -405,19 +405,24 @@ def read_sigs(store: Store, keys: Keys, tenant: str | None = None, sig: str | No
     """Every SIG that has a spec key (valid or not), in (tenant, sig) order; keys that fit no
     SIG, and SIG keys without a spec, go to `bad`."""
     prefix = keys.sig(tenant, sig) if tenant and sig else keys.sigs(tenant) if tenant else keys.all_sigs()
+    return sigs_from_entries(store.list(prefix), keys)
+
+
+def sigs_from_entries(entries: Iterable[Entry], keys: Keys) -> Listing[SigRecords]:
+    """`read_sigs` over entries already listed (under `keys.all_sigs()` or a part of it)."""
     root = keys.all_sigs()
     grouped: dict[tuple[str, str], dict[str, Entry]] = {}
     out: Listing[SigRecords] = Listing()
-    for entry in store.list(prefix):
+    for entry in entries:
         parts = entry.key[len(root):].split("/")
         if len(parts) != 3 or not SEGMENT_RE.match(parts[0]) or not SEGMENT_RE.match(parts[1]):
             out.bad.append(_junk(entry, "sig", "key outside the layout {p}/sigs/{tenant}/{sig}/{part}"))
             continue
         grouped.setdefault((parts[0], parts[1]), {})[parts[2]] = entry
-    for (t, s), entries in sorted(grouped.items()):
-        if "spec" not in entries:
+    for (t, s), parts_of in sorted(grouped.items()):
+        if "spec" not in parts_of:
             continue  # half-deleted leftovers (the scaler's forget() deletes the spec last)
-        rec = sig_records(t, s, entries)
+        rec = sig_records(t, s, parts_of)
         out.records.append(rec)
     return out
 
@@ -541,7 +546,12 @@ def read_app(store: Store, keys: Keys, tenant: str, sig: str, app_id: str) -> Ap
     """One application's records (None if it has no key at all, or an id outside the layout)."""
     if not APP_ID_RE.match(app_id):
         return None
-    listing = _apps(store.list(keys.app(tenant, sig, app_id)), keys.apps(tenant, sig), 2)
+    return app_from_entries(store.list(keys.app(tenant, sig, app_id)), keys, tenant, sig)
+
+
+def app_from_entries(entries: list[Entry], keys: Keys, tenant: str, sig: str) -> AppRecords | None:
+    """`read_app` over the entries already listed under `keys.app(tenant, sig, app_id)`."""
+    listing = _apps(entries, keys.apps(tenant, sig), 2)
     for rec in listing.records:
         rec.tenant, rec.sig = tenant, sig
     return listing.records[0] if listing.records else None

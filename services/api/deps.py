@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from spaas.audit import AuditLog
 from spaas.auth import Authenticator, Tokens
@@ -14,6 +14,7 @@ from spaas.demand import DemandStore
 from spaas.integration_redis import IntegrationRedis
 from spaas.keys import Keys
 from spaas.logstream import LogStreams
+from spaas.memo import EntryMemo
 from spaas.settings import ApiSettings
 from spaas.storage import SigStorage
 from spaas.store import Store
@@ -38,6 +39,11 @@ class Deps:
     token_hash: str = ""
     # Redis users and event queues of integrations (routes/integrations.py).
     integrations: IntegrationRedis | None = None
+    # Derived from the records read on every request, kept while those records are unchanged
+    # (spaas/memo.py): a caller's roles in a tenant (by its grant entries), and the encoded JSON
+    # of SIG and application views.
+    roles: EntryMemo[frozenset[str]] = field(default_factory=lambda: EntryMemo(max_items=20_000))
+    views: EntryMemo[Any] = field(default_factory=lambda: EntryMemo(max_items=20_000))
 
 
 def deps() -> Deps:
@@ -53,3 +59,12 @@ def json_body() -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object", field="body")
     return data
+
+
+def encoded(obj: Any) -> bytes:
+    """The JSON body Flask would send for `obj` (what `json_response` serves again)."""
+    return (current_app.json.dumps(obj, separators=(",", ":")) + "\n").encode()
+
+
+def json_response(body: bytes, status: int = 200) -> Response:
+    return current_app.response_class(body, status=status, mimetype="application/json")

@@ -137,18 +137,11 @@ def resolve_principal(d: Deps, token: str | None) -> Principal | None:
                                     admin_groups=d.settings.cluster_admin_groups)
 
 
-def tenant_members(d: Deps, tenant: str) -> dict[tuple[str, str], list[str]]:
-    """("user" | "group", name) -> roles granted in the tenant."""
-    prefix = d.keys.members(tenant)
-    members: dict[tuple[str, str], list[str]] = {}
-    for rest, grant in read_members(d.store, prefix):  # a malformed grant grants nothing
-        kind, _, quoted = rest.partition("/")
-        members[(kind, unquote(quoted))] = [r.value for r in grant.roles]
-    return members
-
-
 def roles_in(d: Deps, principal: Principal, tenant: str) -> frozenset[str]:
-    return authz.roles_in_tenant(tenant_members(d, tenant), principal)
+    prefix = d.keys.members(tenant)
+    # Kept while the tenant's grant entries are the same ones (a changed grant shows at once).
+    return d.roles.get((tenant, principal.name, principal.groups), d.store.list(prefix),
+                       lambda entries: authz.roles_in_tenant(principals.members_from_entries(entries, prefix), principal))
 
 
 def member_tenants(d: Deps, principal: Principal) -> set[str]:

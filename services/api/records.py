@@ -7,13 +7,14 @@ InvalidRecord) and never fails a listing of the others."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from spaas.errors import Conflict, NotFound
 from spaas.keys import Keys
 from spaas.model import AppState, Phase, Quota, dump, history_usage
 from spaas.records import (SIG_PARTS, AppRecords, BadRecord, SigRecords, SigSpecRecord, TenantRecord, decode, read_app,
-                           read_sigs, report, sig_records)
+                           read_sigs, report, sig_records, sigs_from_entries)
 from spaas.store import Entry, Store
 
 
@@ -67,6 +68,14 @@ def get_sig(store: Store, keys: Keys, tenant: str, sig: str) -> SigRecords:
     if found is None:
         raise NotFound(f"SIG {sig!r} not found in tenant {tenant!r}", field="sig")
     return found
+
+
+def sig_of_entries(entries: Sequence[Entry], keys: Keys, tenant: str, sig: str) -> SigRecords:
+    """`get_sig` over the entries already listed under `keys.sig(tenant, sig)`."""
+    listing = sigs_from_entries(entries, keys)
+    if not listing.records:
+        raise NotFound(f"SIG {sig!r} not found in tenant {tenant!r}", field="sig")
+    return listing.records[0]
 
 
 def tenant_usages(store: Store, keys: Keys, tenant: str | None = None) -> dict[str, dict[str, int]]:

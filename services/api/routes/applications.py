@@ -14,13 +14,15 @@ from flask import Blueprint, Response
 from spaas import authz, messages, sparkconf
 from spaas.errors import Conflict, NotFound, SpaasError, TemporaryError
 from spaas.model import AppState, Application
-from spaas.records import AppRecords, AppSpecRecord, SessionSpec, SigRecords, read_apps
+from spaas.records import APP_ID_RE, AppRecords, AppSpecRecord, SessionSpec, SigRecords, app_from_entries, read_apps
+from spaas.store import Entry
 
 from services.api import follow, idempotency
 from services.api.errors import Forbidden
 from services.api.guard import action, current_principal, current_roles
-from services.api.deps import deps, json_body
-from services.api.records import app_parts, app_view, get_sig, get_tenant, sig_ui_base, submitter_of, usable_spec
+from services.api.deps import deps, encoded, json_body, json_response
+from services.api.records import (app_parts, app_view, get_sig, get_tenant, sig_of_entries, sig_ui_base, submitter_of,
+                                  usable_spec)
 from services.api.routes.sigs import _int_arg
 
 log = logging.getLogger(__name__)
@@ -47,9 +49,16 @@ def new_app_id() -> str:
 def app_or_404(tenant: str, sig: str, app_id: str) -> AppRecords:
     """The application's records, if the caller may act on it (its own, or any for tenant admins)."""
     d = deps()
-    parts = app_parts(d.store, d.keys, tenant, sig, app_id)
+    return _may_touch(app_id, _found(tenant, sig, app_id, app_parts(d.store, d.keys, tenant, sig, app_id)))
+
+
+def _found(tenant: str, sig: str, app_id: str, parts: AppRecords | None) -> AppRecords:
     if parts is None or not parts.has_spec:
         raise NotFound(f"application {app_id!r} not found in SIG {tenant}/{sig}", field="id")
+    return parts
+
+
+def _may_touch(app_id: str, parts: AppRecords) -> AppRecords:
     if not authz.may_touch_app(current_principal(), current_roles(), submitter_of(parts)):
         raise Forbidden(f"application {app_id!r} belongs to another user; only tenant admins act on it")
     return parts
@@ -119,11 +128,23 @@ def list_apps(tenant: str, sig: str) -> dict[str, Any]:
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>")
 @action("app.read")
-def read_app(tenant: str, sig: str, app_id: str) -> dict[str, Any]:
+def read_app(tenant: str, sig: str, app_id: str) -> Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    history = _history_on(get_sig(d.store, d.keys, tenant, sig))
-    return _view(tenant, sig, app_id, app_or_404(tenant, sig, app_id), history=history)
+    sig_entries = d.store.list(d.keys.sig(tenant, sig))
+    app_entries = d.store.list(d.keys.app(tenant, sig, app_id)) if APP_ID_RE.match(app_id) else []
+    n = len(sig_entries)
+
+    def build(entries: tuple[Entry, ...]) -> tuple[AppRecords, bytes]:
+        history = _history_on(sig_of_entries(entries[:n], d.keys, tenant, sig))
+        parts = _found(tenant, sig, app_id, app_from_entries(list(entries[n:]), d.keys, tenant, sig))
+        return parts, encoded(_view(tenant, sig, app_id, parts, history=history))
+
+    # The records and their encoded view are kept while the SIG's and the application's entries
+    # are the same (spaas/memo.py); who may see it is decided on every request.
+    parts, body = d.views.get(("app", tenant, sig, app_id), [*sig_entries, *app_entries], build)
+    _may_touch(app_id, parts)
+    return json_response(body)
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>/applications/<app_id>/log")

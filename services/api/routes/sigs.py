@@ -13,12 +13,14 @@ from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, NotFound, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
 from spaas.model import Quota, SigSpec, dump, history_usage
-from spaas.records import InvalidRecord, SigRecords, SigSpecRecord, read_sigs
+from spaas.records import InvalidRecord, SigRecords, SigSpecRecord, read_sigs, sigs_from_entries
+from spaas.store import Entry
 
 from services.api import follow, idempotency
 from services.api.guard import action
-from services.api.deps import Deps, deps, json_body
-from services.api.records import cas_update, get_sig, get_tenant, sig_parts, sig_ui_base, sig_view, tenant_quota, usable_spec
+from services.api.deps import Deps, deps, encoded, json_body, json_response
+from services.api.records import (cas_update, get_sig, get_tenant, sig_of_entries, sig_parts, sig_ui_base, sig_view,
+                                  tenant_quota, usable_spec)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sigs", __name__)
@@ -109,18 +111,27 @@ def _create_sig(tenant: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]
 
 @bp.get("/tenants/<tenant>/sigs")
 @action("sig.list")
-def list_sigs(tenant: str) -> dict[str, Any]:
+def list_sigs(tenant: str) -> Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    return {"sigs": [view_of(tenant, rec.sig, rec) for rec in read_sigs(d.store, d.keys, tenant)]}
+
+    def build(entries: tuple[Entry, ...]) -> bytes:
+        return encoded({"sigs": [view_of(tenant, rec.sig, rec) for rec in sigs_from_entries(entries, d.keys)]})
+
+    # The encoded listing is kept while the tenant's SIG entries are the same (spaas/memo.py).
+    return json_response(d.views.get(("sigs", tenant), d.store.list(d.keys.sigs(tenant)), build))
 
 
 @bp.get("/tenants/<tenant>/sigs/<sig>")
 @action("sig.read")
-def read_sig(tenant: str, sig: str) -> dict[str, Any]:
+def read_sig(tenant: str, sig: str) -> Response:
     d = deps()
     get_tenant(d.store, d.keys, tenant)
-    return view_of(tenant, sig, get_sig(d.store, d.keys, tenant, sig))
+
+    def build(entries: tuple[Entry, ...]) -> bytes:
+        return encoded(view_of(tenant, sig, sig_of_entries(entries, d.keys, tenant, sig)))
+
+    return json_response(d.views.get(("sig", tenant, sig), d.store.list(d.keys.sig(tenant, sig)), build))
 
 
 @bp.put("/tenants/<tenant>/sigs/<sig>")
