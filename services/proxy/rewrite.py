@@ -99,12 +99,32 @@ def request_head(method: bytes, target: bytes, headers: Headers, *, kind: str, u
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
-def rewrite_location(value: str, *, prefix: str) -> str:
+def repair_spark_proxy_id(path: str, target: str) -> str:
+    """Spark's master reverse proxy (`/proxy/<id>/...`) sometimes names a truncated id in the
+    `Location` it passes on from a worker or driver: it cuts "/proxy/" off the servlet's path
+    info, which at times no longer holds "/proxy" (seen on 3.5 and 4.x, depending on timing and
+    the Host header): `/proxy/app-2026...-0000/jobs` redirects to `/proxy/26...-0000/jobs/`,
+    which the master refuses (403). `target` is the path the request carried upstream; a
+    Location under `/proxy/` whose id is that request's id less its first six characters gets
+    the whole id back. Anything else is left as it is."""
+    if not target.startswith("/proxy/") or not path.startswith("/proxy/"):
+        return path
+    wanted = target[len("/proxy/"):].split("/", 1)[0].split("?", 1)[0]
+    got, sep, rest = path[len("/proxy/"):].partition("/")
+    if len(wanted) > 6 and got == wanted[6:]:
+        return f"/proxy/{wanted}{sep}{rest}"
+    return path
+
+
+def rewrite_location(value: str, *, prefix: str, target: str = "") -> str:
     """A `Location` that names no internal host: absolute URLs keep path, query and fragment; a
-    path outside the SIG's public prefix gets it. Relative references resolve under the page."""
+    path outside the SIG's public prefix gets it. Relative references resolve under the page.
+    `target`: the upstream request's path (see `repair_spark_proxy_id`)."""
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
-        value = urlunsplit(("", "", parts.path or "/", parts.query, parts.fragment))
+        value = urlunsplit(("", "", repair_spark_proxy_id(parts.path or "/", target), parts.query, parts.fragment))
+    elif value.startswith("/"):
+        value = urlunsplit(("", "", repair_spark_proxy_id(parts.path, target), parts.query, parts.fragment))
     if not prefix or not value.startswith("/"):
         return value
     if value == prefix or value.startswith(prefix + "/") or value.startswith(prefix + "?"):
@@ -113,7 +133,7 @@ def rewrite_location(value: str, *, prefix: str) -> str:
 
 
 def response_head(status: int, reason: bytes, headers: Headers, *, kind: str, prefix: str, framing: str,
-                  keep_alive: bool, upgrade: bool = False) -> bytes:
+                  keep_alive: bool, upgrade: bool = False, target: str = "") -> bytes:
     """Status line and headers sent to the client.
 
     `framing`: "length" (the upstream's Content-Length stands), "chunked" (the proxy re-chunks),
@@ -130,7 +150,8 @@ def response_head(status: int, reason: bytes, headers: Headers, *, kind: str, pr
         if low == b"set-cookie" and kind in ("sig", "history"):
             continue
         if low == b"location" and kind in ("sig", "history", "api", "notebook"):
-            value = rewrite_location(value.decode("latin-1"), prefix=prefix).encode("latin-1")
+            value = rewrite_location(value.decode("latin-1"), prefix=prefix,
+                                     target=target if kind == "sig" else "").encode("latin-1")
         lines.append(name + b": " + value)
     if framing == "chunked":
         lines.append(b"Transfer-Encoding: chunked")

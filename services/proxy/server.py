@@ -348,7 +348,8 @@ class Exchange:
         if status == 101 and req.upgrade:
             self.upgrade_ok = True
         self.send(rewrite.response_head(status, reason, headers, kind=self.up.kind, prefix=self.up.prefix,
-                                        framing=framing, keep_alive=keep, upgrade=self.upgrade_ok))
+                                        framing=framing, keep_alive=keep, upgrade=self.upgrade_ok,
+                                        target=self.up.target))
         if not keep:
             self.client.closing = True
         self.sent_head = True

@@ -149,6 +149,29 @@ def test_rewrite_location(location: str, prefix: str, expected: str) -> None:
     assert rewrite_location(location, prefix=prefix) == expected
 
 
+# Recorded from a pyspark 3.5.9 master (reverse proxy on) with Host: 127.0.0.1:53075: it sometimes
+# passes on a driver's redirect with the application id cut by six characters, a link the master
+# itself then refuses with 403. The proxy gives the id of the request back.
+@pytest.mark.parametrize(("location", "target", "expected"), [
+    ("http://127.0.0.1:53075/proxy/261129135955-0000/stages/", "/proxy/app-20261129135955-0000/stages",
+     "/sig/acme/etl/proxy/app-20261129135955-0000/stages/"),
+    ("http://spaas-proxy:8443/proxy/261129135955-0000/jobs/", "/proxy/app-20261129135955-0000/",
+     "/sig/acme/etl/proxy/app-20261129135955-0000/jobs/"),
+    ("http://h:1/proxy/-20261129135943-127.0.0.1-38297/logPage/?x=1", "/proxy/worker-20261129135943-127.0.0.1-38297",
+     "/sig/acme/etl/proxy/worker-20261129135943-127.0.0.1-38297/logPage/?x=1"),
+    # The whole id, another id, or a request outside /proxy/: left as they are.
+    ("http://h:1/proxy/app-20261129135955-0000/jobs/", "/proxy/app-20261129135955-0000/jobs",
+     "/sig/acme/etl/proxy/app-20261129135955-0000/jobs/"),
+    ("http://h:1/proxy/app-1/jobs/", "/proxy/app-20261129135955-0000/jobs", "/sig/acme/etl/proxy/app-1/jobs/"),
+    ("http://h:1/proxy/261129135955-0000/jobs/", "/jobs", "/sig/acme/etl/proxy/261129135955-0000/jobs/"),
+])
+def test_a_truncated_spark_proxy_id_gets_the_requests_id_back(location: str, target: str, expected: str) -> None:
+    assert rewrite_location(location, prefix="/sig/acme/etl", target=target) == expected
+    head = response_head(302, b"Found", [(b"Location", location.encode())], kind="sig", prefix="/sig/acme/etl",
+                         framing="none", keep_alive=True, target=target)
+    assert b"Location: " + expected.encode() + b"\r\n" in head
+
+
 def test_request_head_for_a_spark_ui_carries_no_credentials() -> None:
     head = request_head(b"GET", b"/jobs/", [(b"Host", b"proxy:8090"), (b"Authorization", b"Bearer t"),
                                             (b"Cookie", b"spaas_session=t; a=b"), (b"X-Forwarded-For", b"1.2.3.4"),
