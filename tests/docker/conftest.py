@@ -24,7 +24,8 @@ from spaas.stack import free_port
 from tests.e2e.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = "spaastest"
+# Another name (SPAAS_TEST_DOCKER_STACK) lets a second checkout run its Docker tests beside this one.
+STACK = os.environ.get("SPAAS_TEST_DOCKER_STACK", "spaastest")
 SPARK = "3.5.9"
 
 
