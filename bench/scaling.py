@@ -58,7 +58,8 @@ def platform(runtime: str) -> Iterator[tuple[str, str]]:
         return
     with tempfile.TemporaryDirectory(prefix="spaas-bench-") as tmp:
         stack = Stack(state_dir=Path(tmp), api_port=free_port(), registry_port=free_port(),
-                      layers_dir=Path.home() / ".cache" / "spaas" / "layers", extra_env={"SPAAS_RESYNC_S": "1"})
+                      layers_dir=Path.home() / ".cache" / "spaas" / "layers",
+                      extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_HISTORY_DEFAULT": "false"})
         stack.up()
         try:
             yield stack.api_url, stack.admin_token()

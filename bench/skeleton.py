@@ -127,7 +127,7 @@ def main() -> None:
     for s in spinners:
         s.start()
     with tempfile.TemporaryDirectory(prefix="spaas-bench-") as tmp:
-        env = {"SPAAS_WARM_POOL_SIZE": str(args.warm_pool)}
+        env = {"SPAAS_WARM_POOL_SIZE": str(args.warm_pool), "SPAAS_HISTORY_DEFAULT": "false"}
         stack = Stack(state_dir=Path(tmp), api_port=free_port(), registry_port=free_port(),
                       layers_dir=Path(args.layers), extra_env=env)
         stack.up()

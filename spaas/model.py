@@ -92,6 +92,16 @@ class History(Strict):
     enabled: bool = False
 
 
+def with_history_default(body: dict[str, Any], enabled: bool) -> dict[str, Any]:
+    """The SIG spec body with `history.enabled` set to the platform's default (`SPAAS_HISTORY_DEFAULT`)
+    where the caller left it unset, so the stored spec says what was chosen. Pure; anything that
+    is not a JSON object is left for validation to refuse."""
+    history = body.get("history", {})
+    if not isinstance(history, dict) or "enabled" in history:
+        return body
+    return {**body, "history": {**history, "enabled": enabled}}
+
+
 def history_usage(enabled: bool) -> tuple[int, int, int]:
     """(containers, cores, memory_mb) the history server adds to a SIG's usage."""
     return (1, HISTORY_CPU, HISTORY_MEMORY_MB) if enabled else (0, 0, 0)

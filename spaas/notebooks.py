@@ -54,6 +54,20 @@ def user_dir(user: str) -> str:
     return "u-" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
+def storage_mounts(user: str) -> tuple[tuple[tuple[str, ...], bool], ...]:
+    """What of its SIG's storage a user's notebook container sees, as (SIG-relative parts,
+    read-only): the user's own folder, read-write. Not other users' folders, uploads, driver logs
+    or event logs. Only directories no SIG code can replace may be bind sources (Docker follows a
+    link there on the host): the SIG's other containers get an empty tmpfs over `notebooks/`
+    (`SIG_HIDDEN`), so nothing of a tenant's code can plant a link at a user's folder; `files/`
+    is writable by jobs and so is not offered here. Runtimes with mounts (Docker) mount exactly these."""
+    return ((("notebooks", user_dir(user)), False),)
+
+
+# Covered (by an empty tmpfs on Docker) in every SIG container that is not a notebook server.
+SIG_HIDDEN = ("notebooks",)
+
+
 def base_url(tenant: str, sig: str, user: str) -> str:
     return f"/sig/{tenant}/{sig}/notebooks/{quote(fold(user), safe='@')}/"
 

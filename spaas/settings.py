@@ -164,6 +164,9 @@ class ApiSettings(BaseSettings):
     # Serve reads of tenants, grants, tokens, SIGs and applications from watch-backed in-memory
     # caches (spaas/cache.py); off: every read goes to etcd.
     read_cache: bool = True
+    # `history.enabled` of a SIG whose spec leaves it unset (decided at create/update and stored in the
+    # spec): every SIG runs a history server (1 cpu / 1024 MiB of the tenant's quota) unless its spec says no.
+    history_default: bool = True
 
     @property
     def token_path(self) -> Path:

@@ -71,6 +71,13 @@ class SigStorage:
             pass
         return self.root.joinpath(*rel)
 
+    def ensure_dir(self, tenant: str, sig: str, *parts: str) -> Path:
+        """Make a directory of the SIG's storage (the SIG's own with no `parts`), no link followed
+        on the way; returns its path."""
+        with safefs.directory(self.root, self._rel(tenant, sig, *parts), create=True):
+            pass
+        return self.sig_dir(tenant, sig).joinpath(*parts)
+
     def ensure_sig_dir(self, tenant: str, sig: str) -> Path:
         """Make the SIG's directory (no link followed on the way); returns its path."""
         with safefs.directory(self.root, self._rel(tenant, sig), create=True):

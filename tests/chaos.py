@@ -398,7 +398,8 @@ def supervised_stack(state_dir: Path, *, resync_s: float = 1.0) -> Iterator[Stac
     root = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
     env.update(SPAAS_STATE_DIR=str(state_dir), SPAAS_RESYNC_S=str(resync_s), PYTHONPATH=str(root),
-               SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"), SPAAS_REGISTRY_PORT="0")
+               SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"), SPAAS_REGISTRY_PORT="0",
+               SPAAS_HISTORY_DEFAULT="false")  # no history server per SIG unless a spec asks
 
     def spaas(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "spaas", *args], capture_output=True, text=True, env=env,

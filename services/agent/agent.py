@@ -435,9 +435,10 @@ def run_notebook(agent: Agent) -> int:
     root = SigStorage(s.storage_dir).notebook_dir(s.tenant, s.sig, user)
     port = free_port(s.advertise_ip)
     base = nb.base_url(s.tenant, s.sig, user)
+    # Started in the user's folder: a kernel started without a notebook path (API clients) works there too.
     agent.daemon = SparkDaemon(notebook.server_argv(agent.env, ip=s.advertise_ip, port=port, base_url=base, root_dir=root),
                                env=notebook.server_env(child_env(), cdir=agent.cdir, token=token, env=agent.env),
-                               log_path=agent.cdir / "jupyter.log", name="jupyter")
+                               log_path=agent.cdir / "jupyter.log", name="jupyter", cwd=root)
     agent.daemon.start()
     url = f"http://{s.advertise_ip}:{port}{base}"
     if not wait_until(lambda: notebook.server_status(url, token) is not None or agent.daemon.exited() is not None,

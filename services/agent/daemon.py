@@ -25,8 +25,10 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 class SparkDaemon:
-    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path, name: str, ui_port: int = 0) -> None:
+    def __init__(self, argv: list[str], *, env: dict[str, str], log_path: Path, name: str, ui_port: int = 0,
+                 cwd: Path | None = None) -> None:
         self.argv = argv
+        self._cwd = cwd
         self.ui_port = ui_port
         self._env = env
         self._log_path = log_path
@@ -37,7 +39,7 @@ class SparkDaemon:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self._log_path, "ab") as out:
             self.proc = subprocess.Popen(self.argv, env=self._env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, cwd=self._cwd)
         log.info("started Spark %s (pid %d)", self.name, self.proc.pid)
 
     def exited(self) -> int | None:

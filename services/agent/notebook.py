@@ -140,14 +140,25 @@ def server_status(url: str, token: str, timeout_s: float = 2.0, *, path: str = "
         return None
 
 
+# How long a kernel that has not answered yet counts as in use (it connects its Spark session
+# first, which takes minutes on a loaded machine; a client's WebSocket handshake waits for it).
+STARTING_GRACE_S = 600.0
+
+
 def activity(status: dict[str, Any] | None, kernels: Any, now: float) -> float | None:
-    """When the server was last in use: now while a kernel is busy or has a client connected (an
-    open notebook tab, a running cell: as Jupyter's own culler, connected kernels are not idle),
-    else Jupyter's `last_activity`."""
+    """When the server was last in use: now while a kernel is busy, starting (for at most
+    STARTING_GRACE_S since it was started) or has a client connected (an open notebook tab, a
+    running cell: as Jupyter's own culler, connected kernels are not idle), else Jupyter's
+    `last_activity`."""
     for kernel in kernels if isinstance(kernels, list) else []:
-        if isinstance(kernel, dict) and (kernel.get("execution_state") == "busy" or
-                                         int(kernel.get("connections") or 0) > 0):
+        if not isinstance(kernel, dict):
+            continue
+        if kernel.get("execution_state") == "busy" or int(kernel.get("connections") or 0) > 0:
             return now
+        if kernel.get("execution_state") == "starting":
+            started = parse_activity(kernel)
+            if started is None or now - started < STARTING_GRACE_S:
+                return now
     return parse_activity(status)
 
 

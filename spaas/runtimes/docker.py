@@ -27,6 +27,7 @@ import docker
 import docker.errors
 import requests
 
+from spaas import notebooks as nb
 from spaas.errors import TemporaryError
 from spaas.runtimes.base import Address, Container, ContainerSpec
 from spaas.storage import SigStorage
@@ -170,22 +171,38 @@ class DockerRuntime:
         subnet = next((c.get("Subnet", "") for c in configs if ":" not in c.get("Subnet", ":")), "")
         return name, subnet
 
-    def _storage_mount(self, tenant: str, sig: str) -> dict[str, dict[str, str]]:
-        """Bind only this SIG's storage directory, at the path the API uses."""
-        inside = self._state_dir / "storage" / tenant / sig
+    def _storage_mount(self, tenant: str, sig: str, parts: tuple[str, ...] = (),
+                       mode: str = "rw") -> dict[str, dict[str, str]]:
+        """Bind only this SIG's storage directory (or `parts` of it), at the path the API uses."""
+        inside = self._state_dir.joinpath("storage", tenant, sig, *parts)
         if self._state_volume:
             try:
                 vol = self._client.volumes.get(self._state_volume)
             except ENGINE_ERRORS as exc:
                 raise translate(f"volume {self._state_volume}", exc) from exc
-            source = Path(vol.attrs["Mountpoint"]) / "storage" / tenant / sig
+            source = Path(vol.attrs["Mountpoint"]).joinpath("storage", tenant, sig, *parts)
             # The scaler has the same volume mounted at state_dir: make the directory there,
             # following no link (Docker would follow one in a bind source).
-            SigStorage(self._state_dir / "storage").ensure_sig_dir(tenant, sig)
+            SigStorage(self._state_dir / "storage").ensure_dir(tenant, sig, *parts)
         else:
             root = self._host_state_dir or self._state_dir
-            source = SigStorage(root / "storage").ensure_sig_dir(tenant, sig)
-        return {str(source): {"bind": str(inside), "mode": "rw"}}
+            source = SigStorage(root / "storage").ensure_dir(tenant, sig, *parts)
+        return {str(source): {"bind": str(inside), "mode": mode}}
+
+    def _mounts(self, spec: ContainerSpec) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+        """(binds, tmpfs) of a container. A user's notebook server binds only that user's folder
+        (spaas.notebooks.storage_mounts); every other container its SIG's whole storage with an
+        empty tmpfs over `notebooks/`, so tenant code there cannot replace a user's folder with a
+        link that the next notebook container's bind would follow on the host."""
+        if spec.role != nb.ROLE:
+            binds = self._storage_mount(spec.tenant, spec.sig)
+            self._storage_mount(spec.tenant, spec.sig, nb.SIG_HIDDEN)  # made first, following no link
+            hidden = str(self._state_dir.joinpath("storage", spec.tenant, spec.sig, *nb.SIG_HIDDEN))
+            return binds, {hidden: "size=64k,mode=0555"}
+        out: dict[str, dict[str, str]] = {}
+        for parts, read_only in nb.storage_mounts(spec.env.get("SPAAS_NOTEBOOK_USER", "")):
+            out.update(self._storage_mount(spec.tenant, spec.sig, parts, "ro" if read_only else "rw"))
+        return out, {}
 
     def _find(self, name: str) -> Any | None:
         try:
@@ -267,10 +284,11 @@ class DockerRuntime:
             SPAAS_ADVERTISE_IP="auto", SPAAS_ADVERTISE_SUBNET=subnet, PYTHONUNBUFFERED="1",
         )
         dname = self.docker_name(spec.name)
+        binds, tmpfs = self._mounts(spec)
         try:
             container = self._client.containers.create(
                 spec.artifact, name=dname, hostname=spec.name, labels=labels(spec, self._stack), environment=env,
-                network=network, volumes=self._storage_mount(spec.tenant, spec.sig), stop_signal="SIGTERM",
+                network=network, volumes=binds, tmpfs=tmpfs or None, stop_signal="SIGTERM",
                 detach=True, **resources(spec, self._host_cpus()))
             if self._platform_network:
                 self._client.networks.get(self._platform_network).connect(container)

@@ -63,6 +63,12 @@ def test_a_server_with_a_busy_or_connected_kernel_is_in_use_now() -> None:
     assert notebook.activity(status, [{"execution_state": "busy", "connections": 0}], 5e9) == 5e9
     assert notebook.activity(status, [{"execution_state": "starting", "connections": 1}], 5e9) == 5e9
     assert notebook.activity(None, None, 5e9) is None
+    # A kernel still connecting its Spark session is in use (a client's WebSocket handshake waits
+    # for it), but not for ever.
+    t0 = 1767225600.0
+    starting = {"execution_state": "starting", "connections": 0, "last_activity": "2026-01-01T00:00:00Z"}
+    assert notebook.activity(status, [starting], t0 + 120) == t0 + 120
+    assert notebook.activity(status, [starting], t0 + notebook.STARTING_GRACE_S + 1) == t0
 
 
 def test_a_kernel_takes_one_core_unless_the_sigs_conf_sizes_it() -> None:

@@ -18,7 +18,7 @@ from spaas.logstream import RedisLogStreams, sig_build_stream
 from spaas.settings import ApiSettings
 
 from services.api.app import create_app
-from tests.api.conftest import error_of, sig_body
+from tests.api.conftest import ADMIN_TOKEN, error_of, sig_body
 
 API = "/api/v1"
 PROTECTED: list[tuple[str, str]] = [
@@ -258,3 +258,22 @@ def test_history_server_counts_in_usage_and_quota(client: FlaskClient) -> None:
     assert resp.status_code == 422
     error = error_of(resp.get_json())
     assert error["field"] == "scaling.min_workers" and "3 of 3" in error["message"], error
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_history_default_decides_an_unset_history_and_is_stored(settings, logs, default: bool) -> None:  # type: ignore[no-untyped-def]
+    """SPAAS_HISTORY_DEFAULT decides `history.enabled` where a spec leaves it unset, at create and
+    update; the stored spec says what was chosen; an explicit choice always wins."""
+    app = create_app(settings.replace(history_default=default), logs=logs)
+    c = app.test_client()
+    c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    assert c.post(f"{API}/tenants", json={"name": "hdef"}).status_code == 201
+    assert c.post(f"{API}/tenants/hdef/sigs", json=sig_body("unset")).get_json()["spec"]["history"] == {"enabled": default}
+    assert c.get(f"{API}/tenants/hdef/sigs/unset").get_json()["spec"]["history"] == {"enabled": default}
+    for explicit in (True, False):
+        body = sig_body(f"x{int(explicit)}", history={"enabled": explicit})
+        assert c.post(f"{API}/tenants/hdef/sigs", json=body).get_json()["spec"]["history"] == {"enabled": explicit}
+    # An update that leaves it unset gets the default again; one that says it keeps its word.
+    assert c.put(f"{API}/tenants/hdef/sigs/x1", json=sig_body("x1")).get_json()["spec"]["history"] == {"enabled": default}
+    # Master + one worker each, and the history servers chosen ("unset" and "x1" by the default).
+    assert c.get(f"{API}/tenants/hdef").get_json()["usage"]["containers"] == 3 * 2 + (2 if default else 0)

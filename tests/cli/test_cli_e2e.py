@@ -45,7 +45,7 @@ def cli(tmp_path_factory: pytest.TempPathFactory, ldap_server: Ldap) -> Iterator
     cli.env.update(SPAAS_STATE_DIR=str(state), SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"),
                    SPAAS_REGISTRY_PORT="0", SPAAS_RESYNC_S="1", SPAAS_SPARK_VERSIONS="3.5.9",
                    SPAAS_LDAP_URL=ldap_server.url, SPAAS_LDAP_BASE_DN=ldap_server.base_dn,
-                   SPAAS_CLUSTER_ADMIN_GROUPS="platform-ops")
+                   SPAAS_CLUSTER_ADMIN_GROUPS="platform-ops", SPAAS_HISTORY_DEFAULT="false")
     up = cli("up", "--port", "0", "--proxy-port", "0", timeout=400)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

@@ -35,7 +35,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory, ldap_server: Ldap) -
     state = tmp_path_factory.mktemp("console-platform")
     stack = Stack(state_dir=state, api_port=free_port(), registry_port=free_port(),
                   layers_dir=Path.home() / ".cache" / "spaas" / "layers",
-                  extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_LDAP_URL": ldap_server.url,
+                  extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_HISTORY_DEFAULT": "false", "SPAAS_LDAP_URL": ldap_server.url,
                              "SPAAS_LDAP_BASE_DN": ldap_server.base_dn, "SPAAS_CLUSTER_ADMIN_GROUPS": "platform-ops",
                              "SPAAS_FOLLOW_MAX_S": "20"})
     stack.up()

@@ -24,7 +24,8 @@ from spaas.stack import free_port
 from tests.e2e.conftest import Api
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = "spaastest"
+# Another name (SPAAS_TEST_DOCKER_STACK) lets a second checkout run its Docker tests beside this one.
+STACK = os.environ.get("SPAAS_TEST_DOCKER_STACK", "spaastest")
 SPARK = "3.5.9"
 
 
@@ -74,7 +75,9 @@ class Compose:
                         SPAAS_PROXY_PORT=str(self.proxy_port),
                         SPAAS_PROXY_PUBLIC_URL=f"http://127.0.0.1:{self.proxy_port}",
                         SPAAS_ADMIN_TOKEN=self.token, SPAAS_SPARK_VERSIONS=SPARK,
-                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password, SPAAS_REDIS_PASSWORD=self.redis_password)
+                        SPAAS_ETCD_ROOT_PASSWORD=self.etcd_root_password, SPAAS_REDIS_PASSWORD=self.redis_password,
+                        # A SIG whose spec does not ask runs no history server here (2 cores in CI).
+                        SPAAS_HISTORY_DEFAULT="false")
         self.api = Api(f"http://127.0.0.1:{self.port}", self.token)
         self.proxy_url = f"http://127.0.0.1:{self.proxy_port}"
 

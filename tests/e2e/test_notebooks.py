@@ -120,6 +120,9 @@ def test_a_users_server_starts_on_demand_and_its_kernel_runs_spark_on_the_sig(la
         assert execute(ws, "print(spark.range(10).count())").strip() == "10"
         conf = execute(ws, "print(spark.sparkContext.getConf().get('spark.authenticate'), spark.sparkContext.master)")
         assert conf.startswith("true spark://"), conf
+        # The kernel works in alice's folder of the SIG's storage.
+        cwd = execute(ws, "import os; print(os.getcwd())").strip()
+        assert cwd.endswith(f"/storage/{TENANT}/{SIG}/notebooks/alice"), cwd
     finally:
         ws.close()
     apps = wait("the notebook's application on the master",

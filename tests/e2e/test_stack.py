@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def spaas(*args: str, state: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SPAAS_")}
     base.update(SPAAS_STATE_DIR=str(state), PYTHONPATH=str(ROOT),
-                SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"), SPAAS_REGISTRY_PORT="0")
+                SPAAS_LAYERS_DIR=str(Path.home() / ".cache" / "spaas" / "layers"), SPAAS_REGISTRY_PORT="0",
+                SPAAS_HISTORY_DEFAULT="false")  # no history server per SIG unless a spec asks
     base.update(env or {})
     return subprocess.run([sys.executable, "-m", "spaas", *args], capture_output=True, text=True, env=base,
                           timeout=300, cwd=ROOT)

@@ -62,7 +62,8 @@ class KubePlatform:
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubePlatform]:
     state = tmp_path_factory.mktemp("kube-platform")
     stack = Stack(state_dir=state, api_port=free_port(), registry_port=free_port(),
-                  layers_dir=Path.home() / ".cache" / "spaas" / "layers", extra_env={"SPAAS_RESYNC_S": "1"})
+                  layers_dir=Path.home() / ".cache" / "spaas" / "layers",
+                  extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_HISTORY_DEFAULT": "false"})
     with ApiServer() as server:
         stack.up()
         node: NodeAgent | None = None

@@ -86,3 +86,31 @@ def test_addresses_are_each_running_containers_ip_on_its_sig_network(runtime: ob
     assert found[name].owns(ip, 4040) and not found[name].owns("172.17.0.1", 4040)
     rt.stop(name, grace_s=0)
     assert rt.addresses() == {}
+
+
+def test_a_notebook_container_mounts_only_its_users_folder_and_the_uploads_read_only(runtime: object,
+                                                                                      tmp_path: Path) -> None:
+    from spaas import notebooks as nb
+    from spaas.runtimes.base import ContainerSpec
+    from spaas.runtimes.docker import DockerRuntime
+
+    rt: DockerRuntime = runtime  # type: ignore[assignment]
+    storage = tmp_path / "state" / "storage" / "acme" / "etl"
+    (storage / "notebooks" / "bob").mkdir(parents=True)
+    name = nb.container_name("acme", "etl", "Alice")
+    rt.start(ContainerSpec(name=name, tenant="acme", sig="etl", role=nb.ROLE, index=0, config_hash="h1", generation=1,
+                           artifact=f"spaas-spark:{SPARK}", cpu=1, memory_mb=600, max_cpu=1, max_memory_mb=700,
+                           env={"SPAAS_NOTEBOOK_USER": "Alice"}))
+    info = rt._client.containers.get(rt.docker_name(name)).attrs
+    mounts = {m["Destination"]: (m["Source"], m["RW"]) for m in info["Mounts"]}
+    assert mounts == {str(storage / "notebooks" / "alice"): (str(storage / "notebooks" / "alice"), True)}
+    assert (storage / "notebooks" / "alice").is_dir()
+    assert not info["HostConfig"].get("Tmpfs")
+    # Every other container of the SIG has the whole storage with an empty tmpfs over notebooks/:
+    # its code cannot reach the users' folders, nor replace one with a link a notebook's bind would follow.
+    rt.start(ContainerSpec(name="acme-etl-worker-0", tenant="acme", sig="etl", role="worker", index=0, config_hash="h1",
+                           generation=1, artifact=f"spaas-spark:{SPARK}", cpu=1, memory_mb=600, max_cpu=1,
+                           max_memory_mb=700))
+    worker = rt._client.containers.get(rt.docker_name("acme-etl-worker-0")).attrs
+    assert [m["Destination"] for m in worker["Mounts"]] == [str(storage)]
+    assert list(worker["HostConfig"]["Tmpfs"]) == [str(storage / "notebooks")]

@@ -210,7 +210,8 @@ def sig_form(tenant: str, spec: dict[str, Any], *, editing: bool, error: dict[st
 def new_sig(tenant: str) -> WResponse | tuple[str, int]:
     if request.method == "GET":
         offer("sig.create")
-        spec = dict(DEFAULT_SPEC, spark_version=deps().settings.spark_versions[0])
+        spec = dict(DEFAULT_SPEC, spark_version=deps().settings.spark_versions[0],
+                    history={"enabled": deps().settings.history_default})
         return sig_form(tenant, spec, editing=False)
     body = sig_form_body(request.form)
     try:

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, request
 from spaas import messages, sparkconf
 from spaas.errors import Conflict, Invalid, NotFound, TemporaryError, Unprocessable
 from spaas.logstream import key_build_stream, sig_build_stream
-from spaas.model import Quota, SigSpec, dump, history_usage
+from spaas.model import Quota, SigSpec, dump, history_usage, with_history_default
 from spaas.records import InvalidRecord, SigRecords, SigSpecRecord, read_sigs, sigs_from_entries
 from spaas.store import Entry
 
@@ -32,7 +32,8 @@ def view_of(tenant: str, sig: str, parts: SigRecords) -> dict[str, Any]:
 
 
 def _validated_spec(d: Deps, body: dict[str, Any]) -> SigSpec:
-    spec = SigSpec.model_validate(body)
+    # A spec that leaves history.enabled unset gets the platform's choice, stored with it.
+    spec = SigSpec.model_validate(with_history_default(body, d.settings.history_default))
     if spec.spark_version not in d.settings.spark_versions:
         raise Unprocessable(
             f"Spark version {spec.spark_version!r} is not available; choose one of: {', '.join(d.settings.spark_versions)}",
