@@ -18,8 +18,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -44,6 +45,8 @@ from services.agent.demand import DriverDemand, compute, dynamic_target_executor
 from services.agent.drivers import Driver
 from services.agent.host import HostRegistration
 from services.agent.sessions import SessionRelay
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -308,6 +311,20 @@ class Agent:
             self.stop.wait(2)
         return 0
 
+    def wait_for(self, read: Callable[[], T | None], what: str, period_s: float) -> T | None:
+        """`read()` every `period_s` until it gives a value (a registry it cannot reach is logged
+        and asked again); None once the agent is told to stop."""
+        while not self.stop.is_set():
+            try:
+                value = read()
+            except TemporaryError as exc:
+                log.warning("%s: cannot read %s: %s", self.ident, what, exc)
+                value = None
+            if value is not None:
+                return value
+            self.stop.wait(period_s)
+        return None
+
     # -- worker --------------------------------------------------------------------------
     def _master_record(self) -> dict[str, Any] | None:
         """The SIG's master: a ready one, else one still starting whose ports are known (the
@@ -415,14 +432,7 @@ def run_notebook(agent: Agent) -> int:
         log.error("%s: a notebook container needs SPAAS_NOTEBOOK_USER and SPAAS_NOTEBOOK_TOKEN", agent.ident)
         return 2
     secret, sig_conf = agent._sig_inputs()
-    master: dict[str, Any] | None = None
-    while master is None and not agent.stop.is_set():
-        try:
-            master = agent._master_record()
-        except TemporaryError as exc:
-            log.warning("%s: cannot read the registry: %s", agent.ident, exc)
-        if master is None:
-            agent.stop.wait(1)
+    master = agent.wait_for(agent._master_record, "the registry", 1.0)
     if master is None:
         return 0
     name = notebook.app_name(user)

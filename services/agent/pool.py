@@ -99,14 +99,7 @@ def run_pooled(agent: Agent) -> int:
     agent.registration = HostRegistration(agent.store, agent.keys, "", "", agent.s.container,
                                           ttl_s=agent.s.host_ttl_s,
                                           key=agent.keys.pool_host(skeleton, agent.s.container))
-    secret = None
-    while secret is None and not agent.stop.is_set():
-        try:
-            secret = pool_secret(agent)
-        except TemporaryError as exc:
-            log.warning("%s: cannot read the skeleton's secret: %s", agent.ident, exc)
-        if secret is None:
-            agent.stop.wait(0.5)
+    secret = agent.wait_for(lambda: pool_secret(agent), "the skeleton's secret", 0.5)
     if secret is None:
         return 0
     # The platform's daemon conf only (no tenant's), and no UI base yet: the SIG is not known.
@@ -121,14 +114,7 @@ def run_pooled(agent: Agent) -> int:
         _adopt(agent, claim)
         return agent.serve_master(*started)
     prop_file = agent._write_private("conf/daemon.properties", spark.render_properties(props))
-    master = None
-    while master is None and not agent.stop.is_set():
-        try:
-            master = _pool_master(agent)
-        except TemporaryError as exc:
-            log.warning("%s: cannot read the pool's registry: %s", agent.ident, exc)
-        if master is None:
-            agent.stop.wait(0.2)
+    master = agent.wait_for(lambda: _pool_master(agent), "the pool's registry", 0.2)
     if master is None:
         return 0
     agent._start_worker(master, prop_file)
