@@ -127,6 +127,9 @@ def test_seed_parameters_reach_the_services(render: Render) -> None:
     d = by_kind(objects, "Deployment")
     api = env_of(d["acme-spaas-api"])
     assert api["SPAAS_LDAP_URL"] == "ldap://10.0.0.5:389" and api["SPAAS_LDAP_BASE_DN"] == "dc=example,dc=org"
+    assert api["SPAAS_HISTORY_DEFAULT"] == "true"  # every SIG runs a history server unless its spec says no
+    off = by_kind(render("acme", "spaas", "api.historyDefault=false"), "Deployment")
+    assert env_of(off["acme-spaas-api"])["SPAAS_HISTORY_DEFAULT"] == "false"
     scaler = env_of(d["acme-spaas-scaler"])
     assert scaler["SPAAS_RUNTIME"] == "kubernetes"
     assert (scaler["SPAAS_K8S_MASTER_CPU"], scaler["SPAAS_K8S_MASTER_MEMORY"]) == ("3", "5Gi")
