@@ -372,24 +372,28 @@ class Scaler:
                     quiet.add((view.tenant, view.sig))
         # Routes of every SIG (of the scope) that is not being deleted (an unreadable spec leaves what runs alone).
         routed = {ident for ident in known if scope is None or ident in scope}
+        # A pass over a scope also clears the routes of its SIGs that are being deleted or gone
+        # (their spec changed or went, so they are in the scope): no route outlives its SIG.
         if addresses is not None and not self._write_routes(
                 routed - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, by_sig, hosts,
-                addresses, full=scope is None):
+                addresses, full=scope is None, listed=scope):
             quiet -= routed
         return quiet, known
 
     def _write_routes(self, sigs: set[tuple[str, str]], containers_of: dict[tuple[str, str], list[Container]],
                       by_sig: dict[tuple[str, str], list[dict[str, Any]]], addresses: dict[str, Address], *,
-                      full: bool = True) -> bool:
+                      full: bool = True, listed: set[tuple[str, str]] | None = None) -> bool:
         """The proxy's verified routes (services/scaler/routes.py) of `sigs`: written where they
         changed, removed where no verified port is left; with `full`, every route of a SIG not in
-        `sigs` goes too. Not called for a pass whose addresses cannot be read (the last routes
-        stay; they name only what was verified). False if a write failed."""
+        `sigs` goes too, otherwise every route of a SIG of `listed` (the pass's scope, a superset
+        of `sigs`) not in `sigs`. Not called for a pass whose addresses cannot be read (the last
+        routes stay; they name only what was verified). False if a write failed."""
         try:
             if full:
                 existing = {e.key: e for e in self._store.list(self._keys.all_routes())}
             else:
-                existing = {e.key: e for t, s in sigs for e in self._store.list(self._keys.routes(t, s))}
+                existing = {e.key: e for t, s in sigs | (listed or set())
+                            for e in self._store.list(self._keys.routes(t, s))}
         except TemporaryError as exc:
             log.warning("routes not updated this pass: %s", exc)
             return False
@@ -424,7 +428,7 @@ class Scaler:
 
     def _sweep_orphans(self, containers: list[Container], known: set[tuple[str, str]] | _HasSpec) -> None:
         """Whatever the runtime holds for SIGs with no spec in etcd (keys removed by hand, the
-        platform's state wiped): their containers, networks and credentials go. Only this
+        platform's state wiped): their containers, networks, routes and credentials go. Only this
         platform's own (the runtime lists only its stack's), and only after etcd answered."""
         leftovers = getattr(self._runtime, "sigs", None)
         orphans = {(c.tenant, c.sig) for c in containers} | (set(leftovers()) if leftovers else set())
@@ -436,6 +440,8 @@ class Scaler:
                         log.info("stopping orphan container %s", c.name)
                         self._runtime.stop(c.name)
                 self._runtime.cleanup_sig(tenant, sig)
+                for route in self._store.list(self._keys.routes(tenant, sig)):
+                    self._store.delete(route.key)  # no route outlives its containers
                 if self._credentials:
                     self._credentials.forget(tenant, sig)
                 if self._redis_access:

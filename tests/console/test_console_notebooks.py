@@ -10,6 +10,7 @@ logins. Independent of test_console_browser.py: it builds its own tenant `lab`.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from playwright.sync_api import expect
@@ -56,6 +57,12 @@ def test_the_sig_page_links_each_users_jupyterlab_and_the_history_server(
     history = opened.value
     history.wait_for_load_state()
     assert history.url.startswith(console_stack.proxy_url + f"/sig/{T}/{S}/history/")
+    # "running" comes from the history server's own registration; the proxy routes to it once the
+    # scaler has verified its port and the proxy's table has been refreshed (a second or two later).
+    deadline = time.monotonic() + 60
+    while "History Server" not in history.title() and time.monotonic() < deadline:
+        time.sleep(1)
+        history.reload()
     expect(history).to_have_title(re.compile("History Server"))
     history.close()
     # Her own JupyterLab: a starting page that reloads itself, then the lab, under her path.

@@ -129,6 +129,7 @@ def test_a_deleted_sig_has_its_containers_stopped_by_an_incremental_pass(
         etcd_url: str, cached: CachedStore, keys: Keys, redis_url: str, tmp_path: Path) -> None:
     store = EtcdStore(etcd_url)
     scaler, runtime = ready_scaler(cached, store, keys, redis_url, tmp_path, [("acme", "etl"), ("acme", "old")])
+    assert store.list(keys.routes("acme", "etl")) and store.list(keys.routes("acme", "old"))
     record = store.get(keys.sig_spec("acme", "etl"))
     assert record is not None
     store.put(keys.sig_spec("acme", "etl"), dict(record.value, deleting=True))  # what the API's delete writes
@@ -139,6 +140,8 @@ def test_a_deleted_sig_has_its_containers_stopped_by_an_incremental_pass(
     assert sorted(runtime.stopped) == ["acme-etl-master-0", "acme-etl-worker-0", "acme-old-master-0",
                                        "acme-old-worker-0"]
     assert runtime.containers == {}
+    # No route outlives its SIG: the proxy must never forward to where a deleted SIG's server was.
+    assert store.list(keys.routes("acme", "etl")) == [] and store.list(keys.routes("acme", "old")) == []
     hosts = [e.key for e in store.list(keys.hosts("acme", "etl"))]
     for key in hosts:  # the agents' leased host records expire once their containers are gone
         store.delete(key)
