@@ -70,7 +70,12 @@ class Supervisor:
     def _exit_status(self, name: str, pid: int) -> str:
         proc = self._procs.get(name)
         if proc is not None and proc.pid == pid:
-            code = proc.poll()
+            try:
+                # Called once the process looks dead (gone or a zombie); a killed multi-threaded
+                # process (etcd) can be reaped only once all its threads are gone: wait briefly.
+                code: int | None = proc.wait(timeout=2.0)
+            except subprocess.TimeoutExpired:
+                code = None
             if code is not None:
                 return f"killed by signal {-code}" if code < 0 else f"exit {code}"
         return "unknown (not started by this supervisor)"
