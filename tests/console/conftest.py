@@ -7,7 +7,6 @@ browser. Screenshots of the main pages go to docs/screenshots/ (or $SPAAS_SCREEN
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from spaas.stack import ROOT, Stack, free_port
 
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, admin_client
 from tests.ldap_fixture import Ldap
 
 CHROMIUM = os.environ.get("SPAAS_CHROMIUM", "/usr/bin/chromium")
@@ -47,10 +46,7 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory, ldap_server: Ldap) -
 
 @pytest.fixture(scope="session")
 def admin_api(console_stack: Stack) -> Api:
-    deadline = time.monotonic() + 30
-    while not console_stack.token_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return Api(console_stack.proxy_url, console_stack.admin_token())
+    return admin_client(console_stack, url=console_stack.proxy_url)
 
 
 @pytest.fixture(scope="session")

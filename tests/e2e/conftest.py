@@ -102,12 +102,18 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.down()
 
 
+def admin_client(stack: Stack, *, url: str | None = None) -> Api:
+    """The admin's client of a started stack (at `url`, default its API), once `spaas up` has
+    written the admin token file."""
+    deadline = time.monotonic() + 30
+    while not stack.token_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return Api(url or stack.api_url, stack.admin_token())
+
+
 @pytest.fixture(scope="session")
 def api(platform: Stack) -> Api:
-    deadline = time.monotonic() + 30
-    while not platform.token_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return Api(platform.api_url, platform.admin_token())
+    return admin_client(platform)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from spaas.etcd import EtcdStore
 from spaas.keys import Keys
 from spaas.stack import Stack, free_port
 
-from tests.e2e.conftest import JOB, Api
+from tests.e2e.conftest import JOB, Api, admin_client
 
 pytestmark = pytest.mark.e2e
 
@@ -38,10 +38,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def api(platform: Stack) -> Api:
-    deadline = time.monotonic() + 30
-    while not platform.token_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return Api(platform.api_url, platform.admin_token())
+    return admin_client(platform)
 
 
 def ready_skeleton(store: EtcdStore) -> tuple[str, dict[str, Any]] | None:
