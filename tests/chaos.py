@@ -391,6 +391,35 @@ class Chaos:
         self.converge()
         return self.report
 
+    def diagnose(self) -> str:
+        """What a failure report needs to be read without a replay: each live SIG that is not
+        READY with its status, its host records as etcd has them, the runtime's view of its
+        containers and the tail of their logs."""
+        out: list[str] = []
+        for tenant, sig in sorted(self.live):
+            resp = self.api.call("GET", f"/tenants/{tenant}/sigs/{sig}")
+            status = resp.json().get("status", {}) if resp.status_code == 200 else {}
+            if status.get("phase") == "READY":
+                continue
+            out.append(f"== SIG {tenant}/{sig} status: {json.dumps(status, sort_keys=True)}")
+            for key, value in _etcd_list(self.stack.etcd_url, Keys().hosts(tenant, sig)):
+                out.append(f"-- host {key}: {value}")
+            for c in self.runtime.list():
+                if (c.tenant, c.sig) == (tenant, sig):
+                    out.append(f"-- container {c.name} running={c.running} config={c.config_hash} started={c.started_at:.1f}")
+            cdir = self.stack.state_dir / "runtime" / tenant / sig
+            for log_file in sorted(cdir.glob("*/container.log")) + sorted(cdir.glob("*/spark-*.log")):
+                lines = log_file.read_text(errors="replace").splitlines()[-25:]
+                out.append(f"-- {log_file.relative_to(self.stack.state_dir)} (last {len(lines)} lines)")
+                out.extend("   " + line[:300] for line in lines)
+        scaler_log = self.stack.state_dir / "logs" / "scaler.log"
+        if out and scaler_log.exists():
+            lines = [line for line in scaler_log.read_text(errors="replace").splitlines()
+                     if any(f"{t}/{s}" in line for t, s in self.live)][-40:]
+            out.append(f"-- scaler log lines naming live SIGs (last {len(lines)})")
+            out.extend("   " + line[:300] for line in lines)
+        return "\n".join(out)
+
 
 @contextmanager
 def supervised_stack(state_dir: Path, *, resync_s: float = 1.0) -> Iterator[Stack]:
@@ -459,6 +488,19 @@ def _kill9_group(pid: int) -> None:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     except ProcessLookupError:
         _kill9(pid)
+
+
+def _etcd_list(etcd_url: str, prefix: str) -> list[tuple[str, str]]:
+    import base64
+    end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    query = {"key": base64.b64encode(prefix.encode()).decode(), "range_end": base64.b64encode(end.encode()).decode()}
+    try:
+        resp = requests.post(f"{etcd_url}/v3/kv/range", timeout=10, json=query)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        return [(prefix, f"(not read: {exc})")]
+    return [(base64.b64decode(kv["key"]).decode(), base64.b64decode(kv.get("value", "")).decode(errors="replace"))
+            for kv in resp.json().get("kvs", [])]
 
 
 def _etcd_count(etcd_url: str, prefix: str) -> int:

@@ -371,6 +371,8 @@ class Agent:
                         self.daemon.stop()
                         self.daemon = None
                     raise
+            elif not self.registration.record.get("ready"):
+                self._confirm_worker(master or current)
             return None
 
         run_every(follow_master, self.stop, 2.0, max_backoff_s=15.0, first_backoff_s=2.0,
@@ -400,6 +402,17 @@ class Agent:
                 return daemon.exited() is not None
         if not wait_until(drained, self.s.decommission_s):
             log.warning("%s: executors still running after %ss; stopping anyway", self.ident, self.s.decommission_s)
+
+    def _confirm_worker(self, master: dict[str, Any]) -> None:
+        """A worker published not ready (the master did not list it within the wait of
+        `_start_worker`: a slow master, a registry that failed then) turns ready as soon as the
+        master lists it; until then the scaler counts it as starting (or lost)."""
+        record = self.registration.record
+        port = int((record.get("ports") or {}).get("spark") or 0)
+        if port and worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port):
+            self.registration.publish(dict(record, ready=True))
+            self._announce_host()
+            log.info("%s: Spark worker registered with %s (late)", self.ident, master["spark_url"])
 
     def _start_worker(self, master: dict[str, Any], prop_file: Path) -> None:
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)

@@ -9,7 +9,10 @@ Phases (written by the scaler only):
     built, containers not all ready       DEPLOYING  (UPDATING if it was READY before)
     master and min workers ready          READY
     a ready worker's container died       DEPLOYING  reason WorkerLost, until its replacement
-                                                     registers (not READY for more than one pass)
+                                                     registers (not READY for more than one pass):
+                                                     a host record counts once registered after its
+                                                     container started (`Container.started_at`), or
+                                                     after the loss was seen if the runtime cannot tell
     deletion requested                    DELETING   -> `forget` once nothing runs
 
 The history server (spec `history.enabled`) is started once the master is registered ready and
@@ -201,11 +204,15 @@ def _plan(view: SigView, containers: list[Container], hosts: list[dict[str, Any]
     for i in prev_workers.get("ready_members") or []:
         if i in members and container_name(view.tenant, view.sig, WORKER, i) not in alive:
             lost.setdefault(int(i), now)
+    # A host record is this container's when it was registered after the container started (a
+    # runtime that tells when); else, for a lost worker, after the loss was seen.
+    started = {c.name: c.started_at for c in running if c.name not in stopping}
     ready_members = []
     for i in members:
         name = container_name(view.tenant, view.sig, WORKER, i)
         host = next((h for h in current_hosts if h.get("host") == name and h.get("role") == WORKER), None)
-        if host and (i not in lost or float(host.get("registered_at") or 0.0) > lost[i]):
+        registered = float(host.get("registered_at") or 0.0) if host else 0.0
+        if host and (registered >= started[name] if started.get(name) else (i not in lost or registered > lost[i])):
             ready_members.append(i)
             lost.pop(i, None)
     ready_workers = len(ready_members)

@@ -13,6 +13,7 @@ even when they left the container's process group. The group leader (pid == pgid
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -63,6 +64,23 @@ def _alive(pid: int) -> bool:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
     return state not in ("Z", "X")
+
+
+@functools.cache
+def _boot_time() -> float:
+    """When the machine booted (wall clock), once per process so that start times read again
+    compare equal."""
+    return time.time() - float(Path("/proc/uptime").read_text().split()[0])
+
+
+def _started_at(pid: int) -> float:
+    """When the process started (wall clock, to about 10 ms), from its start time in clock
+    ticks after boot (`/proc/<pid>/stat` field 22); 0.0 if it cannot be read."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _pids() -> list[int]:
@@ -224,10 +242,7 @@ class ProcessRuntime:
             if not leaders:
                 continue
             pid, env = leaders[0]
-            try:
-                started = os.stat(f"/proc/{pid}").st_mtime
-            except OSError:
-                started = 0.0
+            started = _started_at(pid)
             containers.append(Container(
                 name=name, tenant=env.get("SPAAS_TENANT", ""), sig=env.get("SPAAS_SIG", ""),
                 role=env.get("SPAAS_ROLE", ""), index=int(env.get("SPAAS_INDEX", "0") or 0),

@@ -52,3 +52,60 @@ def test_a_master_without_its_addresses_is_not_used(store: EtcdStore, keys: Keys
     del rec["spark_url"]
     store.put(keys.host("t", "s", "t-s-master-0"), rec)
     assert agent._master_record() is None
+
+
+class RecordingBus:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    def publish(self, event: Any) -> None:
+        self.events.append(event)
+
+
+def test_a_worker_published_not_ready_turns_ready_once_the_master_lists_it(
+        store: EtcdStore, keys: Keys, tmp_path: Path) -> None:
+    """A worker the master did not list within the agent's first wait is published not ready; it
+    must not stay so (the scaler would count it lost for ever): the agent's next look at the
+    master's JSON page that lists it ALIVE publishes it ready, registered after the first."""
+    import http.server
+    import time
+
+    listed: list[dict[str, Any]] = []
+
+    class MasterPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.dumps({"status": "ALIVE", "workers": listed}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), MasterPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        agent = worker_agent(store, keys, tmp_path)
+        bus = RecordingBus()
+        agent.bus = bus  # type: ignore[assignment]
+        the_master = {"spark_url": "spark://127.0.0.1:7077", "ui_url": f"http://127.0.0.1:{server.server_port}"}
+        agent.registration.publish(agent._record(ports={"spark": 45678, "ui": 45679}, ready=False))
+        first = store.get(keys.host("t", "s", "t-s-worker-0"))
+        assert first is not None and first.value["ready"] is False
+
+        agent._confirm_worker(the_master)  # the master does not list it yet
+        entry = store.get(keys.host("t", "s", "t-s-worker-0"))
+        assert entry is not None and entry.value["ready"] is False and not bus.events
+
+        listed.append({"host": "127.0.0.1", "port": 45678, "state": "ALIVE"})
+        time.sleep(0.01)
+        agent._confirm_worker(the_master)
+        entry = store.get(keys.host("t", "s", "t-s-worker-0"))
+        assert entry is not None and entry.value["ready"] is True
+        assert entry.value["registered_at"] > first.value["registered_at"]
+        assert len(bus.events) == 1
+    finally:
+        server.shutdown()
+        agent.registration.withdraw()

@@ -34,4 +34,6 @@ def test_platform_converges_after_random_kills(chaos_stack: Stack) -> None:
     except Exception as exc:
         raise AssertionError(f"chaos run failed (replay with SPAAS_CHAOS_SEED={seed}): {exc}") from exc
     print(report.summary())
+    if report.problems:
+        print(chaos.diagnose())
     assert report.problems == [], f"seed {seed}: {report.summary()}\n" + "\n".join(report.problems)

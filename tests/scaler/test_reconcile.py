@@ -189,6 +189,51 @@ def test_a_ready_worker_that_died_is_not_ready_until_its_replacement_registers()
     assert back.status["workers"]["ready"] == 2 and back.status["workers"]["lost"] == {}
 
 
+def test_with_start_times_a_host_record_counts_only_when_registered_after_its_container_started() -> None:
+    """A runtime that tells when each container started: the predecessor's record (registered
+    before the replacement started) never counts; the replacement's does as soon as it registers."""
+    import dataclasses
+    record = spec_record(scaling={"min_workers": 2})
+    containers, hosts = cluster(chash(record), workers=2)
+    gone = WORKER.format(1)
+    old = [dataclasses.replace(c, started_at=50.0) for c in containers]
+    for h in hosts:
+        h["registered_at"] = 100.0
+    was_ready = {"phase": "READY", "observed_generation": 1,
+                 "workers": {"members": [0, 1], "ready_members": [0, 1], "lost": {}}}
+    died = plan(SigView(TENANT, SIG, record, build_record(), was_ready), [c for c in old if c.name != gone], hosts,
+                now=200.0)
+    assert (died.status["phase"], died.status["reason"]) == ("DEPLOYING", "WorkerLost")
+
+    replaced = [dataclasses.replace(c, started_at=201.0) if c.name == gone else c for c in old]
+    stale = plan(SigView(TENANT, SIG, record, build_record(), died.status), replaced, hosts, now=202.0)
+    assert (stale.status["phase"], stale.status["workers"]["ready"]) == ("DEPLOYING", 1)
+
+    fresh = [dict(h, registered_at=203.0) if h["host"] == gone else h for h in hosts]
+    back = plan(SigView(TENANT, SIG, record, build_record(), stale.status), replaced, fresh, now=204.0)
+    assert (back.status["phase"], back.status["workers"]["ready"], back.status["workers"]["lost"]) == ("READY", 2, {})
+
+
+def test_a_worker_missed_for_one_pass_is_ready_again_when_seen_running_as_before() -> None:
+    """A container the runtime's listing missed once (it never died: same start time) keeps its
+    registration: it is ready again on the next pass, not lost for ever while its agent, which
+    has no reason to register again, keeps running."""
+    import dataclasses
+    record = spec_record(scaling={"min_workers": 2})
+    containers, hosts = cluster(chash(record), workers=2)
+    missed = WORKER.format(1)
+    running = [dataclasses.replace(c, started_at=50.0) for c in containers]
+    for h in hosts:
+        h["registered_at"] = 100.0
+    was_ready = {"phase": "READY", "observed_generation": 1,
+                 "workers": {"members": [0, 1], "ready_members": [0, 1], "lost": {}}}
+    glitch = plan(SigView(TENANT, SIG, record, build_record(), was_ready), [c for c in running if c.name != missed],
+                  hosts, now=200.0)
+    assert glitch.status["workers"]["lost"] == {"1": 200.0}
+    again = plan(SigView(TENANT, SIG, record, build_record(), glitch.status), running, hosts, now=201.0)
+    assert (again.status["phase"], again.status["workers"]["ready"], again.status["workers"]["lost"]) == ("READY", 2, {})
+
+
 def test_a_lost_worker_removed_by_scale_in_is_no_longer_lost() -> None:
     record = spec_record(scaling={"min_workers": 1})
     containers, hosts = cluster(chash(record), workers=1)
