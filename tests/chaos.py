@@ -272,10 +272,14 @@ class Chaos:
         start = time.monotonic()
         deadline = start + self.plan.converge_timeout_s
         problems: list[str] = ["not checked"]
+        shown: list[str] = []
         while time.monotonic() < deadline:
             problems = self.check()
             if not problems:
                 break
+            if problems != shown:  # what it waits for, as it changes (the slow part of a run)
+                self.log(f"chaos: +{time.monotonic() - start:.0f}s waiting for: " + "; ".join(problems))
+                shown = problems
             time.sleep(2)
         self.report.converge_s = time.monotonic() - start
         if not problems:

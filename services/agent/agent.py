@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 # Beneath the container's directory; holds the SIG's Spark secret while the daemon runs.
 DAEMON_PROPERTIES = "conf/daemon.properties"
+# How often a worker waiting to register with its master looks whether the SIG's master moved.
+MASTER_RECHECK_S = 2.0
 
 
 class Agent:
@@ -425,9 +427,27 @@ class Agent:
         self.daemon.start()
         record = self._record(ports={"spark": port, "ui": ui_port}, ui_url=f"http://{self.s.advertise_ip}:{ui_port}",
                               master=master["spark_url"])
-        if wait_until(lambda: worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
-                      or self.daemon is None or self.daemon.exited() is not None, 120, interval_s=0.1, stop=self.stop) \
-                and self.daemon.exited() is None:
+        registered = False
+        look_again = time.monotonic() + MASTER_RECHECK_S
+
+        def settled() -> bool:
+            """Registered, the daemon gone, or the SIG's master moved: a worker started against
+            a master that died (its leased record outlives it by up to its TTL) never registers;
+            `follow_master` then restarts it against the new one instead of waiting here."""
+            nonlocal registered, look_again
+            registered = worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
+            if registered or self.daemon is None or self.daemon.exited() is not None:
+                return True
+            if time.monotonic() >= look_again:
+                look_again = time.monotonic() + MASTER_RECHECK_S
+                with contextlib.suppress(TemporaryError):
+                    current = self._master_record()
+                    if current is not None and current.get("spark_url") != master["spark_url"]:
+                        return True
+            return False
+
+        wait_until(settled, 120, interval_s=0.1, stop=self.stop)
+        if registered and self.daemon is not None and self.daemon.exited() is None:
             self.registration.publish(dict(record, ready=True))
             self._announce_host()
             log.info("%s: Spark worker registered with %s", self.ident, master["spark_url"])

@@ -185,6 +185,33 @@ def test_killed_worker_is_replaced_and_sig_delete_leaves_nothing(api: Api, platf
     api.wait_gone(tenant, "keep")
 
 
+def test_master_and_worker_killed_together_are_back_together(api: Api, platform: Stack, tenant: str) -> None:
+    """kill -9 of a SIG's master and worker containers at once: the worker's replacement may find
+    the dead master's record (it outlives the master by its lease) and start against it; it must
+    follow the new master as soon as that registers (it once waited 120 s for the dead one)."""
+    api.create_sig(tenant, {"name": "pair", "spark_version": SPARK3})
+    before = api.wait_phase(tenant, "pair", "READY")
+    runtime = ProcessRuntime(platform.state_dir)
+    leaders = [pid for pid in runtime.pids(tenant, "pair")
+               if b"SPAAS_LEADER=1" in open(f"/proc/{pid}/environ", "rb").read() and os.getpgid(pid) == pid]
+    assert len(leaders) == 2
+    for pid in leaders:
+        os.killpg(pid, signal.SIGKILL)
+
+    def back() -> bool:
+        status = api.sig(tenant, "pair")["status"]
+        if status["phase"] != "READY" or status["master_url"] in (None, before["status"]["master_url"]):
+            return False
+        try:
+            return len(master_workers(api, status["ui_url"])) >= 1
+        except (AssertionError, requests.RequestException, ValueError):
+            return False  # the proxy's route to the new master may be a pass behind
+
+    api.wait("the master and its worker to be back", back, timeout_s=75, interval_s=0.5)
+    api.delete_sig(tenant, "pair")
+    api.wait_gone(tenant, "pair")
+
+
 def test_control_plane_restart_while_building(api: Api, platform: Stack, tenant: str) -> None:
     # A package not in the shared layer makes the build take a few seconds of pip.
     api.create_sig(tenant, {"name": "resilient", "spark_version": SPARK3, "python_packages": ["toolz==0.12.1"]})
