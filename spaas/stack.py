@@ -248,8 +248,10 @@ class Stack:
         self.start_component("redis")
         self.start_component("etcd")
 
-    def start_component(self, name: str) -> subprocess.Popen[bytes]:
-        """(Re)start one data store or service on its recorded ports and wait until it answers."""
+    def start_component(self, name: str, *, wait: bool = True) -> subprocess.Popen[bytes]:
+        """(Re)start one data store or service on its recorded ports and wait until it answers
+        (a service: `wait` False returns once it is spawned; data stores always wait, they need
+        nothing else to come up)."""
         logs = self.state_dir / "logs"
         if name == "redis":
             self.redis_port = self.redis_port or free_port()
@@ -260,12 +262,12 @@ class Stack:
             self.etcd_peer_port = self.etcd_peer_port or free_port()
             proc = start_etcd(self.state_dir / "etcd", self.etcd_port, self.etcd_peer_port, logs / "etcd.log")
         else:
-            return self.start_service(name)
+            return self.start_service(name, wait=wait)
         self.pids[name] = proc.pid
         self._save()
         return proc
 
-    def start_service(self, name: str) -> subprocess.Popen[bytes]:
+    def start_service(self, name: str, *, wait: bool = True) -> subprocess.Popen[bytes]:
         env = self.env()
         if name == "etcd_registry":
             env["SPAAS_PORT"] = str(self.registry_port)
@@ -280,6 +282,8 @@ class Stack:
         proc = _spawn([sys.executable, "-m", MODULES.get(name, f"services.{name}")], self.state_dir / "logs" / f"{name}.log", env, cwd=ROOT)
         self.pids[name] = proc.pid
         self._save()
+        if not wait:
+            return proc
         if name == "api":
             _wait(lambda: requests.get(self.api_url + "/api/v1/healthz", timeout=1).ok, "the API", 60, proc)
         elif name == "proxy":

@@ -4,7 +4,9 @@ service and keeps them running.
 One process (`python -m spaas.supervisor STATE_DIR`, its own session, log in
 `STATE/logs/supervisor.log`) polls its components every half second. A component whose process
 is gone (killed, crashed, a zombie) has its whole process group killed (no orphaned children)
-and is started again on its recorded ports, after a backoff that doubles per quick failure
+and is started again on its recorded ports (a service is spawned and not waited for, so one
+whose readiness hangs on another dead component never holds up that component's restart), after
+a backoff that doubles per quick failure
 (1 s, 2 s, ... 30 s) and resets once it has run a minute. Each restart is recorded in
 `STATE/stack.json` (`restarts`: count, last exit status, time), which `spaas status` shows.
 At start it adopts what still runs from an earlier record and starts only what is missing, so
@@ -80,10 +82,10 @@ class Supervisor:
                 return f"killed by signal {-code}" if code < 0 else f"exit {code}"
         return "unknown (not started by this supervisor)"
 
-    def _start(self, name: str) -> None:
+    def _start(self, name: str, *, wait: bool = True) -> None:
         self._started_at[name] = self._clock()
         try:
-            self._procs[name] = self.stack.start_component(name)
+            self._procs[name] = self.stack.start_component(name, wait=wait)
         except StackError as exc:
             log.error("%s did not come up: %s", name, exc)
 
@@ -128,7 +130,9 @@ class Supervisor:
             self._not_before[name] = now + self._delay[name]
             log.warning("%s (pid %d) is gone (%s): restarting", name, pid, status)
             self._record(name, status)
-            self._start(name)
+            # A restarted service is spawned, not waited for: its readiness may hang on another
+            # component that died with it (the proxy on etcd), which this check must restart next.
+            self._start(name, wait=False)
             restarted.append(name)
         return restarted
 

@@ -84,6 +84,22 @@ def test_a_killed_component_is_restarted_without_any_command_and_status_shows_it
     wait("the API writes again", lambda: http.post(f"{api}/tenants", json={"name": tenant}).status_code in (201, 409))
 
 
+def test_a_restart_waiting_on_a_dead_dependency_does_not_hold_up_that_dependency(
+        stack: tuple[Path, str, str]) -> None:
+    """The proxy is restarted, then etcd dies while the new proxy starts (it cannot be ready
+    without etcd): etcd must come back at once, not after the supervisor gave up waiting for the
+    proxy (it once waited 60 s, etcd down all along)."""
+    state, api, _ = stack
+    before = record(state)
+    os.kill(before["pids"]["proxy"], signal.SIGKILL)
+    wait("proxy respawned", lambda: (p := record(state)["pids"]["proxy"]) != before["pids"]["proxy"] and alive(p))
+    etcd = record(state)["pids"]["etcd"]
+    os.kill(etcd, signal.SIGKILL)
+    wait("etcd restarted", lambda: (p := record(state)["pids"]["etcd"]) != etcd and alive(p), timeout_s=20)
+    wait("proxy healthy again", lambda: healthy(state, "proxy", api))
+    assert requests.get(f"{api}/healthz", timeout=5).ok
+
+
 def test_up_on_a_partly_dead_stack_repairs_it(stack: tuple[Path, str, str]) -> None:
     state, api, _ = stack
     before = record(state)
