@@ -416,7 +416,11 @@ class Agent:
             self._announce_host()
             log.info("%s: Spark worker registered with %s (late)", self.ident, master["spark_url"])
 
-    def _start_worker(self, master: dict[str, Any], prop_file: Path) -> None:
+    def _start_worker(self, master: dict[str, Any], prop_file: Path,
+                      lookup: Callable[[], dict[str, Any] | None] | None = None) -> None:
+        """`lookup`: where the worker's master is registered (default: the SIG's, `_master_record`;
+        a pooled worker's is its skeleton's)."""
+        find_master = lookup or self._master_record
         port, ui_port = free_port(self.s.advertise_ip), free_port(self.s.advertise_ip)
         self.daemon = SparkDaemon(ui_port=ui_port, argv=
             spark.worker_argv(self.env, host=self.s.advertise_ip, port=port, ui_port=ui_port,
@@ -441,7 +445,7 @@ class Agent:
             if time.monotonic() >= look_again:
                 look_again = time.monotonic() + MASTER_RECHECK_S
                 with contextlib.suppress(TemporaryError):
-                    current = self._master_record()
+                    current = find_master()
                     if current is not None and current.get("spark_url") != master["spark_url"]:
                         return True
             return False

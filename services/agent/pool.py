@@ -117,7 +117,7 @@ def run_pooled(agent: Agent) -> int:
     master = agent.wait_for(lambda: _pool_master(agent), "the pool's registry", 0.2)
     if master is None:
         return 0
-    agent._start_worker(master, prop_file)
+    agent._start_worker(master, prop_file, lookup=lambda: _pool_master(agent))
     claim = _wait_claim(agent)
     if claim is None:
         return 0 if agent.stop.is_set() else 1

@@ -28,7 +28,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("pool-platform")
     stack = Stack(state_dir=state, api_port=free_port(), registry_port=free_port(),
                   layers_dir=Path.home() / ".cache" / "spaas" / "layers",
-                  extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_WARM_POOL_SIZE": "1"})
+                  extra_env={"SPAAS_RESYNC_S": "1", "SPAAS_WARM_POOL_SIZE": "1", "SPAAS_HISTORY_DEFAULT": "false"})
     stack.up()
     try:
         yield stack
