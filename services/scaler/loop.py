@@ -296,7 +296,7 @@ class Scaler:
                 apps.bad.extend(part_apps.bad)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for h in host_listing:
-            hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+            hosts.setdefault(host_sig(h, self._keys), []).append(h.as_value())  # shared: plan and routes only read
         if self._pool is not None:
             # Warm pool: claims before any cold start of this pass (on every SIG, read after this
             # pass's own read: a SIG built in between is claimed, never started cold), and the
@@ -331,8 +331,9 @@ class Scaler:
                     self._invalid_spec(rec)
                 continue
             mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
-            views.append((SigView(rec.tenant, rec.sig, rec.spec.to_value(), rec.build.to_value() if rec.build else None,
-                                  rec.status.to_value() if rec.status else None, invalid=mine),
+            # The records' shared dicts (`Record.as_value`, once per key revision): plan() only reads them.
+            views.append((SigView(rec.tenant, rec.sig, rec.spec.as_value(), rec.build.as_value() if rec.build else None,
+                                  rec.status.as_value() if rec.status else None, invalid=mine),
                           rec.entries.get("status")))
         used: dict[str, list[int]] = {}
         for view, _ in views:
