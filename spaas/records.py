@@ -385,7 +385,9 @@ class Listing(Generic[T]):
 # -- SIGs ---------------------------------------------------------------------------------------
 @dataclass
 class SigRecords:
-    """One SIG's records. `spec` is None when its spec is invalid (then `invalid` says why)."""
+    """One SIG's records. `spec` is None when its spec is invalid (then `invalid` says why).
+    Those of `read_sigs` are shared by every listing that meets the same entries: read them,
+    never change them."""
 
     tenant: str
     sig: str
@@ -444,9 +446,22 @@ def sigs_from_entries(entries: Iterable[Entry], keys: Keys) -> Listing[SigRecord
     for (t, s), parts_of in sorted(grouped.items()):
         if "spec" not in parts_of:
             continue  # half-deleted leftovers (the scaler's forget() deletes the spec last)
-        rec = sig_records(t, s, parts_of)
-        out.records.append(rec)
+        out.records.append(_kept_sig_records(t, s, parts_of))
     return out
+
+
+def _kept_sig_records(tenant: str, sig: str, entries: dict[str, Entry]) -> SigRecords:
+    """`sig_records`, kept with the SIG's spec entry (`Entry.memo`) while its other entries are
+    the very same: a listing of unchanged SIGs builds nothing new (the scaler's full pass lists
+    every SIG; what it builds anew and holds through the pass is what the garbage collector walks)."""
+    memo = entries["spec"].memo
+    stamp = (tenant, sig, tuple(entries.items()))
+    found = memo.get(SigRecords)
+    if found is not None and found[0] == stamp:  # entries compare by identity first: the cache's own objects
+        return found[1]  # type: ignore[no-any-return]
+    rec = sig_records(tenant, sig, entries)
+    memo[SigRecords] = (stamp, rec)
+    return rec
 
 
 # -- hosts --------------------------------------------------------------------------------------
