@@ -8,14 +8,17 @@ then
 - in a child process, starts the scaler's watch-backed caches (`cached_prefixes`, "sync s": the
   first listing) and runs `services.scaler.loop.Scaler.reconcile_all`: three full passes (the first
   starts the SIGs' containers, then their agents' host records are written, ready; the second sees
-  them ready and writes statuses and routes; the third is the steady full pass the scaler makes
-  every `full_resync_s`), an incremental pass (nothing changed: n = 0) and one after 1% of the
-  workers' agents reported not ready (n = the SIGs reconciled); prints the times and the child's
-  RSS, and the RSS grown per SIG since before the caches. The containers are a simulated runtime
+  them ready and writes statuses and routes; the third reads those statuses back), then `--steady`
+  more full passes over inputs that no longer change: the full pass the scaler makes every
+  `full_resync_s` once things settled (their mean and slowest, wall and CPU: the machine may be
+  shared, and which pass pays for a full garbage collection of the heap varies), an incremental
+  pass (nothing changed: n = 0) and one after 1% of the workers' agents reported not ready (n =
+  the SIGs reconciled); prints the times and the child's RSS, and the RSS grown per SIG since
+  before the caches. The containers are a simulated runtime
   that lives in this file only (`SimRuntime`: it records what the scaler starts and stops, and
   gives each container an address of its own; no processes): it is for this benchmark, never
   importable by services. `--profile FILE` writes one pass's cProfile stats (pass index in
-  SPAAS_BENCH_PROFILE_PASS, default 3);
+  SPAAS_BENCH_PROFILE_PASS, default 3: the first steady pass);
 - starts the API (`python -m services.api`, waitress, with its watch-backed caches) and sends
   `--requests` sequential SIG lists for one tenant with that tenant's admin token; prints p50/p99
   and the API's RSS.
@@ -133,7 +136,7 @@ def register_hosts(store: EtcdStore, keys: Keys, runtime: SimRuntime, *, ready: 
     batch.flush()
 
 
-def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -> None:
+def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "", steady: str = "5") -> None:
     """In the child: the scaler's caches filled, then three reconcile passes; prints JSON with
     their times and this process's RSS. With `profile`, the steady pass's cProfile stats go there."""
     from spaas.bus import RedisBus
@@ -149,16 +152,18 @@ def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -
     synced = time.perf_counter() - t0
     scaler = Scaler(cached, RedisBus(redis_url), runtime, SigStorage(Path(state)), keys=keys,
                     demand=RedisDemandStore(redis_url))
-    times, reconciled = [], []
-    for i in range(5):
+    times, cpu, reconciled = [], [], []
+    full = 3 + int(steady)  # passes 0..full-1 are full ones
+    for i in range(full + 2):
         prof = None
         if profile and i == int(os.environ.get("SPAAS_BENCH_PROFILE_PASS", "3")):
             import cProfile
             prof = cProfile.Profile()
             prof.enable()
-        started = time.perf_counter()
-        scaler.reconcile_all(full=i < 3)  # then incremental passes
+        started, cpu0 = time.perf_counter(), time.process_time()
+        scaler.reconcile_all(full=i < full)  # then incremental passes
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu0)
         reconciled.append(scaler.last_pass[1])
         if prof is not None:
             prof.disable()
@@ -166,14 +171,14 @@ def scaler_child(etcd_url: str, redis_url: str, state: str, profile: str = "") -
         if i == 0:
             register_hosts(etcd, keys, runtime)
             cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
-        if i == 3:  # 1% of the SIGs see a worker's agent report not ready: the last pass sees them (and their tenants')
+        if i == full:  # 1% of the SIGs see a worker's agent report not ready: the last pass sees them (and their tenants')
             workers = sorted(c.name for c in runtime.containers.values() if c.role == "worker")
             unready = SimRuntime()
             unready.ips = runtime.ips
             unready.containers = {name: runtime.containers[name] for name in workers[::100]}
             register_hosts(etcd, keys, unready, ready=False)
             cached.wait_for(keys.all_hosts(), etcd.last_revision(), 120)
-    print(json.dumps({"passes": times, "reconciled": reconciled, "sync": synced, "rss_mb": psutil.Process().memory_info().rss / 2**20,
+    print(json.dumps({"passes": times, "cpu": cpu, "steady": int(steady), "reconciled": reconciled, "sync": synced, "rss_mb": psutil.Process().memory_info().rss / 2**20,
                       "rss0_mb": rss0}))
     cached.stop()
 
@@ -197,7 +202,7 @@ def start_api(tmp: Path, etcd_url: str, redis_url: str, port: int) -> subprocess
     raise SystemExit(f"the API did not start; see {tmp / 'api.log'}")
 
 
-def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
+def one_size(n: int, sigs: int, n_requests: int, profile: str = "", steady: int = 5) -> None:
     started: list[int] = []
     with tempfile.TemporaryDirectory(prefix="spaas-bench-scale-") as tmpdir:
         tmp = Path(tmpdir)
@@ -211,7 +216,7 @@ def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
             load(store, keys, n, sigs)
             loaded = time.perf_counter() - t0
             child = subprocess.run([sys.executable, __file__, "--scaler-child", etcd_url, redis_url, str(tmp / "st"),
-                                    profile.replace("{n}", str(n)) if profile else ""],
+                                    profile.replace("{n}", str(n)) if profile else "", str(steady)],
                                    capture_output=True, text=True, timeout=1800)
             if child.returncode != 0:
                 raise SystemExit(f"scaler pass failed:\n{child.stderr[-3000:]}")
@@ -223,6 +228,9 @@ def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
             session = requests.Session()
             session.headers["Authorization"] = f"Bearer {token}"
             url = f"http://127.0.0.1:{api_port}/api/v1/tenants/{tenant}/sigs"
+            deadline = time.monotonic() + 30  # until the API's token cache shows the token just issued
+            while session.get(url, timeout=30).status_code == 401 and time.monotonic() < deadline:
+                time.sleep(0.05)
             lat = []
             for _ in range(n_requests):
                 r0 = time.perf_counter()
@@ -232,9 +240,12 @@ def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
             lat.sort()
             api_rss = psutil.Process(api.pid).memory_info().rss / 2**20
             grown_kb = (scaler["rss_mb"] - scaler["rss0_mb"]) * 1024 / (n * sigs)
-            print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['sync']:>7.2f} {scaler['passes'][0]:>8.2f} "
-                  f"{scaler['passes'][1]:>8.2f} {scaler['passes'][2]:>8.2f} {scaler['passes'][3]:>8.2f} {scaler['reconciled'][3]:>5} "
-                  f"{scaler['passes'][4]:>8.2f} {scaler['reconciled'][4]:>5} "
+            p, full = scaler["passes"], 3 + scaler["steady"]
+            wall, cpu = p[3:full], scaler["cpu"][3:full]
+            print(f"{n:>8} {n * sigs:>6} {loaded:>8.1f} {scaler['sync']:>7.2f} {p[0]:>8.2f} "
+                  f"{p[1]:>8.2f} {p[2]:>8.2f} {sum(wall) / len(wall):>8.2f} {max(wall):>6.2f} {sum(cpu) / len(cpu):>6.2f} "
+                  f"{p[full]:>8.2f} {scaler['reconciled'][full]:>5} "
+                  f"{p[full + 1]:>8.2f} {scaler['reconciled'][full + 1]:>5} "
                   f"{scaler['rss_mb']:>10.0f} {grown_kb:>7.1f} "
                   f"{lat[len(lat) // 2] * 1000:>9.1f} {lat[int(0.99 * len(lat))] * 1000:>9.1f} {api_rss:>8.0f}", flush=True)
         finally:
@@ -244,22 +255,25 @@ def one_size(n: int, sigs: int, n_requests: int, profile: str = "") -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--scaler-child":
-        scaler_child(*sys.argv[2:6])
+        scaler_child(*sys.argv[2:7])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tenants", default="100,500,1000")
     ap.add_argument("--sigs", type=int, default=5)
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--steady", type=int, default=5, help="full passes over settled inputs to time (mean, max)")
     ap.add_argument("--profile", default="", help="write the steady pass's cProfile stats to this file ({n}: tenants)")
     args = ap.parse_args()
-    print("scaler: its caches filled (sync), then full reconcile passes (1st starts, 2nd sees ready, 3rd steady), then "
+    print("scaler: its caches filled (sync), then full reconcile passes (1st starts, 2nd sees ready, 3rd reads the "
+          "statuses back, then --steady full passes over settled inputs: mean and max wall, mean CPU), then "
           "an incremental pass (incr: n SIGs whose inputs changed) and one after 1% of the SIGs had a worker turn unready "
           "(1%: n SIGs reconciled), its RSS and RSS grown per SIG; API: sequential SIG "
           "lists of one tenant, and its RSS")
-    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'sync s':>7} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'incr s':>8} {'n':>5} {'1% s':>8} {'n':>5} "
+    print(f"{'tenants':>8} {'SIGs':>6} {'load s':>8} {'sync s':>7} {'pass1 s':>8} {'pass2 s':>8} {'pass3 s':>8} {'steady s':>8} "
+          f"{'max s':>6} {'cpu s':>6} {'incr s':>8} {'n':>5} {'1% s':>8} {'n':>5} "
           f"{'scaler MB':>10} {'KB/SIG':>7} {'list p50':>9} {'list p99':>9} {'API MB':>8}")
     for n in (int(x) for x in args.tenants.split(",")):
-        one_size(n, args.sigs, args.requests, args.profile)
+        one_size(n, args.sigs, args.requests, args.profile, args.steady)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,9 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
     family: ClassVar[str] = "record"
     _entry: Entry | None = PrivateAttr(default=None)
+    # `as_value`, once computed: a slot, not a field or private attribute, so it is no part of
+    # the record's equality and a `model_copy` (another value) starts without it.
+    __slots__ = ("_shared_value",)
 
     @classmethod
     def from_value(cls, key: str, value: dict[str, Any]) -> Any:
@@ -95,10 +98,25 @@ class Record(BaseModel):
     @property
     def entry(self) -> Entry | None:
         """The etcd entry it was read from (key, mod_revision for compare-and-swap, lease)."""
-        return self._entry
+        # The private dict itself: pydantic's attribute fallback costs microseconds, and a
+        # controller's pass asks thousands of records.
+        private = self.__pydantic_private__
+        return private.get("_entry") if private else None
 
     def to_value(self) -> dict[str, Any]:
+        """What is stored: a new dict, the caller's to change."""
         return self.model_dump(mode="json")
+
+    def as_value(self) -> dict[str, Any]:
+        """`to_value()` computed once per record and shared by every caller: read it, never change
+        it (take `to_value()` for a dict to edit). Records are frozen and `decode` keeps each with
+        its entry, so a controller's pass turns each record into a dict once per key revision
+        instead of once per pass (bench/scale.py: 25,000 dumps a pass at 1,000 tenants)."""
+        value: dict[str, Any] | None = getattr(self, "_shared_value", None)
+        if value is None:
+            value = self.to_value()
+            object.__setattr__(self, "_shared_value", value)  # frozen for fields, not for this slot
+        return value
 
 
 # -- SIG records --------------------------------------------------------------------------------
@@ -199,6 +217,16 @@ class HostRecord(Record):
     # Notebook servers (role "notebook", spaas/notebooks.py): whose it is, and Jupyter's own last activity.
     user: Text = None
     last_activity: Timestamp = None
+
+    @classmethod
+    def from_entry(cls, entry: Entry) -> Any:
+        """Named after its key's last segment (whatever the value says), once per key revision
+        (`decode` keeps it) rather than copied on every listing."""
+        record = super().from_entry(entry)
+        host = entry.key.rsplit("/", 1)[-1]
+        if record.host != host:
+            record = record.model_copy(update={"host": host})
+        return record
 
 
 # -- applications -------------------------------------------------------------------------------
@@ -318,30 +346,24 @@ R = TypeVar("R", bound=Record)
 T = TypeVar("T")
 
 
-# Validated records by (model, key, mod_revision, create_revision): etcd never changes a key's value
-# at a revision, so a record validated once is reused (records are frozen). The API reads the same
-# entries from its watch-backed caches (spaas/cache.py) on every request; validating them again was
-# most of a read's CPU. Bounded; entries without a revision (built in memory) are not kept.
-# The value is compared too (cheap next to validation): the same key and revisions in another etcd
-# (a test's, a restored cluster's) never hand back another value's record.
-_decoded: dict[tuple[type[Record], str, int, int], tuple[Any, Record]] = {}
-_DECODED_MAX = 200_000
-
-
 def decode(model: type[R], entry: Entry) -> R | BadRecord:
-    """The record, or the reported `BadRecord`."""
-    ident = (model, entry.key, entry.mod_revision, entry.create_revision)
-    found = _decoded.get(ident) if entry.mod_revision else None
-    if found is not None and found[0] == entry.value:
-        return found[1]  # type: ignore[return-value]
+    """The record, or the reported `BadRecord`.
+
+    A valid record is kept in the entry's own memo (`Entry.memo`): etcd never changes a value at
+    a revision, and records are frozen, so the same entry is validated once, however often it is
+    read. The watch caches (spaas/cache.py) hand out the same entry objects until the key changes
+    or goes, so every cached read after the first (the API's per request, the scaler's per pass)
+    costs a dict lookup, and the memo holds exactly what the caches hold: a changed key is a new
+    entry (validated again), a deleted one takes its record with it. A bad value is not kept: it
+    is validated (and shown) on every read, and logged once per key revision (`report`)."""
+    found = entry.memo.get(model)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
     try:
         record: R = model.from_entry(entry)
     except InvalidRecord as exc:
         return report(BadRecord(entry.key, exc.family, exc.reason, entry))
-    if entry.mod_revision:
-        if len(_decoded) >= _DECODED_MAX:
-            _decoded.clear()
-        _decoded[ident] = (entry.value, record)
+    entry.memo[model] = record
     return record
 
 
@@ -363,7 +385,9 @@ class Listing(Generic[T]):
 # -- SIGs ---------------------------------------------------------------------------------------
 @dataclass
 class SigRecords:
-    """One SIG's records. `spec` is None when its spec is invalid (then `invalid` says why)."""
+    """One SIG's records. `spec` is None when its spec is invalid (then `invalid` says why).
+    Those of `read_sigs` are shared by every listing that meets the same entries: read them,
+    never change them."""
 
     tenant: str
     sig: str
@@ -422,9 +446,22 @@ def sigs_from_entries(entries: Iterable[Entry], keys: Keys) -> Listing[SigRecord
     for (t, s), parts_of in sorted(grouped.items()):
         if "spec" not in parts_of:
             continue  # half-deleted leftovers (the scaler's forget() deletes the spec last)
-        rec = sig_records(t, s, parts_of)
-        out.records.append(rec)
+        out.records.append(_kept_sig_records(t, s, parts_of))
     return out
+
+
+def _kept_sig_records(tenant: str, sig: str, entries: dict[str, Entry]) -> SigRecords:
+    """`sig_records`, kept with the SIG's spec entry (`Entry.memo`) while its other entries are
+    the very same: a listing of unchanged SIGs builds nothing new (the scaler's full pass lists
+    every SIG; what it builds anew and holds through the pass is what the garbage collector walks)."""
+    memo = entries["spec"].memo
+    stamp = (tenant, sig, tuple(entries.items()))
+    found = memo.get(SigRecords)
+    if found is not None and found[0] == stamp:  # entries compare by identity first: the cache's own objects
+        return found[1]  # type: ignore[no-any-return]
+    rec = sig_records(tenant, sig, entries)
+    memo[SigRecords] = (stamp, rec)
+    return rec
 
 
 # -- hosts --------------------------------------------------------------------------------------
@@ -438,13 +475,11 @@ def read_hosts(store: Store, keys: Keys, tenant: str | None = None, sig: str | N
         if len(parts) != 3 or not all(SEGMENT_RE.match(p) for p in parts):
             out.bad.append(_junk(entry, "host", "key outside the layout {p}/hosts/{tenant}/{sig}/{host}"))
             continue
-        value = decode(HostRecord, entry)
+        value = decode(HostRecord, entry)  # named after parts[2] (HostRecord.from_entry)
         if isinstance(value, BadRecord):
             out.bad.append(value)
             continue
-        record = value.model_copy(update={"host": parts[2]})
-        record._entry = entry
-        out.records.append(record)
+        out.records.append(value)
     return out
 
 

@@ -10,7 +10,7 @@ also a lock. Leases give keys a lifetime that a live owner keeps extending.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from spaas.errors import Conflict
@@ -26,6 +26,10 @@ class Entry:
     # Why the stored bytes are not a JSON object ("" when they are); `value` is then {}. Only
     # `spaas.records` looks at it: one undecodable key must not break a whole listing.
     error: str = ""
+    # What was derived from this very entry (`spaas.records.decode`: its validated record, by
+    # model). It lives as long as the entry: in a watch cache (spaas/cache.py), until the key
+    # changes or goes. Not part of the entry's identity.
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Store(Protocol):

@@ -216,9 +216,13 @@ class Scaler:
                     changed.add((parts[0], parts[1]))
         self._cursor = cursor
         running: dict[tuple[str, str], Any] = {}
+        where = addresses or {}
         for ident, mine in by_sig.items():
+            # An address as its fields (equal exactly when the Address is): tuples of plain values
+            # are dropped from the garbage collector's lists, and these are kept until the next pass.
             running[ident] = tuple(sorted((c.name, c.config_hash, c.generation, c.running, c.role,
-                                           addresses.get(c.name) if addresses is not None else None) for c in mine))
+                                           *((a.ip, a.ports) if (a := where.get(c.name)) is not None else (None, None)))
+                                          for c in mine))
         demand = self._pass_demand or {}
         now = self._clock()
         wanted = {ident: (d.signature(), now - d.reported_at <= DEMAND_FRESH_S)
@@ -296,7 +300,7 @@ class Scaler:
                 apps.bad.extend(part_apps.bad)
         hosts: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for h in host_listing:
-            hosts.setdefault(host_sig(h, self._keys), []).append(h.to_value())
+            hosts.setdefault(host_sig(h, self._keys), []).append(h.as_value())  # shared: plan and routes only read
         if self._pool is not None:
             # Warm pool: claims before any cold start of this pass (on every SIG, read after this
             # pass's own read: a SIG built in between is claimed, never started cold), and the
@@ -318,32 +322,44 @@ class Scaler:
         for c in containers:
             if c.role == nb.ROLE:
                 notebook_count[(c.tenant, c.sig)] = notebook_count.get((c.tenant, c.sig), 0) + 1
-        views: list[tuple[SigView, Entry | None]] = []
         known = set()
+        readable: list[SigRecords] = []
         for rec in sigs:
             known.add((rec.tenant, rec.sig))
-            if rec.spec is None:
-                if rec.entries["spec"].value.get("deleting") is True:
-                    # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
-                    views.append((SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
-                                          rec.status.to_value() if rec.status else None), rec.entries.get("status")))
-                elif scope is None or (rec.tenant, rec.sig) in scope:
+            if rec.spec is None and rec.entries["spec"].value.get("deleting") is not True:
+                if scope is None or (rec.tenant, rec.sig) in scope:
                     self._invalid_spec(rec)
                 continue
-            mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
-            views.append((SigView(rec.tenant, rec.sig, rec.spec.to_value(), rec.build.to_value() if rec.build else None,
-                                  rec.status.to_value() if rec.status else None, invalid=mine),
-                          rec.entries.get("status")))
+            readable.append(rec)
+
+        def views() -> Iterator[tuple[SigView, Entry | None]]:
+            """Each SIG's view, made as it is needed and dropped after (not held through the pass:
+            what a pass holds, the garbage collector walks)."""
+            for rec in readable:
+                if rec.spec is None:
+                    # Deleting a SIG whose spec cannot be read: stopping and forgetting need no spec.
+                    yield (SigView(rec.tenant, rec.sig, {"spec": {}, "generation": 0, "deleting": True}, None,
+                                   rec.status.to_value() if rec.status else None), rec.entries.get("status"))
+                    continue
+                mine = tuple(b.message for b in rec.bad) + tuple(invalid.get((rec.tenant, rec.sig), ()))
+                # The records' shared dicts (`Record.as_value`, once per key revision): plan() only reads them.
+                yield (SigView(rec.tenant, rec.sig, rec.spec.as_value(), rec.build.as_value() if rec.build else None,
+                               rec.status.as_value() if rec.status else None, invalid=mine),
+                       rec.entries.get("status"))
+
         used: dict[str, list[int]] = {}
-        for view, _ in views:
-            if not view.spec.get("deleting"):
+        deleting: set[tuple[str, str]] = set()
+        for view, _ in views():
+            if view.spec.get("deleting"):
+                deleting.add((view.tenant, view.sig))
+            else:
                 usage = sig_usage(view.spec["spec"], current_members(view.spec["spec"], view.status),
                                   notebook_count.get((view.tenant, view.sig), 0))
                 used.setdefault(view.tenant, [0, 0, 0])
                 used[view.tenant] = [a + b for a, b in zip(used[view.tenant], usage)]
         quiet: set[tuple[str, str]] = set()
         planned: list[tuple[SigView, Entry | None, list[Container], Plan, bool]] = []
-        for view, status_entry in views:
+        for view, status_entry in views():
             ident = (view.tenant, view.sig)
             if scope is not None and ident not in scope:
                 continue  # read for its tenant's usage only
@@ -352,13 +368,27 @@ class Scaler:
             u = used.get(view.tenant, [0, 0, 0])
             room = Room(containers=quota.max_containers - u[0], cores=quota.cores - u[1],
                         memory_mb=quota.memory_mb - u[2]) if quota else Room()
+            found = None
             with _one_sig(view, "plan"):
                 found = self._decide(view, status_entry, mine_c, hosts.get(ident, []),
                                      pending_cores=pending.get(ident, 0), room=room,
                                      notebooks=demands.get(ident, {}),
                                      notebook_room=_notebook_room(view.spec.get("spec") or {}, room) if quota else None)
-                if found is not None:
-                    planned.append((view, status_entry, mine_c, *found))
+            if found is None:
+                continue
+            decision, is_quiet = found
+            if decision.start or decision.stop or decision.forget_notebooks \
+                    or not _status_unchanged(status_entry, decision.status):
+                planned.append((view, status_entry, mine_c, decision, is_quiet))
+                continue
+            # Nothing to write, start or stop (most SIGs of a steady pass): what is left to do is
+            # bookkeeping (gauges, its queue, its Redis user), done now rather than after the others'
+            # status writes, so that its plan is not held through the pass (at 5,000 SIGs the plans
+            # held were most of what the garbage collector went through every pass).
+            with _one_sig(view, "act"):
+                self._act(view, decision, mine_c)
+                if is_quiet:
+                    quiet.add(ident)
         # Intent first (see `reconcile`): every status, in a few transactions, before any container changes.
         written: list[bool] = [False] * len(planned)
         with _one_sig(None, "status write"):
@@ -375,7 +405,7 @@ class Scaler:
         # A pass over a scope also clears the routes of its SIGs that are being deleted or gone
         # (their spec changed or went, so they are in the scope): no route outlives its SIG.
         if addresses is not None and not self._write_routes(
-                routed - {(v.tenant, v.sig) for v, _ in views if v.spec.get("deleting")}, by_sig, hosts,
+                routed - deleting, by_sig, hosts,
                 addresses, full=scope is None, listed=scope):
             quiet -= routed
         return quiet, known
