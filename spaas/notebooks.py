@@ -56,16 +56,35 @@ def user_dir(user: str) -> str:
 
 def storage_mounts(user: str) -> tuple[tuple[tuple[str, ...], bool], ...]:
     """What of its SIG's storage a user's notebook container sees, as (SIG-relative parts,
-    read-only): the user's own folder, read-write. Not other users' folders, uploads, driver logs
-    or event logs. Only directories no SIG code can replace may be bind sources (Docker follows a
-    link there on the host): the SIG's other containers get an empty tmpfs over `notebooks/`
-    (`SIG_HIDDEN`), so nothing of a tenant's code can plant a link at a user's folder; `files/`
-    is writable by jobs and so is not offered here. Runtimes with mounts (Docker) mount exactly these."""
-    return ((("notebooks", user_dir(user)), False),)
+    read-only): the user's own folder, read-write, and the SIG's uploads (`files/`), read-only, at
+    the paths the SIG's applications use. Not other users' folders, driver logs or event logs.
+    Only directories no SIG code can replace may be bind sources (Docker follows a link there on
+    the host): the SIG's other containers get an empty tmpfs over `notebooks/` (`SIG_HIDDEN`), so
+    nothing of a tenant's code can plant a link at a user's folder, and `files/` as a mount point
+    of its own (`SIG_PINNED`), which their code can write in but not remove, rename or replace
+    with a link. Runtimes with mounts (Docker) mount exactly these."""
+    return ((("notebooks", user_dir(user)), False), (SIG_PINNED, True))
 
 
 # Covered (by an empty tmpfs on Docker) in every SIG container that is not a notebook server.
 SIG_HIDDEN = ("notebooks",)
+# Bound onto itself (read-write) in every SIG container that is not a notebook server: job code
+# writes in it as before, but it is a mount point there, so the directory a notebook container's
+# read-only bind names on the host stays the one the platform made.
+SIG_PINNED = ("files",)
+
+Mode = str  # "rw" | "ro"
+
+
+def container_mounts(role: str, user: str = "") -> tuple[tuple[tuple[tuple[str, ...], Mode], ...],
+                                                          tuple[tuple[str, ...], ...]]:
+    """(binds as (SIG-relative parts, mode), tmpfs over SIG-relative parts) of a SIG container on a
+    runtime with mounts, binds parents first. A notebook server: exactly `storage_mounts(user)`;
+    any other container: the SIG's whole storage, `files/` pinned, an empty tmpfs over
+    `notebooks/`. Pure."""
+    if role == ROLE:
+        return tuple((parts, "ro" if read_only else "rw") for parts, read_only in storage_mounts(user)), ()
+    return (((), "rw"), (SIG_PINNED, "rw")), (SIG_HIDDEN,)
 
 
 def base_url(tenant: str, sig: str, user: str) -> str:

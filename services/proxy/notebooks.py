@@ -28,12 +28,6 @@ NEW_DEMAND_THROTTLE_S = 2.0
 # A kernel's WebSocket handshake waits for the kernel (and its Spark session) to be ready.
 NOTEBOOK_WS_TIMEOUT_S = 600.0
 
-STARTING_PAGE = b"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3"><title>Starting your notebook server</title></head>
-<body><main><h1>Starting your notebook server</h1>
-<p>Your Jupyter server on this SIG is starting. This page reloads by itself.</p></main></body></html>
-"""
-
 
 class NotebookTracker:
     def __init__(self, put: Callable[[str, dict[str, Any]], Any] | None, keys: Keys, *,

@@ -9,8 +9,9 @@ Ingress (origin-form targets, one port, path routing):
                                         gets the caller's token as a bearer header and checks CSRF itself
     /sig/{t}/{s}/history/...         -> the SIG's history server (verified route of role "history"), the prefix
                                         /sig/{t}/{s}/history stripped and sent as X-Forwarded-Context
-                                        (Spark writes every link under it); 404 NotEnabled when the
-                                        SIG runs none
+                                        (Spark writes every link under it); 503 HistoryStarting
+                                        while the SIG's spec runs one that has no ready route yet,
+                                        404 NotEnabled when the SIG runs none
     /sig/{t}/{s}/notebooks/{user}/.. -> that user's Jupyter server, the path kept (its base_url), with
                                         the server's token injected; only for that user (anyone else:
                                         404 as for a missing SIG); 503 NotebookStarting while it starts
@@ -154,6 +155,9 @@ def _history(table: RouteTable, tenant: str, sig: str, rest: str, query: str) ->
         return Denied(302, "Redirect", "the history server is under its path with a trailing slash",
                       location=prefix + "/" + (f"?{query}" if query else ""))
     upstream = table.endpoints.get((tenant, sig, "history", ""))  # the scaler's verified route record
+    if upstream is None and (tenant, sig) in table.history_sigs:
+        return Denied(503, HISTORY_STARTING, f"the history server of SIG {sig!r} is starting (it starts once the "
+                                             f"SIG's master is ready); retry shortly", "history")
     if upstream is None:
         return Denied(404, "NotEnabled", f"SIG {sig!r} runs no history server (set history.enabled in its spec; "
                                          f"it starts once the SIG's master is ready)", "history")
@@ -162,6 +166,9 @@ def _history(table: RouteTable, tenant: str, sig: str, rest: str, query: str) ->
 
 
 STARTING = "NotebookStarting"
+HISTORY_STARTING = "HistoryStarting"
+# Denials that mean "enabled, coming up": 503 with Retry-After, a self-reloading page for a browser.
+STARTING_CODES = frozenset({STARTING, HISTORY_STARTING})
 
 
 def route_notebook(tenant: str, sig: str, rest: str, query: str, principal: Principal,

@@ -27,8 +27,8 @@ from spaas.authz import Principal
 from spaas.authz import fold as authz_fold
 from spaas.settings import ProxySettings
 
-from services.proxy import authn, metrics, rewrite, routes
-from services.proxy.notebooks import NOTEBOOK_WS_TIMEOUT_S, STARTING_PAGE, NotebookTracker
+from services.proxy import authn, metrics, rewrite, routes, starting
+from services.proxy.notebooks import NOTEBOOK_WS_TIMEOUT_S, NotebookTracker
 from services.proxy.table import RouteTable
 
 log = logging.getLogger(__name__)
@@ -38,10 +38,12 @@ HIGH_WATER = 256 * 1024
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None, *,
-                   extra: list[tuple[bytes, bytes]] | None = None, keep_alive: bool = True) -> bytes:
+                   extra: list[tuple[bytes, bytes]] | None = None, keep_alive: bool = True, reason: str = "") -> bytes:
     err: dict[str, Any] = {"code": code, "message": message}
     if field:
         err["field"] = field
+    if reason:
+        err["reason"] = reason
     body = json.dumps({"error": err}).encode()
     return simple_response(status, body, b"application/json", extra=extra, keep_alive=keep_alive)
 
@@ -683,8 +685,9 @@ class Proxy:
                                             browser=principal is None and is_browser(req))
             if isinstance(decision, routes.Upstream) and decision.kind == "notebook":
                 await self._notebook(req, decision, creds, table)
-            elif isinstance(decision, routes.Denied) and decision.code == routes.STARTING and principal is not None:
-                self._notebook_starting(req, target, principal, table)
+            elif isinstance(decision, routes.Denied) and decision.code in routes.STARTING_CODES \
+                    and principal is not None:
+                self._starting(req, decision, target, principal, table)
             elif isinstance(decision, routes.Upstream):
                 if not authn.csrf_ok(req.method, creds, req.header(b"x-csrf-token")):
                     self._deny(req, routes.Denied(403, "CsrfRequired", "a cookie-authenticated change needs the "
@@ -743,19 +746,21 @@ class Proxy:
             self.notebooks.touch(table, up.tenant, up.sig, up.user)
         await self._pass(req, up)
 
-    def _notebook_starting(self, req: Request, target: str, principal: Principal, table: RouteTable) -> None:
-        """Record the demand (the scaler starts the server) and answer 503: a page that reloads
-        itself for a browser, Retry-After for API clients."""
+    def _starting(self, req: Request, d: routes.Denied, target: str, principal: Principal,
+                  table: RouteTable) -> None:
+        """An enabled server with no route yet: 503 + Retry-After, a page that reloads itself for a
+        browser. For a notebook server, record the demand first (the scaler starts it on that)."""
         _, _, tenant, sig = target.split("?", 1)[0].split("/", 4)[:4]
-        if self.notebooks is not None:
+        if d.code == routes.STARTING and self.notebooks is not None:
             self.notebooks.touch(table, tenant, sig, authz_fold(principal.name))
-        if "text/html" in req.header(b"accept"):
-            req.client.write(simple_response(503, STARTING_PAGE, b"text/html; charset=utf-8",
-                                             extra=[(b"Retry-After", b"3")], keep_alive=req.keep_alive))
+        extra = [(b"Retry-After", str(starting.RETRY_AFTER_S).encode())]
+        if starting.wants_html(req.header(b"accept")):
+            req.client.write(simple_response(d.status, starting.page(d.code, tenant, sig), b"text/html; charset=utf-8",
+                                             extra=extra, keep_alive=req.keep_alive))
         else:
-            req.client.write(error_response(503, routes.STARTING, "your notebook server is starting; retry shortly",
-                                            "notebooks", extra=[(b"Retry-After", b"3")], keep_alive=req.keep_alive))
-        metrics.request("notebook", 503)
+            req.client.write(error_response(d.status, d.code, d.message, d.field, extra=extra,
+                                            keep_alive=req.keep_alive, reason=starting.REASON))
+        metrics.request("notebook" if d.code == routes.STARTING else "history", d.status)
 
     async def _local(self, req: Request, name: str, creds: authn.Credentials | None) -> None:
         if name == "healthz":

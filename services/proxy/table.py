@@ -25,6 +25,9 @@ From them the table derives:
   host name, its container's name, its registry name `<host>.<sig>.<tenant>` and its IP.
 An address any two SIGs claim, and any address in `deny` (the platform's own services), is left out.
 
+History servers: which SIGs' specs run one (`history_sigs`), so a SIG whose server is still
+starting (no ready route yet) answers 503 "starting" instead of 404.
+
 Notebooks (spaas/notebooks.py): which SIGs have them on (from the SIG specs), each user's ready
 Jupyter server with its token (`notebooks`, see `notebook_routes`) and the demand records the proxy
 keeps fresh (`notebook_demand`). Notebook records are never forward-mode targets.
@@ -99,6 +102,9 @@ class RouteTable:
     notebooks: Mapping[NotebookId, NotebookTarget] = field(default_factory=lambda: MappingProxyType({}))
     # (tenant, sig, user) -> the demand record `{p}/notebooks/...` as etcd holds it.
     notebook_demand: Mapping[NotebookId, Mapping[str, Any]] = field(default_factory=lambda: MappingProxyType({}))
+    # (tenant, sig) of SIGs whose spec runs a history server (`history.enabled`, not being deleted):
+    # while it has no ready route, /sig/{t}/{s}/history/ answers "starting" rather than 404.
+    history_sigs: frozenset[SigId] = frozenset()
 
 
 def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: Iterable[Entry],
@@ -110,6 +116,7 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
     A (name, port) that two SIGs both claim is left out, and so is any address in `deny` (the
     platform's own services): verification makes both unlikely, and neither may ever be routed.
     """
+    specs = list(specs)  # read twice (notebooks, history servers)
     sigs: set[SigId] = set()
     prefix = keys.all_sigs()
     for key in sig_keys:
@@ -164,7 +171,22 @@ def build_table(*, sig_keys: Iterable[str], routes: Iterable[Entry], members: It
                       hosts=MappingProxyType(targets), members=MappingProxyType(grants),
                       bootstrap_hash=bootstrap_hash, built_at=now, ok=True,
                       notebook_sigs=MappingProxyType(enabled), notebooks=MappingProxyType(servers),
-                      notebook_demand=MappingProxyType(demand))
+                      notebook_demand=MappingProxyType(demand), history_sigs=history_sigs(sigs, specs, keys=keys))
+
+
+def history_sigs(sigs: set[SigId], specs: Iterable[Entry], *, keys: Keys) -> frozenset[SigId]:
+    """The SIGs whose stored spec runs a history server (the API resolves `history.enabled` at
+    create/update, so the spec says it) and that are not being deleted. Pure."""
+    out: set[SigId] = set()
+    for entry in specs:
+        parts = entry.key[len(keys.all_sigs()):].split("/")
+        if len(parts) != 3 or parts[2] != "spec" or not isinstance(entry.value, dict) or entry.value.get("deleting"):
+            continue
+        spec = entry.value.get("spec")
+        history = spec.get("history") if isinstance(spec, dict) else None
+        if isinstance(history, dict) and history.get("enabled") is True and (parts[0], parts[1]) in sigs:
+            out.add((parts[0], parts[1]))
+    return frozenset(out)
 
 
 def notebook_routes(sigs: set[SigId], specs: Iterable[Entry], routes: Iterable[Entry], tokens: Iterable[Entry],

@@ -190,19 +190,21 @@ class DockerRuntime:
         return {str(source): {"bind": str(inside), "mode": mode}}
 
     def _mounts(self, spec: ContainerSpec) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-        """(binds, tmpfs) of a container. A user's notebook server binds only that user's folder
-        (spaas.notebooks.storage_mounts); every other container its SIG's whole storage with an
-        empty tmpfs over `notebooks/`, so tenant code there cannot replace a user's folder with a
-        link that the next notebook container's bind would follow on the host."""
-        if spec.role != nb.ROLE:
-            binds = self._storage_mount(spec.tenant, spec.sig)
-            self._storage_mount(spec.tenant, spec.sig, nb.SIG_HIDDEN)  # made first, following no link
-            hidden = str(self._state_dir.joinpath("storage", spec.tenant, spec.sig, *nb.SIG_HIDDEN))
-            return binds, {hidden: "size=64k,mode=0555"}
-        out: dict[str, dict[str, str]] = {}
-        for parts, read_only in nb.storage_mounts(spec.env.get("SPAAS_NOTEBOOK_USER", "")):
-            out.update(self._storage_mount(spec.tenant, spec.sig, parts, "ro" if read_only else "rw"))
-        return out, {}
+        """(binds, tmpfs) of a container (`spaas.notebooks.container_mounts`). A user's notebook
+        server binds only that user's folder and, read-only, the SIG's uploads; every other
+        container its SIG's whole storage with `files/` bound onto itself and an empty tmpfs over
+        `notebooks/`, so tenant code there cannot replace a directory a notebook container's bind
+        names with a link that the bind would follow on the host. Every directory is made here
+        first, following no link."""
+        binds_of, tmpfs_of = nb.container_mounts(spec.role, spec.env.get("SPAAS_NOTEBOOK_USER", ""))
+        binds: dict[str, dict[str, str]] = {}
+        for parts, mode in binds_of:
+            binds.update(self._storage_mount(spec.tenant, spec.sig, parts, mode))
+        tmpfs: dict[str, str] = {}
+        for parts in tmpfs_of:
+            self._storage_mount(spec.tenant, spec.sig, parts)  # made first, following no link
+            tmpfs[str(self._state_dir.joinpath("storage", spec.tenant, spec.sig, *parts))] = "size=64k,mode=0555"
+        return binds, tmpfs
 
     def _find(self, name: str) -> Any | None:
         try:

@@ -1,9 +1,10 @@
 """Per-user Jupyter servers on the compose stack: a user's server is a container of its own (role
 notebook, the SIG's image with JupyterLab in it) on the SIG's network, reached only through the
 proxy container. Through the proxy with a user's token a kernel runs `spark.range(10).count()`
-on the SIG's master; the container mounts only that user's folder of the SIG's storage, so the
-kernel sees no other user's notebooks (nor uploads, driver or event logs); another user of the
-tenant gets 404; the idle server is culled and its Spark application ends."""
+on the SIG's master; the container mounts only that user's folder of the SIG's storage and the
+SIG's uploads read-only, so the kernel sees no other user's notebooks (nor driver or event logs)
+and reads an upload at the path applications use; another user of the tenant gets 404; the idle
+server is culled and its Spark application ends."""
 
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def test_notebook_server_on_docker(compose: Compose) -> None:
         "resources": {"cpu": 1, "memory_mb": 1024, "max_cpu": 2, "max_memory_mb": 2048},
         "notebooks": {"jupyter": {"enabled": True, "idle_timeout_s": IDLE_S}}})
     api.wait_phase(TENANT, SIG, "READY", timeout_s=1200)
-    # An upload and another user's notebook: neither is visible in alice's server.
+    # An upload (readable in alice's server, read-only) and another user's notebook (not visible).
     api.upload(TENANT, SIG, "shared.csv", "a,b\n1,2\n")
     compose.run("exec", "-T", "api", "sh", "-c", f"mkdir -p {STORAGE}/notebooks/bob && "
                 f"echo private > {STORAGE}/notebooks/bob/secret.ipynb")
@@ -76,7 +77,11 @@ def test_notebook_server_on_docker(compose: Compose) -> None:
     info = compose.inspect(container["ID"])
     assert f"{STACK}-{TENANT}-{SIG}" in info["NetworkSettings"]["Networks"]
     mounts = {m["Destination"]: m["RW"] for m in info["Mounts"] if m["Type"] == "bind"}
-    assert mounts == {f"{STORAGE}/notebooks/alice": True}
+    assert mounts == {f"{STORAGE}/notebooks/alice": True, f"{STORAGE}/files": False}
+    # The SIG's other containers have files/ as a mount point of their own (their jobs cannot replace it).
+    (worker,) = compose.containers(tenant=TENANT, sig=SIG, role="worker")
+    assert {m["Destination"]: m["RW"] for m in compose.inspect(worker["ID"])["Mounts"] if m["Type"] == "bind"} == \
+        {STORAGE: True, f"{STORAGE}/files": True}
     assert not [p for p in info["HostConfig"].get("PortBindings") or {}]  # reached through the proxy only
 
     kernel = alice.post(f"{base}/api/kernels", json={"name": "python3"}, timeout=600)
@@ -92,8 +97,20 @@ def test_notebook_server_on_docker(compose: Compose) -> None:
                                       f"root = {STORAGE!r}\n"
                                       "print(json.dumps({'sig': sorted(os.listdir(root)),"
                                       " 'notebooks': sorted(os.listdir(root + '/notebooks')),"
+                                      " 'files': sorted(os.listdir(root + '/files')),"
                                       " 'cwd': os.getcwd()}))"))
-        assert seen == {"sig": ["notebooks"], "notebooks": ["alice"], "cwd": f"{STORAGE}/notebooks/alice"}
+        assert seen == {"sig": ["files", "notebooks"], "notebooks": ["alice"], "files": ["shared.csv"],
+                        "cwd": f"{STORAGE}/notebooks/alice"}
+        # The upload at the path applications use: Spark (its executors on the workers) reads it;
+        # the kernel cannot change it.
+        out = execute(ws, f"print(spark.read.csv({STORAGE + '/files/shared.csv'!r}, header=True).collect())", 600)
+        assert out.replace("\r", "\n").strip().splitlines()[-1] == "[Row(a='1', b='2')]", out
+        out = execute(ws, "import errno\n"
+                          "try:\n"
+                          f"    open({STORAGE + '/files/shared.csv'!r}, 'a').write('x')\n"
+                          "except OSError as e:\n"
+                          "    print(errno.errorcode[e.errno])")
+        assert out.strip() == "EROFS", out
         execute(ws, "open('note.txt', 'w').write('kept')")
     finally:
         ws.close()

@@ -293,3 +293,24 @@ def test_history_redirects_stay_under_the_prefix(location: str, expected: str) -
     head = response_head(302, b"Found", [(b"Location", location.encode()), (b"Set-Cookie", b"JSESSIONID=x")],
                          kind="history", prefix="/sig/acme/etl/history", framing="none", keep_alive=True)
     assert head == b"HTTP/1.1 302 Found\r\nLocation: " + expected.encode() + b"\r\n\r\n"
+
+
+def test_a_sig_whose_spec_runs_a_history_server_answers_starting_until_it_is_routed() -> None:
+    on = {"spec": {"name": "x", "history": {"enabled": True}}, "generation": 1}
+    specs = [entry("/p/sigs/other/x/spec", on), entry("/p/sigs/acme/etl/spec", on),
+             entry("/p/sigs/acme/gone/spec", {**on, "deleting": True}),
+             entry("/p/sigs/acme/off/spec", {"spec": {"name": "off", "history": {"enabled": False}}})]
+    t = build_table(sig_keys=[e.key for e in specs], specs=specs, routes=[], members=[], bootstrap_hash="h",
+                    keys=KEYS, now=1.0)
+    assert t.history_sigs == {("other", "x"), ("acme", "etl")}
+    out = route_ingress("/sig/other/x/history/api/v1/applications", ADMIN, t, api=API)
+    assert isinstance(out, Denied) and (out.status, out.code, out.field) == (503, "HistoryStarting", "history")
+    for sig in ("gone", "off"):
+        out = route_ingress(f"/sig/acme/{sig}/history/", ADMIN, t, api=API)
+        assert isinstance(out, Denied) and (out.status, out.code) == (404, "NotEnabled")
+    # Once the scaler routes it: the history server.
+    routed = build_table(sig_keys=[e.key for e in specs], specs=specs, members=[], bootstrap_hash="h", keys=KEYS,
+                         now=1.0, routes=[entry("/p/routes/other/x/other-x-history-0", {
+                             "role": "history", "ready": True, "ip": "10.2.0.4", "ports": {"ui": 18080}})])
+    assert route_ingress("/sig/other/x/history/", ADMIN, routed, api=API) == \
+        Upstream("history", "10.2.0.4", 18080, "/", "/sig/other/x/history", "other", "x")

@@ -103,7 +103,8 @@ def test_a_notebook_container_mounts_only_its_users_folder_and_the_uploads_read_
                            env={"SPAAS_NOTEBOOK_USER": "Alice"}))
     info = rt._client.containers.get(rt.docker_name(name)).attrs
     mounts = {m["Destination"]: (m["Source"], m["RW"]) for m in info["Mounts"]}
-    assert mounts == {str(storage / "notebooks" / "alice"): (str(storage / "notebooks" / "alice"), True)}
+    assert mounts == {str(storage / "notebooks" / "alice"): (str(storage / "notebooks" / "alice"), True),
+                      str(storage / "files"): (str(storage / "files"), False)}
     assert (storage / "notebooks" / "alice").is_dir()
     assert not info["HostConfig"].get("Tmpfs")
     # Every other container of the SIG has the whole storage with an empty tmpfs over notebooks/:
@@ -112,5 +113,7 @@ def test_a_notebook_container_mounts_only_its_users_folder_and_the_uploads_read_
                            generation=1, artifact=f"spaas-spark:{SPARK}", cpu=1, memory_mb=600, max_cpu=1,
                            max_memory_mb=700))
     worker = rt._client.containers.get(rt.docker_name("acme-etl-worker-0")).attrs
-    assert [m["Destination"] for m in worker["Mounts"]] == [str(storage)]
+    # files/ is bound onto itself there: a mount point, which its code cannot replace with a link.
+    assert sorted((m["Destination"], m["Source"], m["RW"]) for m in worker["Mounts"]) == [
+        (str(storage), str(storage), True), (str(storage / "files"), str(storage / "files"), True)]
     assert list(worker["HostConfig"]["Tmpfs"]) == [str(storage / "notebooks")]
