@@ -19,7 +19,7 @@ SPEC = {"name": "ops", "spark_version": SPARK, "resources": {"cpu": 1, "memory_m
 JOB = """
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.appName("ops").getOrCreate()
-print("RESULT", spark.sparkContext.parallelize(range(10), 2).sum())
+print(f"RESULT {spark.sparkContext.parallelize(range(10), 2).sum()}")  # one write
 spark.stop()
 """
 

@@ -25,7 +25,7 @@ TENANT, SIG = "histe", "etl"
 JOB = """
 from pyspark.sql import SparkSession
 spark = SparkSession.builder.appName("history-e2e").getOrCreate()
-print("RESULT", spark.range(0, 1000, 1, 4).selectExpr("sum(id) AS s").collect()[0].s, flush=True)
+print(f"RESULT {spark.range(0, 1000, 1, 4).selectExpr('sum(id) AS s').collect()[0].s}", flush=True)  # one write
 spark.stop()
 """
 

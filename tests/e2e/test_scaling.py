@@ -41,7 +41,8 @@ sc = spark.sparkContext
 def work(i):
     time.sleep(70 if i == 0 else 1)
     return i
-print("RESULT", sorted(sc.parallelize(range(3), 3).map(work).collect()))
+# One write (print's separate arguments are separate writes the JVM's log lines can come between).
+print(f"RESULT {sorted(sc.parallelize(range(3), 3).map(work).collect())}")
 spark.stop()
 """
 
