@@ -49,8 +49,8 @@ def test_start_list_stop_and_cleanup(runtime: object, tmp_path: Path) -> None:
     assert info["HostConfig"]["NanoCpus"] == 10**9 and info["HostConfig"]["Memory"] == 700 * 2**20
     assert info["HostConfig"]["MemoryReservation"] == 600 * 2**20
     assert list(info["NetworkSettings"]["Networks"]) == [rt.network_name("acme", "etl")]
-    (mount,) = info["Mounts"]
-    assert mount["Destination"] == str(tmp_path / "state" / "storage" / "acme" / "etl")
+    storage = tmp_path / "state" / "storage" / "acme" / "etl"
+    assert sorted(m["Destination"] for m in info["Mounts"]) == [str(storage), str(storage / "files")]
     env = dict(e.split("=", 1) for e in info["Config"]["Env"])
     assert env["SPAAS_ADVERTISE_IP"] == "auto" and env["SPAAS_ADVERTISE_SUBNET"]
     # Another tenant's SIG gets another network.
