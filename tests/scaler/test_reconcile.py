@@ -189,18 +189,25 @@ def test_a_ready_worker_that_died_is_not_ready_until_its_replacement_registers()
     assert back.status["workers"]["ready"] == 2 and back.status["workers"]["lost"] == {}
 
 
-def test_with_start_times_a_host_record_counts_only_when_registered_after_its_container_started() -> None:
-    """A runtime that tells when each container started: the predecessor's record (registered
-    before the replacement started) never counts; the replacement's does as soon as it registers."""
+def two_ready_workers_started_at_50() -> tuple[dict[str, Any], list[Container], list[dict[str, Any]], dict[str, Any]]:
+    """A READY SIG of two workers on a runtime that tells start times: (spec record, containers
+    started at 50, host records registered at 100, its status)."""
     import dataclasses
     record = spec_record(scaling={"min_workers": 2})
     containers, hosts = cluster(chash(record), workers=2)
-    gone = WORKER.format(1)
-    old = [dataclasses.replace(c, started_at=50.0) for c in containers]
     for h in hosts:
         h["registered_at"] = 100.0
     was_ready = {"phase": "READY", "observed_generation": 1,
                  "workers": {"members": [0, 1], "ready_members": [0, 1], "lost": {}}}
+    return record, [dataclasses.replace(c, started_at=50.0) for c in containers], hosts, was_ready
+
+
+def test_with_start_times_a_host_record_counts_only_when_registered_after_its_container_started() -> None:
+    """A runtime that tells when each container started: the predecessor's record (registered
+    before the replacement started) never counts; the replacement's does as soon as it registers."""
+    import dataclasses
+    record, old, hosts, was_ready = two_ready_workers_started_at_50()
+    gone = WORKER.format(1)
     died = plan(SigView(TENANT, SIG, record, build_record(), was_ready), [c for c in old if c.name != gone], hosts,
                 now=200.0)
     assert (died.status["phase"], died.status["reason"]) == ("DEPLOYING", "WorkerLost")
@@ -218,15 +225,8 @@ def test_a_worker_missed_for_one_pass_is_ready_again_when_seen_running_as_before
     """A container the runtime's listing missed once (it never died: same start time) keeps its
     registration: it is ready again on the next pass, not lost for ever while its agent, which
     has no reason to register again, keeps running."""
-    import dataclasses
-    record = spec_record(scaling={"min_workers": 2})
-    containers, hosts = cluster(chash(record), workers=2)
+    record, running, hosts, was_ready = two_ready_workers_started_at_50()
     missed = WORKER.format(1)
-    running = [dataclasses.replace(c, started_at=50.0) for c in containers]
-    for h in hosts:
-        h["registered_at"] = 100.0
-    was_ready = {"phase": "READY", "observed_generation": 1,
-                 "workers": {"members": [0, 1], "ready_members": [0, 1], "lost": {}}}
     glitch = plan(SigView(TENANT, SIG, record, build_record(), was_ready), [c for c in running if c.name != missed],
                   hosts, now=200.0)
     assert glitch.status["workers"]["lost"] == {"1": 200.0}
