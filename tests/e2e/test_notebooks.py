@@ -68,7 +68,9 @@ def master_apps(lab: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def execute(ws: Any, code: str, timeout_s: float = 300) -> str:
-    """Run `code` on the kernel over its WebSocket (Jupyter's JSON channel protocol); its output."""
+    """Run `code` on the kernel over its WebSocket (Jupyter's JSON channel protocol); what it
+    printed (stdout) and its result. Not stderr: Spark's console progress bar goes there, and
+    comes between a cell's lines when a stage is slow."""
     msg_id = uuid.uuid4().hex
     ws.send(json.dumps({
         "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
@@ -83,7 +85,7 @@ def execute(ws: Any, code: str, timeout_s: float = 300) -> str:
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
             continue
         kind, content = msg["msg_type"], msg["content"]
-        if kind == "stream":
+        if kind == "stream" and content.get("name") == "stdout":
             out.append(content["text"])
         elif kind == "execute_result":
             out.append(content["data"].get("text/plain", ""))
