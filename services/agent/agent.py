@@ -411,10 +411,17 @@ class Agent:
         master lists it; until then the scaler counts it as starting (or lost)."""
         record = self.registration.record
         port = int((record.get("ports") or {}).get("spark") or 0)
-        if port and worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port):
-            self.registration.publish(dict(record, ready=True))
-            self._announce_host()
-            log.info("%s: Spark worker registered with %s (late)", self.ident, master["spark_url"])
+        if port and self._listed_by(master, port):
+            self._publish_ready(record, master)
+
+    def _listed_by(self, master: dict[str, Any], port: int) -> bool:
+        """The master's JSON page lists this container's worker (on `port`) ALIVE."""
+        return worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
+
+    def _publish_ready(self, record: dict[str, Any], master: dict[str, Any]) -> None:
+        self.registration.publish(dict(record, ready=True))
+        self._announce_host()
+        log.info("%s: Spark worker registered with %s", self.ident, master["spark_url"])
 
     def _start_worker(self, master: dict[str, Any], prop_file: Path,
                       lookup: Callable[[], dict[str, Any] | None] | None = None) -> None:
@@ -439,7 +446,7 @@ class Agent:
             a master that died (its leased record outlives it by up to its TTL) never registers;
             `follow_master` then restarts it against the new one instead of waiting here."""
             nonlocal registered, look_again
-            registered = worker_alive(master_json(master["ui_url"]), self.s.advertise_ip, port)
+            registered = self._listed_by(master, port)
             if registered or self.daemon is None or self.daemon.exited() is not None:
                 return True
             if time.monotonic() >= look_again:
@@ -452,9 +459,7 @@ class Agent:
 
         wait_until(settled, 120, interval_s=0.1, stop=self.stop)
         if registered and self.daemon is not None and self.daemon.exited() is None:
-            self.registration.publish(dict(record, ready=True))
-            self._announce_host()
-            log.info("%s: Spark worker registered with %s", self.ident, master["spark_url"])
+            self._publish_ready(record, master)
         else:
             self.registration.publish(dict(record, ready=False))
             log.warning("%s: Spark worker not registered with %s yet", self.ident, master["spark_url"])
